@@ -1,0 +1,222 @@
+"""Every error triplit_sync raises, in one tree under :class:`TriplitError`.
+
+Errors from bad input raise at the call and are also ``ValueError`` or ``TypeError`` where
+that is what a Python user would catch. Errors that come from the server carry its error
+``name`` (for example ``"WritePermissionError"``) and HTTP-style ``status``.
+
+    TriplitError
+    ├── ServerError                 the server answered with an error (name, status, message)
+    │   ├── AuthenticationError     token missing, undecodable, bad signature, expired
+    │   ├── PermissionDeniedError   a permission rule rejected the read or write
+    │   ├── NotFoundError           unknown route or resource
+    │   ├── PayloadTooLargeError    the request body is over the server's limit
+    │   ├── WriteError              a batch of synced writes was rejected
+    │   └── QueryError              a live query failed on the server
+    ├── InvalidQueryError           a query the library or the server cannot run (also ValueError)
+    ├── SchemaValidationError       a value does not fit the schema (also ValueError)
+    ├── TriplitConnectionError      the server could not be reached
+    ├── TriplitTimeoutError         a blocking call timed out (also TimeoutError)
+    ├── ProtocolError               a frame that breaks the wire protocol
+    ├── NoActiveSessionError        the call needs a session and there is none
+    ├── TokenDecodingError          a token that is not a readable JWT (also ValueError)
+    ├── TokenExpiredError           a token whose ``exp`` has passed
+    ├── SessionRolesMismatchError   a new token whose roles differ from the session's
+    ├── StorageLockedError          another process owns this client's local database
+    └── ClientClosedError           the client was closed
+
+Messages never contain tokens.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Optional
+
+__all__ = [
+    "TriplitError",
+    "ServerError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "WriteError",
+    "QueryError",
+    "InvalidQueryError",
+    "SchemaValidationError",
+    "TriplitConnectionError",
+    "TriplitTimeoutError",
+    "ProtocolError",
+    "NoActiveSessionError",
+    "TokenDecodingError",
+    "TokenExpiredError",
+    "SessionRolesMismatchError",
+    "StorageLockedError",
+    "ClientClosedError",
+    "server_error_from_json",
+]
+
+
+class TriplitError(Exception):
+    """Base class of every error raised by triplit_sync.
+
+    ``name`` is the server's error name where the server produced the error, otherwise the
+    class name; ``status`` is the server's HTTP-style status, or ``None`` for local errors.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        name: Optional[str] = None,
+        status: Optional[int] = None,
+        data: Optional[Mapping[str, Any]] = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.name = name or type(self).__name__
+        self.status = status
+        #: the raw error object the server sent, if the server produced this error
+        self.data: Dict[str, Any] = dict(data or {})
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, status={self.status!r}, message={self.message!r})"
+
+
+class ServerError(TriplitError):
+    """The server rejected a request or message; ``data`` is the error object it sent."""
+
+
+class AuthenticationError(ServerError):
+    """The server did not accept the token (missing, undecodable, bad signature, expired)."""
+
+
+class PermissionDeniedError(ServerError):
+    """A permission rule of the server's schema rejected the operation."""
+
+
+class NotFoundError(ServerError):
+    """The server has no such route or resource."""
+
+
+class PayloadTooLargeError(ServerError):
+    """The request body is larger than the server accepts."""
+
+
+class WriteError(ServerError):
+    """The server rejected a batch of synced writes.
+
+    ``changes`` holds the rejected writes as ``{collection: {"sets": {id: doc}, "deletes": set(ids)}}``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        name: Optional[str] = None,
+        status: Optional[int] = None,
+        data: Optional[Mapping[str, Any]] = None,
+        changes: Optional[Mapping[str, Any]] = None,
+    ) -> None:
+        super().__init__(message, name=name, status=status, data=data)
+        self.changes: Dict[str, Any] = dict(changes or {})
+
+
+class QueryError(ServerError):
+    """A live query failed on the server; ``name``/``message`` are the inner (real) cause."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        name: Optional[str] = None,
+        status: Optional[int] = None,
+        data: Optional[Mapping[str, Any]] = None,
+        query_id: Optional[str] = None,
+    ) -> None:
+        super().__init__(message, name=name, status=status, data=data)
+        self.query_id = query_id
+
+
+class InvalidQueryError(TriplitError, ValueError):
+    """A query that cannot be run: unknown collection, attribute or operator, bad filter."""
+
+
+class SchemaValidationError(TriplitError, ValueError):
+    """A value that does not fit the schema, named with its collection and attribute."""
+
+
+class TriplitConnectionError(TriplitError, ConnectionError):
+    """The server could not be reached; the message names the URL (never a token)."""
+
+
+class TriplitTimeoutError(TriplitError, TimeoutError):
+    """A blocking call did not finish within its timeout."""
+
+
+class ProtocolError(TriplitError):
+    """A frame that breaks the wire protocol; the message names the frame type and the problem."""
+
+
+class NoActiveSessionError(TriplitError):
+    """The call needs a session (a token) and the client has none."""
+
+
+class TokenDecodingError(TriplitError, ValueError):
+    """The token is not a JWT whose claims can be read."""
+
+
+class TokenExpiredError(TriplitError):
+    """The token's ``exp`` has already passed."""
+
+
+class SessionRolesMismatchError(TriplitError):
+    """The new token's roles differ from the current session's; start a new session instead."""
+
+
+class StorageLockedError(TriplitError):
+    """Another process owns this client name's local database."""
+
+
+class ClientClosedError(TriplitError):
+    """The client has been closed and cannot be used any more."""
+
+
+_BY_NAME = {
+    "WritePermissionError": PermissionDeniedError,
+    "ReadPermissionError": PermissionDeniedError,
+    "NoTokenProvidedError": AuthenticationError,
+    "InvalidAuthenticationSchemeError": AuthenticationError,
+    "InvalidTokenSignatureError": AuthenticationError,
+    "InvalidTokenPayloadError": AuthenticationError,
+    "TokenVerificationError": AuthenticationError,
+    "TokenExpiredError": AuthenticationError,
+    "RouteNotFoundError": NotFoundError,
+    "PayloadTooLargeError": PayloadTooLargeError,
+    "InvalidFilterError": InvalidQueryError,
+    "InvalidCollectionNameError": InvalidQueryError,
+    "CollectionNotFoundError": InvalidQueryError,
+    "InvalidQueryWhereError": InvalidQueryError,
+    "InvalidOrderClauseError": InvalidQueryError,
+    "IncludedNonRelationError": InvalidQueryError,
+    "RelationDoesNotExistError": InvalidQueryError,
+    "DBSerializationError": SchemaValidationError,
+}
+
+
+def server_error_from_json(data: Any, status: Optional[int] = None) -> TriplitError:
+    """Turn a serialized server error (``{name, message, status, ...}``) into the matching error class."""
+    if not isinstance(data, Mapping):
+        return ServerError(str(data)[:500] or "server error", status=status)
+    name = str(data.get("name") or "TriplitError")
+    message = str(data.get("message") or data.get("baseMessage") or name)
+    if status is None and isinstance(data.get("status"), int):
+        status = data["status"]
+    cls: type = _BY_NAME.get(name) or ServerError
+    if cls is ServerError and status == 413:
+        cls = PayloadTooLargeError
+    if cls is ServerError and status == 404:
+        cls = NotFoundError
+    return cls(message, name=name, status=status, data=data)  # type: ignore[no-any-return]
+
