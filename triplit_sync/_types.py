@@ -13,13 +13,7 @@ partial update. A *timestamp* is the server's hybrid logical clock triple
 
 from __future__ import annotations
 
-import sys
-from typing import Any, Dict, List, Set, Union
-
-if sys.version_info >= (3, 8):
-    from typing import TypedDict
-else:  # pragma: no cover
-    from typing_extensions import TypedDict
+from typing import Any, Dict, List, Set, TypedDict, Union
 
 Document = Dict[str, Any]
 Timestamp = List[Union[int, str]]
