@@ -1,0 +1,156 @@
+"""Pure helpers on documents and change sets: JSON coding, deep merge, input checks.
+
+No state and no locking here; :mod:`.base` builds the store on top of these.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Set, Tuple
+
+from .._types import Changes, Document
+
+try:  # orjson is optional: several times faster for the bulk paths (sqlite rows, copies)
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - depends on the environment
+    _orjson = None  # type: ignore[assignment]
+
+__all__ = ["deep_merge", "dumps", "loads", "check_changes", "copy_changes", "empty_changes"]
+
+
+if _orjson is not None:
+    dumps: Callable[[Any], bytes] = _orjson.dumps
+    loads: Callable[[Any], Any] = _orjson.loads
+else:  # pragma: no cover - depends on the environment
+
+    def dumps(value: Any) -> bytes:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+    loads = json.loads
+
+
+def deep_merge(base: Mapping[str, Any], patch: Mapping[str, Any]) -> Dict[str, Any]:
+    """Return ``base`` with ``patch`` merged in, as the server merges a set (PROTOCOL.md §3.3).
+
+    Objects merge key by key, arrays and scalars replace, ``None`` (null) overwrites. Neither
+    argument is modified and unchanged sub-objects are shared, so stored documents can be handed
+    out without copies as long as nobody mutates them.
+
+    >>> deep_merge({"a": {"x": 1, "y": 2}, "b": [1]}, {"a": {"y": None}, "b": [2]})
+    {'a': {'x': 1, 'y': None}, 'b': [2]}
+    """
+    out = dict(base)
+    for key, value in patch.items():
+        if type(value) is dict:
+            old = out.get(key)
+            if type(old) is dict:
+                out[key] = deep_merge(old, value)
+                continue
+        out[key] = value
+    return out
+
+
+def empty_changes() -> Changes:
+    return {}
+
+
+def _bad(message: str) -> TypeError:
+    return TypeError(message)
+
+
+def check_changes(changes: Any, what: str) -> None:
+    """Raise TypeError/ValueError unless ``changes`` has the shape of :data:`~triplit_sync._types.Changes`.
+
+    Checks the containers only, not every document: the per-document check happens where each
+    document is touched anyway.
+    """
+    if not isinstance(changes, Mapping):
+        raise _bad(f"{what}: changes must be a mapping of collection -> {{'sets', 'deletes'}}, got {type(changes).__name__}")
+    for collection, coll_changes in changes.items():
+        if not isinstance(collection, str) or not collection:
+            raise ValueError(f"{what}: collection name must be a non-empty string, got {collection!r}")
+        if not isinstance(coll_changes, Mapping):
+            raise _bad(f"{what}: changes[{collection!r}] must be a mapping with 'sets' and 'deletes', got {type(coll_changes).__name__}")
+        extra = set(coll_changes) - {"sets", "deletes"}
+        if extra:
+            raise ValueError(f"{what}: changes[{collection!r}] has unknown keys {sorted(map(str, extra))!r}")
+        sets = coll_changes.get("sets")
+        if sets is not None and not isinstance(sets, Mapping):
+            raise _bad(f"{what}: changes[{collection!r}]['sets'] must be a mapping of id -> document, got {type(sets).__name__}")
+        deletes = coll_changes.get("deletes")
+        if deletes is not None:
+            if isinstance(deletes, (str, bytes)) or not isinstance(deletes, Iterable) or isinstance(deletes, Mapping):
+                raise _bad(f"{what}: changes[{collection!r}]['deletes'] must be a set or list of ids, got {deletes!r}")
+
+
+def check_doc(collection: str, entity_id: Any, doc: Any, what: str) -> None:
+    if not isinstance(entity_id, str) or not entity_id:
+        raise ValueError(f"{what}: entity id in {collection!r} must be a non-empty string, got {entity_id!r}")
+    if type(doc) is not dict:
+        raise _bad(f"{what}: document {collection}/{entity_id} must be a dict, got {type(doc).__name__}: {doc!r:.200}")
+
+
+def check_ids(collection: str, ids: Iterable[Any], what: str) -> Set[str]:
+    out = set(ids)
+    for entity_id in out:
+        if not isinstance(entity_id, str) or not entity_id:
+            raise ValueError(f"{what}: deleted id in {collection!r} must be a non-empty string, got {entity_id!r}")
+    return out
+
+
+def copy_doc(collection: str, entity_id: str, doc: Dict[str, Any], what: str) -> Dict[str, Any]:
+    """A deep copy through JSON: also proves the document is JSON (the outbox is persisted as JSON)."""
+    try:
+        copied = loads(dumps(doc))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{what}: document {collection}/{entity_id} is not JSON-serializable: {exc}") from None
+    return copied  # type: ignore[no-any-return]
+
+
+def copy_changes(changes: Changes) -> Changes:
+    """Fresh containers (documents shared): what callers get so they can't disturb the store's state."""
+    return {
+        coll: {"sets": dict(c["sets"]), "deletes": set(c["deletes"])}
+        for coll, c in changes.items()
+    }
+
+
+def changes_empty(changes: Mapping[str, Any]) -> bool:
+    return all(not c["sets"] and not c["deletes"] for c in changes.values())
+
+
+# --- outbox merging (PROTOCOL.md §6.1) -------------------------------------------------------
+
+Entry = Tuple[Optional[Document], bool]
+"""One entity's state inside an outbox segment: (pending set or None, pending delete)."""
+
+
+def merge_entry(
+    entry: Entry,
+    delete: bool,
+    patch: Optional[Document],
+    visible_below: Callable[[], bool],
+) -> Entry:
+    """Merge one entity's new local write (a delete, then a set) into its outbox entry.
+
+    - a later set deep-merges into an earlier one;
+    - a delete replaces a pending update;
+    - a delete of a pending insert cancels both, unless the entity is visible *below* this
+      outbox segment (cache, in-flight batch, earlier segments): then the "insert" was really an
+      upsert of an existing entity and the delete must still reach the server;
+    - a set after a delete keeps both (the server deletes, then re-creates); an update (a set
+      without ``id``) after a delete is dropped, as the server would ignore it.
+    """
+    pending_set, pending_delete = entry
+    if delete:
+        if pending_set is not None and "id" in pending_set and not pending_delete and not visible_below():
+            pending_set, pending_delete = None, False
+        else:
+            pending_set, pending_delete = None, True
+    if patch is not None and not (delete and "id" not in patch):
+        pending_set = patch if pending_set is None else deep_merge(pending_set, patch)
+        if pending_delete and "id" not in pending_set:
+            pending_set = None
+    # (an update right after a delete is dropped: the server ignores it, the entity being gone,
+    # and it must not leak into a later re-insert)
+    return pending_set, pending_delete
