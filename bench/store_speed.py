@@ -65,10 +65,12 @@ def main() -> None:
                 print(f"{kind:6} n={n:6}: get with outbox (per call) {(time.perf_counter() - t0) * 100:8.4f} µs")
                 if kind == "sqlite":
                     store.close()
-                    tracemalloc.start()
                     t0 = time.perf_counter()
                     store = SqliteStore(tmp)
                     print(f"{kind:6} n={n:6}: reopen                     {ms(t0)}")
+                    store.close()
+                    tracemalloc.start()
+                    store = SqliteStore(tmp)
                     size, _peak = tracemalloc.get_traced_memory()
                     tracemalloc.stop()
                     print(f"{kind:6} n={n:6}: memory after reopen        {size / n:8.0f} bytes/doc")

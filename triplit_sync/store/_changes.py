@@ -6,16 +6,19 @@ No state and no locking here; :mod:`.base` builds the store on top of these.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, Mapping, Set
 
-from .._types import Changes, Document
+from .._types import Changes, Timestamp
 
 try:  # orjson is optional: several times faster for the bulk paths (sqlite rows, copies)
     import orjson as _orjson
 except ImportError:  # pragma: no cover - depends on the environment
     _orjson = None  # type: ignore[assignment]
 
-__all__ = ["deep_merge", "dumps", "loads", "check_changes", "copy_changes", "empty_changes"]
+__all__ = [
+    "deep_merge", "dumps", "loads", "check_changes", "check_doc", "check_ids", "check_owner",
+    "check_timestamp", "check_id_map", "copy_doc", "copy_changes", "changes_empty",
+]
 
 
 if _orjson is not None:
@@ -48,10 +51,6 @@ def deep_merge(base: Mapping[str, Any], patch: Mapping[str, Any]) -> Dict[str, A
                 continue
         out[key] = value
     return out
-
-
-def empty_changes() -> Changes:
-    return {}
 
 
 def _bad(message: str) -> TypeError:
@@ -119,38 +118,26 @@ def changes_empty(changes: Mapping[str, Any]) -> bool:
     return all(not c["sets"] and not c["deletes"] for c in changes.values())
 
 
-# --- outbox merging (PROTOCOL.md §6.1) -------------------------------------------------------
+def check_owner(owner: Any) -> str:
+    if not isinstance(owner, str) or not owner:
+        raise ValueError(f"owner must be a non-empty string (an identity key), got {owner!r}")
+    return owner
 
-Entry = Tuple[Optional[Document], bool]
-"""One entity's state inside an outbox segment: (pending set or None, pending delete)."""
+
+def check_timestamp(timestamp: Any) -> Timestamp:
+    if not isinstance(timestamp, (list, tuple)) or len(timestamp) != 3:
+        raise ValueError(f"timestamp must be a [ms, counter, 'server'] triple, got {timestamp!r}")
+    return list(timestamp)
 
 
-def merge_entry(
-    entry: Entry,
-    delete: bool,
-    patch: Optional[Document],
-    visible_below: Callable[[], bool],
-) -> Entry:
-    """Merge one entity's new local write (a delete, then a set) into its outbox entry.
-
-    - a later set deep-merges into an earlier one;
-    - a delete replaces a pending update;
-    - a delete of a pending insert cancels both, unless the entity is visible *below* this
-      outbox segment (cache, in-flight batch, earlier segments): then the "insert" was really an
-      upsert of an existing entity and the delete must still reach the server;
-    - a set after a delete keeps both (the server deletes, then re-creates); an update (a set
-      without ``id``) after a delete is dropped, as the server would ignore it.
-    """
-    pending_set, pending_delete = entry
-    if delete:
-        if pending_set is not None and "id" in pending_set and not pending_delete and not visible_below():
-            pending_set, pending_delete = None, False
-        else:
-            pending_set, pending_delete = None, True
-    if patch is not None and not (delete and "id" not in patch):
-        pending_set = patch if pending_set is None else deep_merge(pending_set, patch)
-        if pending_delete and "id" not in pending_set:
-            pending_set = None
-    # (an update right after a delete is dropped: the server ignores it, the entity being gone,
-    # and it must not leak into a later re-insert)
-    return pending_set, pending_delete
+def check_id_map(arg: str, value: Any) -> Dict[str, Set[str]]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{arg} must be a mapping of collection -> set of ids, got {type(value).__name__}")
+    out: Dict[str, Set[str]] = {}
+    for coll, ids in value.items():
+        if not isinstance(coll, str) or not coll:
+            raise ValueError(f"{arg}: collection name must be a non-empty string, got {coll!r}")
+        if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+            raise TypeError(f"{arg}[{coll!r}] must be a set or list of ids, got {ids!r}")
+        out[coll] = check_ids(coll, ids, arg)
+    return out

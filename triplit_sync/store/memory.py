@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .base import LocalStore, Writes
+from ._writes import Writes
+from .base import LocalStore
 
 __all__ = ["MemoryStore"]
 

@@ -26,7 +26,9 @@ from typing import Any, Dict, Iterator, List, NoReturn, Optional, Tuple, Union
 from .._types import Document
 from ..errors import StorageLockedError, TriplitError
 from ._changes import dumps, loads
-from .base import LocalStore, Writes, _Segment
+from ._outbox import Segment
+from ._writes import Writes
+from .base import LocalStore
 
 logger = logging.getLogger(__name__)
 
@@ -223,14 +225,14 @@ class SqliteStore(LocalStore):
         self._timestamps = stamps
 
     def _load_outbox(self, conn: sqlite3.Connection) -> None:
-        segments: Dict[int, _Segment] = {}
-        inflight: Optional[_Segment] = None
+        segments: Dict[int, Segment] = {}
+        inflight: Optional[Segment] = None
         for sid, owner, is_inflight, coll, eid, raw, deleted in conn.execute(
             "SELECT segment, owner, inflight, collection, id, doc, deleted FROM outbox ORDER BY segment"
         ):
             seg = segments.get(sid)
             if seg is None:
-                seg = segments[sid] = _Segment(sid, owner)
+                seg = segments[sid] = Segment(sid, owner)
                 if is_inflight:
                     if inflight is not None:
                         raise ValueError("two in-flight batches in the outbox")
