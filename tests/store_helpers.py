@@ -80,7 +80,9 @@ def dump(store: LocalStore) -> Dict[str, Any]:
         "collections": colls,
         "visible": {c: visible(store, c) for c in colls},
         "cached": {c: {i: store.get_cached(c, i) for i in sorted(store.cached_ids(c))} for c in colls},
-        "timestamps": {c: {i: store.entity_timestamp(c, i) for i in sorted(store.cached_ids(c))} for c in colls},
+        "timestamps": {
+            c: {i: store.entity_timestamp(c, i) for i in sorted(store.cached_ids(c))} for c in colls
+        },
         "outbox": [(e.owner, e.changes, e.inflight) for e in store.pending_changes()],
         "inflight": store.inflight(),
         "queries": {q: store.query_ids(q) for q in store.query_id_list()},

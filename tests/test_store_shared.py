@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from store_helpers import Harness, ch, dump, model_apply, ts, visible
+from tests.store_helpers import Harness, ch, dump, model_apply, ts, visible
 from triplit_sync.errors import ClientClosedError
 from triplit_sync.store import MemoryStore, OutboxEntry, SqliteStore, open_store
 
@@ -24,7 +24,10 @@ def h(request, tmp_path):
     harness.close()
 
 
-TODO = {"id": "t1", "text": "a", "done": False, "tags": {"x": True}, "meta": {"a": {"b": 1, "c": 2}}, "list": [1, 2]}
+TODO = {
+    "id": "t1", "text": "a", "done": False, "tags": {"x": True},
+    "meta": {"a": {"b": 1, "c": 2}}, "list": [1, 2],
+}
 
 
 # --- server data ---------------------------------------------------------------------------------
@@ -50,7 +53,8 @@ def test_server_insert_and_deep_merge(h):
 
 def test_server_deletes_before_sets(h):
     s = h.store
-    s.apply_server_changes(ch("todos", {"t1": {"id": "t1", "a": 1, "b": 1}, "t2": {"id": "t2", "a": 1}}), ts(1))
+    s.apply_server_changes(ch("todos", {"t1": {"id": "t1", "a": 1, "b": 1}, "t2": {"id": "t2", "a": 1}}),
+                           ts(1))
     # t1: deleted and re-created (the set has an id): nothing of the old document survives
     # t2: deleted, then an update without id: ignored, stays deleted
     changes = ch("todos", {"t1": {"id": "t1", "a": 2}, "t2": {"a": 2}}, deletes={"t1", "t2"})
@@ -400,7 +404,9 @@ def test_clear_pending(h):
     s.apply_server_changes(ch("todos", {"t1": {"id": "t1", "a": 1}}), ts(1))
     s.add_local_changes(ch("todos", {"t0": {"id": "t0"}}), owner="o")
     s.next_batch("o")
-    s.add_local_changes({**ch("todos", {"t1": {"a": 2}, "t2": {"id": "t2"}}), **ch("notes", {"n": {"id": "n"}})}, owner="o")
+    s.add_local_changes(
+        {**ch("todos", {"t1": {"a": 2}, "t2": {"id": "t2"}}), **ch("notes", {"n": {"id": "n"}})}, owner="o"
+    )
     s.add_local_changes(ch("todos", {"t3": {"id": "t3"}}), owner="p")
     with pytest.raises(ValueError, match="needs a collection"):
         s.clear_pending(entity_id="t1")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from store_helpers import ch, dump, ts
+from tests.store_helpers import ch, dump, ts
 from triplit_sync.errors import StorageLockedError, TriplitError
 from triplit_sync.store import CORRUPT_ERROR_NAME, MemoryStore, SqliteStore
 
@@ -68,7 +68,8 @@ def test_random_operations_survive_reopen(tmp_path):
         args = {
             "changes": changes(), "ts": ts(step), "qcoll": coll, "owner": rnd.choice(["alice", "bob"]),
             "coll": coll if rnd.random() < 0.7 else None, "flag": rnd.random() < 0.5,
-            "q": rnd.choice(["q1", "q2"]), "ids1": sorted(rnd.sample(ids, 2)), "ids2": sorted(rnd.sample(ids, 2)),
+            "q": rnd.choice(["q1", "q2"]),
+            "ids1": sorted(rnd.sample(ids, 2)), "ids2": sorted(rnd.sample(ids, 2)),
         }
         args["eid"] = rnd.choice(ids) if args["coll"] and rnd.random() < 0.5 else None
         op = rnd.choices(ops, weights)[0]
@@ -128,7 +129,8 @@ def block():
     os._exit(3)
 
 def docs(prefix, count):
-    return {f"{prefix}{i}": {"id": f"{prefix}{i}", "text": "x" * 60, "i": i, "tags": {"a": True}} for i in range(count)}
+    return {f"{prefix}{i}": {"id": f"{prefix}{i}", "text": "x" * 60, "i": i, "tags": {"a": True}}
+            for i in range(count)}
 
 rows = SqliteStore._entity_rows
 
@@ -331,7 +333,8 @@ def test_garbage_file(tmp_path):
 
 def test_truncated_file(tmp_path):
     with SqliteStore(tmp_path) as store:
-        store.apply_server_changes(ch("todos", {f"t{i}": {"id": f"t{i}", "x": "y" * 200} for i in range(2000)}), ts(1))
+        docs = {f"t{i}": {"id": f"t{i}", "x": "y" * 200} for i in range(2000)}
+        store.apply_server_changes(ch("todos", docs), ts(1))
     data = (tmp_path / "cache.sqlite").read_bytes()
     (tmp_path / "cache.sqlite").write_bytes(data[: len(data) // 3])
     expect_corrupt(tmp_path)

@@ -53,47 +53,53 @@ def deep_merge(base: Mapping[str, Any], patch: Mapping[str, Any]) -> Dict[str, A
     return out
 
 
-def _bad(message: str) -> TypeError:
-    return TypeError(message)
+def _kind(value: Any) -> str:
+    return type(value).__name__
 
 
 def check_changes(changes: Any, what: str) -> None:
-    """Raise TypeError/ValueError unless ``changes`` has the shape of :data:`~triplit_sync._types.Changes`.
+    """Raise TypeError/ValueError unless ``changes`` has the shape of ``_types.Changes``.
 
     Checks the containers only, not every document: the per-document check happens where each
     document is touched anyway.
     """
     if not isinstance(changes, Mapping):
-        raise _bad(f"{what}: changes must be a mapping of collection -> {{'sets', 'deletes'}}, got {type(changes).__name__}")
-    for collection, coll_changes in changes.items():
-        if not isinstance(collection, str) or not collection:
-            raise ValueError(f"{what}: collection name must be a non-empty string, got {collection!r}")
-        if not isinstance(coll_changes, Mapping):
-            raise _bad(f"{what}: changes[{collection!r}] must be a mapping with 'sets' and 'deletes', got {type(coll_changes).__name__}")
-        extra = set(coll_changes) - {"sets", "deletes"}
+        raise TypeError(f"{what}: changes must be a mapping of collection -> {{'sets', 'deletes'}}, "
+                        f"got {_kind(changes)}")
+    for coll, c in changes.items():
+        if not isinstance(coll, str) or not coll:
+            raise ValueError(f"{what}: collection name must be a non-empty string, got {coll!r}")
+        if not isinstance(c, Mapping):
+            raise TypeError(f"{what}: changes[{coll!r}] must be a mapping with 'sets' and 'deletes', "
+                            f"got {_kind(c)}")
+        extra = set(c) - {"sets", "deletes"}
         if extra:
-            raise ValueError(f"{what}: changes[{collection!r}] has unknown keys {sorted(map(str, extra))!r}")
-        sets = coll_changes.get("sets")
+            raise ValueError(f"{what}: changes[{coll!r}] has unknown keys {sorted(map(str, extra))!r}")
+        sets = c.get("sets")
         if sets is not None and not isinstance(sets, Mapping):
-            raise _bad(f"{what}: changes[{collection!r}]['sets'] must be a mapping of id -> document, got {type(sets).__name__}")
-        deletes = coll_changes.get("deletes")
-        if deletes is not None:
-            if isinstance(deletes, (str, bytes)) or not isinstance(deletes, Iterable) or isinstance(deletes, Mapping):
-                raise _bad(f"{what}: changes[{collection!r}]['deletes'] must be a set or list of ids, got {deletes!r}")
+            raise TypeError(f"{what}: changes[{coll!r}]['sets'] must be a mapping of id -> document, "
+                            f"got {_kind(sets)}")
+        deletes = c.get("deletes")
+        if deletes is not None and (
+            isinstance(deletes, (str, bytes, Mapping)) or not isinstance(deletes, Iterable)
+        ):
+            raise TypeError(f"{what}: changes[{coll!r}]['deletes'] must be a set or list of ids, "
+                            f"got {deletes!r}")
 
 
 def check_doc(collection: str, entity_id: Any, doc: Any, what: str) -> None:
     if not isinstance(entity_id, str) or not entity_id:
         raise ValueError(f"{what}: entity id in {collection!r} must be a non-empty string, got {entity_id!r}")
     if type(doc) is not dict:
-        raise _bad(f"{what}: document {collection}/{entity_id} must be a dict, got {type(doc).__name__}: {doc!r:.200}")
+        raise TypeError(f"{what}: document {collection}/{entity_id} must be a dict, "
+                        f"got {_kind(doc)}: {doc!r:.200}")
 
 
 def check_ids(collection: str, ids: Iterable[Any], what: str) -> Set[str]:
     out = set(ids)
-    for entity_id in out:
-        if not isinstance(entity_id, str) or not entity_id:
-            raise ValueError(f"{what}: deleted id in {collection!r} must be a non-empty string, got {entity_id!r}")
+    for eid in out:
+        if not isinstance(eid, str) or not eid:
+            raise ValueError(f"{what}: deleted id in {collection!r} must be a non-empty string, got {eid!r}")
     return out
 
 
@@ -102,7 +108,9 @@ def copy_doc(collection: str, entity_id: str, doc: Dict[str, Any], what: str) ->
     try:
         copied = loads(dumps(doc))
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"{what}: document {collection}/{entity_id} is not JSON-serializable: {exc}") from None
+        raise TypeError(
+            f"{what}: document {collection}/{entity_id} is not JSON-serializable: {exc}"
+        ) from None
     return copied  # type: ignore[no-any-return]
 
 

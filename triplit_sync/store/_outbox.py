@@ -147,8 +147,8 @@ class OutboxMixin:
         insert cancels both unless the entity also exists below it (cache or earlier writes), in
         which case the delete is kept; a set after a delete keeps both.
 
-        >>> store.add_local_changes({"todos": {"sets": {"t2": {"id": "t2", "done": False}}, "deletes": set()}},
-        ...                         owner="alice")  # doctest: +SKIP
+        >>> new = {"todos": {"sets": {"t2": {"id": "t2", "done": False}}, "deletes": set()}}
+        >>> store.add_local_changes(new, owner="alice")  # doctest: +SKIP
         {'todos'}
         """
         check_owner(owner)
@@ -187,7 +187,8 @@ class OutboxMixin:
                     )
             writes = Writes()
             writes.outbox_rows = [
-                (seg.sid, owner, False, coll, eid, entry[0], entry[1]) for (coll, eid), entry in staged.items()
+                (seg.sid, owner, False, coll, eid, pending_set, pending_delete)
+                for (coll, eid), (pending_set, pending_delete) in staged.items()
             ]
             self._persist(writes)
             for (coll, eid), entry in staged.items():

@@ -85,7 +85,9 @@ class LocalStore(OutboxMixin, ABC):
         return [self._inflight, *self._pending]
 
     @staticmethod
-    def _overlay(collection: str, entity_id: str, doc: Optional[Document], layers: Iterable[Segment]) -> Optional[Document]:
+    def _overlay(
+        collection: str, entity_id: str, doc: Optional[Document], layers: Iterable[Segment]
+    ) -> Optional[Document]:
         for seg in layers:
             c = seg.changes.get(collection)
             if c is None:
@@ -230,7 +232,8 @@ class LocalStore(OutboxMixin, ABC):
         ``"id"`` for an entity not in the cache is ignored, as the server does. The documents in
         ``changes`` become the store's (they are not copied): don't mutate them afterwards.
 
-        >>> store.apply_server_changes({"todos": {"sets": {}, "deletes": {"t1"}}}, [2, 0, "server"])  # doctest: +SKIP
+        >>> gone = {"todos": {"sets": {}, "deletes": {"t1"}}}
+        >>> store.apply_server_changes(gone, [2, 0, "server"])  # doctest: +SKIP
         {'todos'}
         """
         check_changes(changes, "apply_server_changes")
@@ -353,7 +356,10 @@ class LocalStore(OutboxMixin, ABC):
             self._reset()
 
     def close(self) -> None:
-        """Release the storage; later calls raise :class:`~triplit_sync.errors.ClientClosedError`. Idempotent."""
+        """Release the storage; later calls raise :class:`~triplit_sync.errors.ClientClosedError`.
+
+        Idempotent.
+        """
         with self._lock:
             if self._closed:
                 return

@@ -21,7 +21,7 @@ import os
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, NoReturn, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, NoReturn, Optional, Set, Tuple, Union
 
 from .._types import Document
 from ..errors import StorageLockedError, TriplitError
@@ -245,7 +245,7 @@ class SqliteStore(LocalStore):
         self._pending = [seg for seg in segments.values() if seg is not inflight and seg.changes]
 
     def _load_query_ids(self, conn: sqlite3.Connection) -> None:
-        out: Dict[str, Dict[str, set]] = {}
+        out: Dict[str, Dict[str, Set[str]]] = {}
         for qid, coll, eid in conn.execute("SELECT query_id, collection, id FROM query_ids"):
             out.setdefault(qid, {}).setdefault(coll, set()).add(eid)
         self._query_ids = out
@@ -253,7 +253,9 @@ class SqliteStore(LocalStore):
     # --- writing ------------------------------------------------------------------------------
 
     @staticmethod
-    def _entity_rows(coll: str, docs: Dict[str, Document], ts_text: str) -> Iterator[Tuple[str, str, bytes, str]]:
+    def _entity_rows(
+        coll: str, docs: Dict[str, Document], ts_text: str
+    ) -> Iterator[Tuple[str, str, bytes, str]]:
         for eid, doc in docs.items():
             yield coll, eid, dumps(doc), ts_text
 
@@ -297,9 +299,12 @@ class SqliteStore(LocalStore):
                 if doc is None and not deleted:
                     removals.append((sid, coll, eid))
                 else:
-                    upserts.append((sid, owner, int(inflight), coll, eid, None if doc is None else dumps(doc), int(deleted)))
+                    raw = None if doc is None else dumps(doc)
+                    upserts.append((sid, owner, int(inflight), coll, eid, raw, int(deleted)))
             if removals:
-                conn.executemany("DELETE FROM outbox WHERE segment = ? AND collection = ? AND id = ?", removals)
+                conn.executemany(
+                    "DELETE FROM outbox WHERE segment = ? AND collection = ? AND id = ?", removals
+                )
             if upserts:
                 conn.executemany(
                     "INSERT OR REPLACE INTO outbox (segment, owner, inflight, collection, id, doc, deleted)"
@@ -308,14 +313,19 @@ class SqliteStore(LocalStore):
                 )
         if w.segment_flags:
             conn.executemany(
-                "UPDATE outbox SET inflight = ? WHERE segment = ?", [(int(f), sid) for sid, f in w.segment_flags]
+                "UPDATE outbox SET inflight = ? WHERE segment = ?",
+                [(int(flag), sid) for sid, flag in w.segment_flags],
             )
         if w.query_drops:
             conn.executemany("DELETE FROM query_ids WHERE query_id = ?", [(q,) for q in w.query_drops])
         if w.query_removed:
-            conn.executemany("DELETE FROM query_ids WHERE query_id = ? AND collection = ? AND id = ?", w.query_removed)
+            conn.executemany(
+                "DELETE FROM query_ids WHERE query_id = ? AND collection = ? AND id = ?", w.query_removed
+            )
         if w.query_added:
-            conn.executemany("INSERT OR IGNORE INTO query_ids (query_id, collection, id) VALUES (?, ?, ?)", w.query_added)
+            conn.executemany(
+                "INSERT OR IGNORE INTO query_ids (query_id, collection, id) VALUES (?, ?, ?)", w.query_added
+            )
         if w.meta:
             conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", w.meta)
 
