@@ -306,7 +306,9 @@ class Schema:
     def encode_value(self, collection: str, path: Union[str, Sequence[str]], value: Any) -> Any:
         """One value in wire form for the attribute at ``path`` (for example a filter value).
 
-        A set attribute takes either a whole set or a single item (encoded as its key text).
+        A set attribute takes either a whole set (an ``{item: true}`` map comes back) or a single
+        item (its encoded item value, as ``has``/``!has`` filters compare them: a date item
+        becomes its ISO string, a number stays a number).
         """
         data_type = self.attribute_type(collection, path)
         if data_type is None:
