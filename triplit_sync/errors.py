@@ -152,7 +152,10 @@ class EntityNotFoundError(TriplitError, LookupError):
 
 
 class SchemaValidationError(TriplitError, ValueError):
-    """A value that does not fit the schema, named with its collection and attribute."""
+    """A value that does not fit the schema, named with its collection and (dotted) attribute."""
+
+    collection: Optional[str] = None
+    attribute: Optional[str] = None
 
 
 class TriplitConnectionError(TriplitError, ConnectionError):
