@@ -18,7 +18,8 @@ import pytest
 
 from tests.store_helpers import ch, dump, ts
 from triplit_sync.errors import StorageLockedError, TriplitError
-from triplit_sync.store import CORRUPT_ERROR_NAME, MemoryStore, SqliteStore
+from triplit_sync.errors import StorageCorruptError
+from triplit_sync.store import MemoryStore, SqliteStore
 
 REPO = Path(__file__).resolve().parents[1]
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and file modes")
@@ -318,10 +319,10 @@ def test_file_path(tmp_path):
 
 # --- corrupt, foreign and locked files ------------------------------------------------------------
 
-def expect_corrupt(path: Path) -> TriplitError:
-    with pytest.raises(TriplitError) as info:
+def expect_corrupt(path: Path) -> StorageCorruptError:
+    with pytest.raises(StorageCorruptError) as info:
         SqliteStore(path)
-    assert info.value.name == CORRUPT_ERROR_NAME
+    assert info.value.path == str(path / "cache.sqlite")
     assert str(path / "cache.sqlite") in str(info.value)
     return info.value
 

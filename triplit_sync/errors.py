@@ -23,6 +23,7 @@ that is what a Python user would catch. Errors that come from the server carry i
     ├── TokenExpiredError           a token whose ``exp`` has passed
     ├── SessionRolesMismatchError   a new token whose roles differ from the session's
     ├── StorageLockedError          another process owns this client's local database
+    ├── StorageCorruptError         the local database file cannot be used
     └── ClientClosedError           the client was closed
 
 Messages never contain tokens.
@@ -52,6 +53,7 @@ __all__ = [
     "TokenExpiredError",
     "SessionRolesMismatchError",
     "StorageLockedError",
+    "StorageCorruptError",
     "ClientClosedError",
     "server_error_from_json",
 ]
@@ -188,6 +190,17 @@ class SessionRolesMismatchError(TriplitError):
 
 class StorageLockedError(TriplitError):
     """Another process owns this client name's local database."""
+
+
+class StorageCorruptError(TriplitError):
+    """The local database file is unreadable, not a triplit_sync cache, or holds malformed rows.
+
+    ``path`` names it; moving it aside and opening again starts fresh (TriplitClient does that).
+    """
+
+    def __init__(self, message: str, *, path: Optional[str] = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.path = path
 
 
 class ClientClosedError(TriplitError):

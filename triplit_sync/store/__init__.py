@@ -16,7 +16,7 @@ from typing import Optional, Union
 from ._changes import deep_merge
 from .base import LocalStore, OutboxEntry
 from .memory import MemoryStore
-from .sqlite import CORRUPT_ERROR_NAME, DB_FILENAME, SqliteStore
+from .sqlite import DB_FILENAME, SqliteStore
 
 __all__ = [
     "LocalStore",
@@ -26,7 +26,6 @@ __all__ = [
     "open_store",
     "deep_merge",
     "DB_FILENAME",
-    "CORRUPT_ERROR_NAME",
 ]
 
 STORAGE_KINDS = ("sqlite", "memory")

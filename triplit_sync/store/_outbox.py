@@ -302,6 +302,24 @@ class OutboxMixin:
             self._pending.insert(0, seg)  # its sid is below every pending one
             return True
 
+    def adopt_pending(self, from_owner: str, to_owner: str) -> bool:
+        """Give ``from_owner``'s pending writes to ``to_owner`` (writes made before any session
+        belong to the first session that starts). Returns whether there were any."""
+        check_owner(to_owner)
+        with self._lock:
+            self._check_open()
+            segments = [seg for seg in self._pending if seg.owner == from_owner]
+            if not segments or from_owner == to_owner:
+                return False
+            writes = Writes()
+            for seg in segments:
+                writes.outbox_rows.extend(
+                    (seg.sid, to_owner, False, coll, eid, doc, delete) for coll, eid, doc, delete in seg.rows())
+            self._persist(writes)
+            for seg in segments:
+                seg.owner = to_owner
+            return True
+
     def pending_changes(self, owner: Optional[str] = None) -> List[OutboxEntry]:
         """Everything not yet acknowledged, oldest first: the in-flight batch, then pending writes.
 

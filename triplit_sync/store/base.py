@@ -248,6 +248,32 @@ class LocalStore(OutboxMixin, ABC):
                 self._commit_entities(staged, ts)
             return changed
 
+    def evict(self, ids: Mapping[str, Iterable[str]]) -> Set[str]:
+        """Drop cached entities the client no longer tracks (no live query holds them any more).
+
+        Pending writes on them stay. Returns the collections that changed.
+        """
+        deletes = check_id_map("ids", ids)
+        changes: Changes = {coll: {"sets": {}, "deletes": eids} for coll, eids in deletes.items()}
+        return self.apply_server_changes(changes, [0, 0, "server"])
+
+    def detach_after_fork(self) -> "LocalStore":
+        """In a forked child: an in-memory copy of the cache and query ids, without the outbox.
+
+        The parent keeps its files and connections (the child must never close or write them)
+        and its pending writes (sending them from the child too would duplicate them).
+        """
+        from .memory import MemoryStore
+
+        child = MemoryStore()
+        child._cache, child._timestamps = self._cache, self._timestamps
+        child._query_ids, child._meta = self._query_ids, self._meta
+        self._abandon_after_fork()
+        return child
+
+    def _abandon_after_fork(self) -> None:
+        """Forget (without closing) what belongs to the parent process."""
+
     # --- query result ids ---------------------------------------------------------------------
 
     def query_ids(self, query_id: str) -> Dict[str, Set[str]]:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, NoReturn, Optional, Set, Tuple, Union
 
 from .._types import Document
-from ..errors import StorageLockedError, TriplitError
+from ..errors import StorageCorruptError, StorageLockedError, TriplitError
 from ._changes import dumps, loads
 from ._outbox import Segment
 from ._writes import Writes
@@ -32,11 +32,9 @@ from .base import LocalStore
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SqliteStore", "DB_FILENAME", "CORRUPT_ERROR_NAME"]
+__all__ = ["SqliteStore", "DB_FILENAME"]
 
 DB_FILENAME = "cache.sqlite"
-#: ``TriplitError.name`` of the error raised for a database file that can't be used
-CORRUPT_ERROR_NAME = "StorageCorruptError"
 
 _SCHEMA_VERSION = 1
 _APPLICATION_ID = 0x54535943  # "TSYC": marks the file as a triplit_sync cache
@@ -96,7 +94,7 @@ class SqliteStore(LocalStore):
     Raises at open:
       - :class:`~triplit_sync.errors.StorageLockedError` if another store (in this or another
         process) has the file open;
-      - :class:`~triplit_sync.errors.TriplitError` with ``name == "StorageCorruptError"`` if the file
+      - :class:`~triplit_sync.errors.StorageCorruptError` if the file
         is unreadable, not an SQLite database, not a triplit_sync cache, or holds malformed rows.
         The message names the file; moving it aside and opening again starts fresh.
 
@@ -121,9 +119,9 @@ class SqliteStore(LocalStore):
 
     def _corrupt(self, problem: str, exc: Optional[BaseException] = None) -> NoReturn:
         detail = f": {exc}" if exc is not None else ""
-        raise TriplitError(
+        raise StorageCorruptError(
             f"local database {self.path} cannot be used ({problem}{detail}); move it aside to start fresh",
-            name=CORRUPT_ERROR_NAME,
+            path=str(self.path),
         ) from exc
 
     def _prepare_files(self) -> None:
@@ -337,5 +335,15 @@ class SqliteStore(LocalStore):
             except sqlite3.Error as exc:  # pragma: no cover - close of a healthy connection
                 logger.warning("closing the local database %s failed: %s", self.path, exc)
 
+    def _abandon_after_fork(self) -> None:
+        # Closing the parent's connection from the child could checkpoint its WAL or drop its
+        # locks; keeping a reference forever stops garbage collection from closing it.
+        _ABANDONED.append(self._conn)
+        self._conn = None
+        self._closed = True
+
     def __repr__(self) -> str:
         return super().__repr__()[:-1] + f" path={str(self.path)!r}>"
+
+
+_ABANDONED: List[Optional[sqlite3.Connection]] = []
