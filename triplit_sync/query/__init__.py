@@ -10,9 +10,15 @@ from .evaluate import (
     evaluate_with_dependencies,
     result_dependencies,
 )
+from .builder import Query, and_, exists, or_, validate
 from .prepare import prepare_query
 
 __all__ = [
+    "Query",
+    "and_",
+    "or_",
+    "exists",
+    "validate",
     "CompiledQuery",
     "Source",
     "compile_query",

@@ -399,9 +399,8 @@ class _Preparer:
                 val = _filter_value(val)
             elif self.schema is not None:
                 idx = len(self.stack) - scope - 1
-                if idx < 0 or idx >= len(self.stack):
-                    raise InvalidQueryError(f"Variable {val!r} refers past the outermost query")
-                ref = self.stack[idx]
+                # Out of range: a subquery built on its own; evaluation reports it if it stays so.
+                ref = self.stack[idx] if 0 <= idx < len(self.stack) else {"collectionName": None}
                 val_path = comps[1:]
                 for walked, attr in schema_entries(val_path, self.schema, ref["collectionName"]):
                     if is_relation(attr):
