@@ -16,7 +16,26 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 # A missing attribute (JS ``undefined``). Filters treat it like null; select, the
 # server's view cache and relational variables tell the two apart.
-MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING", "__bool__": lambda self: False})()
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __copy__(self) -> "_Missing":
+        return self
+
+    def __deepcopy__(self, memo: Any) -> "_Missing":
+        return self
+
+    def __reduce__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
 
 
 class JSSet:

@@ -67,7 +67,13 @@ def value_test(op: str, fv: Any) -> Callable[[Any], bool]:
         if fv_none:
             return lambda v: neg
         if not isinstance(fv, str):
-            raise InvalidQueryError(f"'{op}' needs a string pattern, got {fv!r}")
+            # The server fails only when a value actually reaches the pattern.
+            def bad_pattern(v: Any) -> bool:
+                if v is None or v is MISSING:
+                    return neg
+                raise InvalidQueryError(f"'{op}' needs a string pattern, got {fv!r}")
+
+            return bad_pattern
         match = like_regex(fv).fullmatch
 
         def like(v: Any) -> bool:
@@ -99,12 +105,17 @@ def value_test(op: str, fv: Any) -> Callable[[Any], bool]:
     if op == "isDefined":
         want = js_truthy(fv)
         return (lambda v: not _none(v)) if want else _none
+    # The server fails only once a value reaches an operator it does not know.
     if op in ("has", "!has"):
-        raise InvalidQueryError(
-            f"The operator {op} is not recognized for a value that is not a set "
-            "(the server only evaluates has/!has on attributes its schema declares as sets)"
-        )
-    raise InvalidQueryError(f"The operator {op!r} is not recognized")
+        msg = (f"The operator {op} is not recognized for a value that is not a set "
+               "(the server only evaluates has/!has on attributes its schema declares as sets)")
+    else:
+        msg = f"The operator {op!r} is not recognized"
+
+    def unknown(v: Any) -> bool:
+        raise InvalidQueryError(msg)
+
+    return unknown
 
 
 def _range_test(op: str, fv: Any, fv_none: bool) -> Callable[[Any], bool]:

@@ -224,9 +224,6 @@ class Plan:
             self.view_id = self.collection[len("$view_"):]
             if not all(_is_statement(f) for f in static_f):
                 raise InvalidQueryError("Could not compile query: filters on a cached view must be plain statements")
-            for f in static_f:
-                if f[1] not in _INDEXABLE_OPS:
-                    raise InvalidQueryError(f"The server's query cache cannot evaluate operator {f[1]!r} here")
             self.view_filters = static_f
             static_f = []
         else:
@@ -270,10 +267,19 @@ def _after_predicate(after: Sequence[Any], order: Sequence[Any]) -> Predicate:
     cursor, inclusive = after
     if len(cursor) != len(order):
         raise InvalidQueryError("The order and after cursor are not compatible")
-    specs = [(clause[0].split("."), order_key(cursor[i]), clause[1] == "ASC") for i, clause in enumerate(order)]
+    # A null cursor value of an optional attribute is `undefined` on the server, which fails
+    # when it compares with it; that happens only when the earlier keys tie.
+    specs = [
+        (clause[0].split("."), None if cursor[i] is MISSING else order_key(cursor[i]), clause[1] == "ASC")
+        for i, clause in enumerate(order)
+    ]
 
     def passed(d: Any) -> bool:
         for parts, ck, asc in specs:
+            if ck is None:
+                raise InvalidQueryError(
+                    "An after cursor with null for an optional attribute cannot be evaluated (the server fails too)"
+                )
             v = get_path(d, parts)
             ek = NULL_KEY if v is MISSING or v is None else order_key(v)
             if ek == ck:
@@ -456,7 +462,9 @@ class Run:
                 for r in rows:
                     res = self.execute(sub, stack + [flatten(r)])
                     r.sub[alias] = res[0] if res else None
-                keys.append(([_rel_order_key(r, path, level) for r in rows], desc))
+                ks = [_rel_order_key(r, path, level) for r in rows]
+                _check_null_relations(ks, keys)
+                keys.append((ks, desc))
             else:
                 parts = path
                 if len(parts) == 1:
@@ -488,23 +496,37 @@ def _none_if_missing(v: Any) -> Any:
     return None if v is MISSING else v
 
 
-def _rel_order_key(r: Row, path: List[str], level: int) -> Tuple[Any, ...]:
+def _rel_order_key(r: Row, path: List[str], level: int) -> Any:
+    """The sort key of a relational order value, or None where the server would read into null."""
     cur: Any = r
     for k in path[: level + 1]:
         if type(cur) is not Row:
-            raise InvalidQueryError(
-                "Cannot order by a relation path when some entity has no related entity "
-                "(the server fails on this query too)"
-            )
+            return None
         cur = cur.sub.get(k, MISSING)
         if cur is MISSING:
             return NULL_KEY
     if cur is None:
+        return None
+    d = row_data(cur)
+    return order_key(d.get(path[-1]) if isinstance(d, dict) else None)
+
+
+def _check_null_relations(ks: List[Any], earlier: List[Tuple[List[Any], bool]]) -> None:
+    # The server's comparator reads this key only for rows that tie on the earlier keys, and
+    # fails on a row without a related entity; a sort compares every row with a tying neighbour.
+    nulls = [i for i, k in enumerate(ks) if k is None]
+    if not nulls:
+        return
+    prefix = [tuple(e[0][i] for e in earlier) for i in range(len(ks))]
+    counts: Dict[Any, int] = {}
+    for p in prefix:
+        counts[p] = counts.get(p, 0) + 1
+    if any(counts[prefix[i]] > 1 for i in nulls):
         raise InvalidQueryError(
-            "Cannot order by a relation path when some entity has no related entity (the server fails on this query too)"
+            "Cannot order by a relation path when an entity has no related entity (the server fails on this query too)"
         )
-    v = row_data(cur).get(path[-1]) if isinstance(row_data(cur), dict) else None
-    return order_key(v)
+    for i in nulls:
+        ks[i] = NULL_KEY
 
 
 def _ids_from_resolved(v: Any) -> List[str]:
@@ -555,6 +577,8 @@ def _bsearch(arr: List[Any], target: Any, prop: str, first: bool) -> int:
 
 
 def _resolve_from_view(results: List[Any], prop: str, op: str, val: Any) -> List[Any]:
+    if op not in _INDEXABLE_OPS:
+        raise InvalidQueryError(f"The server's query cache cannot evaluate operator {op!r} here")
     start = _bsearch(results, val, prop, True)
     end = _bsearch(results, val, prop, False)
     if op == "!=":

@@ -24,7 +24,7 @@ import json
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..errors import InvalidQueryError
-from ._values import JSSet, MISSING, get_path, iso_date, parse_js_date
+from ._values import JSSet, MISSING, get_path, iso_date, js_number_str, parse_js_date
 from .filters import OPERATORS, SET_PREFIX
 
 Collections = Mapping[str, Any]
@@ -393,10 +393,9 @@ class _Preparer:
                 scope = 1
                 val = "$1." + ".".join(comps[1:])
             if not isinstance(scope, int):
-                val = get_path(self.variables, comps)
-                if val is MISSING:
-                    val = None
-                val = _filter_value(val)
+                # A missing variable stays undefined (MISSING): filters treat it like null,
+                # but the server's de-duplication of filters tells the two apart.
+                val = _filter_value(get_path(self.variables, comps))
             elif self.schema is not None:
                 idx = len(self.stack) - scope - 1
                 # Out of range: a subquery built on its own; evaluation reports it if it stays so.
@@ -534,9 +533,11 @@ def _encode_cursor(attr: Mapping[str, Any], v: Any, name: str) -> Any:
     if t in ("set", "record"):
         raise InvalidQueryError(f"After: attribute {name!r} of type {t!r} is not sortable")
     if v is None:
-        # Optional attributes encode null to undefined, which the server then cannot
-        # compare (it answers with an internal error); required ones reject it.
-        raise InvalidQueryError(f"After: cursor value for {name!r} cannot be null with a schema")
+        # Optional attributes encode null to undefined, which the server cannot compare: it
+        # fails once a candidate reaches the cursor check. Required ones reject it here.
+        if (attr.get("config") or {}).get("optional"):
+            return MISSING
+        raise InvalidQueryError(f"After: cursor value for {name!r} cannot be null")
     if t == "date":
         enc = parse_js_date(v)
         if enc is None:
@@ -568,19 +569,55 @@ def _merge(a: Mapping[str, Any], b: Optional[Mapping[str, Any]]) -> Dict[str, An
 # --- simplification ----------------------------------------------------------------------------
 
 
-def _fkey(f: Any) -> str:
-    def enc(x: Any) -> Any:
-        if isinstance(x, JSSet):
-            return {"$set": [enc(v) for v in x.values]}
-        if isinstance(x, Mapping):
-            if "mod" in x and isinstance(x.get("filters"), list):
-                return {"mod": x["mod"], "filters": sorted(json.dumps(enc(c), sort_keys=True) for c in x["filters"])}
-            return {k: enc(v) for k, v in x.items()}
-        if isinstance(x, (list, tuple)):
-            return [enc(v) for v in x]
-        return x
+def _hash_value(v: Any) -> str:
+    """The server's ``encodeHashValue``: every Set (and object) hashes by ``JSON.stringify``."""
+    if v is MISSING:
+        return "a"
+    if v is None:
+        return "b"
+    if v is True or v is False:
+        return "g" + ("true" if v else "false")
+    if isinstance(v, str):
+        return "f" + v
+    if isinstance(v, (int, float)):
+        return "e" + js_number_str(v)
+    if isinstance(v, list):
+        return "d" + json.dumps(v, separators=(",", ":"), ensure_ascii=False, default=lambda x: {})
+    if isinstance(v, JSSet):
+        return "c{}"
+    return "c" + json.dumps(v, separators=(",", ":"), ensure_ascii=False, default=lambda x: {})
 
-    return json.dumps(enc(f), sort_keys=True, default=repr)
+
+def _fkey(f: Any) -> Any:
+    """What the server's ``hashFilter`` tells apart (it drops filters whose hashes are equal)."""
+    if f is True or f is False:
+        return ("B", f)
+    if _is_statement(f):
+        return ("S", f[0], f[1], _hash_value(f[2]))
+    if _is_group(f):
+        return ("G", f["mod"], tuple(sorted((_fkey(c) for c in f["filters"]), key=repr)))
+    if _is_subquery_exists(f):
+        return ("Q", _qkey(f["exists"]))
+    return ("?", repr(f))
+
+
+def _qkey(q: Mapping[str, Any]) -> Any:
+    parts: List[Any] = [q.get("collectionName")]
+    if q.get("where"):
+        parts.append(("W", tuple(sorted((_fkey(c) for c in q["where"]), key=repr))))
+    if q.get("order"):
+        parts.append(("O", tuple((c[0], c[1], _qkey(c[2]["subquery"]) if len(c) == 3 and c[2] else None)
+                                 for c in q["order"])))
+    if q.get("limit") is not None:
+        parts.append(("L", q["limit"]))
+    if q.get("after"):
+        parts.append(("A", tuple(_hash_value(c) for c in q["after"][0]), q["after"][1]))
+    if q.get("include"):
+        parts.append(("I", tuple((k, v["cardinality"], _qkey(v["subquery"]))
+                                 for k, v in sorted(q["include"].items()))))
+    if q.get("select"):
+        parts.append(("P", tuple(sorted(q["select"]))))
+    return tuple(parts)
 
 
 def _simplify_clauses(where: List[Any], group_with: str) -> List[Any]:
