@@ -54,7 +54,8 @@ def value_test(op: str, fv: Any) -> Callable[[Any], bool]:
         if t is bool:
             return lambda v: v is fv
         if t is int or t is float:
-            return lambda v: (type(v) is int or type(v) is float) and v == fv
+            # JS compares numbers with < and >, so NaN (from set items parsed as numbers) equals any number.
+            return lambda v: (type(v) is int or type(v) is float) and not (v < fv or v > fv)
         k = order_key(fv)
         return lambda v: (not _none(v)) and order_key(v) == k
     if op == "!=":
