@@ -238,9 +238,43 @@ def compile_statement(path: str, op: str, fv: Any) -> Predicate:
     everything); ``like`` never, ``nlike`` always; ``in`` never, ``nin`` always; set operators
     other than ``!has``/``isDefined`` never.
     """
+    if "." not in path and not op.startswith(SET_PREFIX):
+        fused = _fused(path, op, fv)
+        if fused is not None:
+            return fused
     test = value_test(op, fv)
     get = make_getter(path)
     return lambda d: test(get(d))
+
+
+def _fused(key: str, op: str, fv: Any) -> Optional[Predicate]:
+    """Single-call predicates for the hot cases (a top-level attribute, a plain operator)."""
+    if op == "=" and (fv is True or fv is False):
+        return lambda d: d.get(key) is fv
+    if op == "=" and type(fv) is str:
+        return lambda d: d.get(key) == fv
+    if op == "!=" and (fv is True or fv is False):
+        return lambda d: d.get(key) is not fv
+    if op in ("like", "nlike") and isinstance(fv, str):
+        match = like_regex(fv).fullmatch
+        if op == "like":
+
+            def like(d: Any) -> bool:
+                v = d.get(key)
+                if v is None:
+                    return False
+                return match(v if type(v) is str else js_string(v)) is not None
+
+            return like
+
+        def nlike(d: Any) -> bool:
+            v = d.get(key)
+            if v is None:
+                return True
+            return match(v if type(v) is str else js_string(v)) is None
+
+        return nlike
+    return None
 
 
 def and_all(preds: Sequence[Predicate]) -> Predicate:

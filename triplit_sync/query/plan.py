@@ -397,7 +397,13 @@ class Run:
                 cands = [d for d in cands if pred(d)]
             elif not base_sorted:
                 cands = list(cands)
-            if not base_sorted and (not plan.order or plan.exists or (plan.limit and not plan.order)):
+            if not base_sorted and not plan.order:
+                if plan.limit and not plan.exists and plan.limit < len(cands):
+                    cands = heapq.nsmallest(int(plan.limit), cands, key=_id_key)
+                else:
+                    cands.sort(key=_id_key)
+                base_sorted = True
+            elif not base_sorted and plan.exists:
                 cands.sort(key=_id_key)
                 base_sorted = True
             limit_early = plan.limit and not plan.order
@@ -466,16 +472,7 @@ class Run:
                 _check_null_relations(ks, keys)
                 keys.append((ks, desc))
             else:
-                parts = path
-                if len(parts) == 1:
-                    p0 = parts[0]
-                    if type(rows[0] if rows else None) is Row:
-                        ks = [order_key(r.data.get(p0)) for r in rows]
-                    else:
-                        ks = [order_key(d.get(p0)) for d in rows]
-                else:
-                    ks = [order_key(_none_if_missing(get_path(row_data(r), parts))) for r in rows]
-                keys.append((ks, desc))
+                keys.append((_plain_keys(rows, path), desc))
         idx = list(range(len(rows)))
         limit = plan.limit
         if isinstance(limit, (int, float)) and not isinstance(limit, bool) and 0 < limit < len(rows) // 2:
@@ -483,13 +480,34 @@ class Run:
             getk = k1.__getitem__
             top = (heapq.nlargest if d1 else heapq.nsmallest)(int(limit), idx, key=getk)
             t = k1[top[-1]]
-            idx = [i for i in idx if (k1[i] >= t if d1 else k1[i] <= t)]
+            # Everything strictly better than the limit-th key, plus all its ties.
+            if d1:
+                idx = [i for i, k in enumerate(k1) if k >= t]
+            else:
+                idx = [i for i, k in enumerate(k1) if k <= t]
         if not base_sorted:
-            ids = [_id_key(row_data(r)) for r in rows]
-            idx.sort(key=ids.__getitem__)
+            idx.sort(key=lambda i: _id_key(row_data(rows[i])))
         for ks, desc in reversed(keys):
             idx.sort(key=ks.__getitem__, reverse=desc)
         return [rows[i] for i in idx]
+
+
+def _plain_keys(rows: List[Any], parts: List[str]) -> List[Any]:
+    if len(parts) == 1:
+        p0 = parts[0]
+        if rows and type(rows[0]) is Row:
+            vals = [r.data.get(p0) for r in rows]
+        else:
+            vals = [d.get(p0) for d in rows]
+    else:
+        vals = [_none_if_missing(get_path(row_data(r), parts)) for r in rows]
+    types = set(map(type, vals))
+    # Values of one plain type compare natively; order_key only where types mix.
+    if types == {str} and all(map(str.isascii, vals)):
+        return vals
+    if types and types <= {int, float}:
+        return vals
+    return [order_key(v) for v in vals]
 
 
 def _none_if_missing(v: Any) -> Any:
