@@ -283,10 +283,22 @@ class QueryGen:
             return {"exists": ex}
         # raw subquery with 0, 1 or 2 references to the parent
         target, links = rng.choice(_LINKS[collection]) if _LINKS.get(collection) else (collection, [])
-        where = [list(link) for link in links[: rng.choice([0, 1, 1, 1, 2])]]
+        extra = _EXTRA_LINKS.get((collection, target), [])
+        n = rng.choice([0, 1, 1, 1, 2, 2, 3])
+        where = [list(link) for link in links[:n]]
+        if rng.random() < 0.3 and extra:
+            where = [list(rng.choice(extra))] + where[1:]
         if rng.random() < 0.2 and where:
             where[0][1] = rng.choice(["<", ">", "!=", "<=", ">="])
         where += self.where(target, depth + 1, max_n=2)
+        if depth == 0 and _LINKS.get(target) and rng.random() < 0.25:
+            # a nested exists that also looks at the grandparent ($2)
+            t2, links2 = rng.choice(_LINKS[target])
+            inner = [list(links2[0])]
+            gp_attr = rng.choice([a for a, p in _attrs(collection) if p["type"] in ("string", "number")])
+            t2_attr = rng.choice([a for a, p in _attrs(t2) if p["type"] in ("string", "number")])
+            inner.append([t2_attr, rng.choice(["=", "!=", "<"]), "$2." + gp_attr])
+            where.append({"exists": {"collectionName": t2, "where": inner}})
         rng.shuffle(where)
         return {"exists": {"collectionName": target, "where": where}}
 
@@ -393,6 +405,15 @@ _LINKS: Dict[str, List[Tuple[str, List[List[Any]]]]] = {
     "comments": [("posts", [["id", "=", "$1.post_id"], ["title", "=", "$1.body"]]),
                  ("users", [["id", "=", "$1.user_id"], ["age", "=", "$1.likes"]])],
     "teams": [("users", [["team_id", "=", "$1.id"], ["age", "=", "$1.rank"]])],
+}
+
+# parent filters with operators the server's view cache cannot index
+_EXTRA_LINKS: Dict[Tuple[str, str], List[List[Any]]] = {
+    ("users", "posts"): [["labels", "has", "$1.name"], ["title", "in", "$1.tags"], ["title", "like", "$1.nick"],
+                         ["author_id", "=", "$id"]],
+    ("posts", "comments"): [["body", "nlike", "$1.title"], ["likes", "in", "$1.data"]],
+    ("teams", "users"): [["tags", "has", "$1.name"], ["nums", "=", "$1.rank"]],
+    ("comments", "users"): [["name", "=", "$body"], ["id", "in", "$1.user_id"]],
 }
 
 __all__ = ["SCHEMA", "QueryGen", "generate_data", "encode_doc", "set_removals"]
