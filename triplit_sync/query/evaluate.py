@@ -30,7 +30,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Protocol, Set, 
 
 from ..errors import InvalidQueryError
 from ._values import MISSING, get_path, set_path
-from .plan import Plan, Row, Run, compile_plan, row_data
+from .execute import Row, Run, row_data
+from .plan import Plan, compile_plan
 from .prepare import prepare_query
 
 Doc = Dict[str, Any]

@@ -8,13 +8,12 @@ attribute is a set: "some item matches".
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 from ..errors import InvalidQueryError
 from ._values import (
     MISSING,
     JSSet,
-    get_path,
     js_parse_float,
     js_string,
     js_truthy,

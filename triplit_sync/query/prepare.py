@@ -20,111 +20,17 @@ Every problem raises :class:`~triplit_sync.errors.InvalidQueryError` naming the 
 
 from __future__ import annotations
 
-import json
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from ..errors import InvalidQueryError
-from ._values import JSSet, MISSING, get_path, iso_date, js_number_str, parse_js_date
+from ._values import JSSet, MISSING, get_path, iso_date, parse_js_date
+from ._schema import Traverser, attribute_at, collections_of, is_relation, schema_entries, supported_operations
 from .filters import OPERATORS, SET_PREFIX
+from .simplify import simplify
 
 Collections = Mapping[str, Any]
 
 _STATIC_SCOPES = {"$global", "$session", "$token", "$role", "$query", "$prev"}
-
-_BASE = ["isDefined"]
-_CMP = ["=", "!=", "<", ">", "<=", ">="]
-_COLL = ["has", "!has"]
-_ITEM = ["in", "nin"]
-_SUPPORTED: Dict[str, List[str]] = {
-    "boolean": _BASE + _CMP,
-    "date": _BASE + _CMP,
-    "number": _BASE + _CMP + _ITEM,
-    "record": _BASE,
-    "string": _BASE + _CMP + _ITEM + ["like", "nlike"],
-}
-_SUPPORTED["json"] = list(
-    dict.fromkeys(_SUPPORTED["boolean"] + _SUPPORTED["number"] + _SUPPORTED["string"] + _SUPPORTED["record"] + _COLL)
-)
-
-
-def supported_operations(attr: Mapping[str, Any]) -> List[str]:
-    """Operators the server accepts for an attribute type (set ones carry the ``SET_`` prefix)."""
-    t = attr.get("type")
-    if t == "set":
-        return [SET_PREFIX + o for o in _BASE + _COLL] + [
-            SET_PREFIX + o for o in supported_operations(attr.get("items") or {})
-        ]
-    if t in _SUPPORTED:
-        return _SUPPORTED[t]
-    raise InvalidQueryError(f"Unrecognized attribute type {t!r}")
-
-
-def collections_of(schema: Optional[Mapping[str, Any]]) -> Optional[Collections]:
-    """Accept a whole schema (``{"collections": ...}``), a ``/schema`` response, or the collections map."""
-    if schema is None:
-        return None
-    if not isinstance(schema, Mapping):
-        raise InvalidQueryError(f"schema must be a JSON object, got {type(schema).__name__}")
-    if schema.get("type") == "schema" and isinstance(schema.get("schema"), Mapping):
-        schema = schema["schema"]
-    if "collections" in schema and isinstance(schema["collections"], Mapping):
-        return schema["collections"]
-    if schema.get("type") == "schemaless":
-        return None
-    return schema
-
-
-def is_relation(attr: Any) -> bool:
-    return isinstance(attr, Mapping) and "query" in attr
-
-
-class _Traverser:
-    """``createSchemaTraverser``: walks attribute paths through records, json and relations."""
-
-    def __init__(self, schema: Collections, collection: str) -> None:
-        self.schema = schema
-        self.collection = collection
-        self.at_root = True
-        coll = schema.get(collection)
-        self.current: Any = coll.get("schema") if isinstance(coll, Mapping) else None
-
-    def get(self, attribute: str) -> "_Traverser":
-        cur = self.current
-        if cur is None:
-            return self
-        if is_relation(cur):
-            t = _Traverser(self.schema, cur["query"].get("collectionName"))
-            return t.get(attribute)
-        rels = (self.schema.get(self.collection) or {}).get("relationships") or {}
-        if self.at_root and attribute in rels:
-            self.current = rels[attribute]
-        elif cur.get("type") == "record":
-            self.current = (cur.get("properties") or {}).get(attribute)
-            self.at_root = False
-        elif cur.get("type") == "json":
-            self.at_root = False
-        else:
-            self.current = None
-        return self
-
-
-def schema_entries(path: Sequence[str], schema: Collections, collection: str) -> List[Tuple[List[str], Any]]:
-    """``createSchemaEntriesIterator``: (path so far, attribute) for every step of ``path``."""
-    t = _Traverser(schema, collection)
-    out = []
-    walked: List[str] = []
-    for p in path:
-        t = t.get(p)
-        walked.append(p)
-        out.append((list(walked), t.current))
-    return out
-
-
-def attribute_at(path: Sequence[str], schema: Collections, collection: str) -> Any:
-    t = _Traverser(schema, collection)
-    for p in path:
-        t = t.get(p)
-    return t.current
 
 
 # --- variables ------------------------------------------------------------------------------
@@ -279,7 +185,7 @@ class _Preparer:
             if not isinstance(s, str):
                 raise InvalidQueryError(f"Select field {s!r} is not a string")
             if self.schema is not None:
-                t = _Traverser(self.schema, q["collectionName"])
+                t = Traverser(self.schema, q["collectionName"])
                 for part in s.split("."):
                     t = t.get(part)
                     if t.current is None:
@@ -453,7 +359,7 @@ class _Preparer:
                 raise InvalidQueryError(f"Invalid order attribute {field!r}")
             if self.schema is not None:
                 parts = field.split(".")
-                t = _Traverser(self.schema, q["collectionName"])
+                t = Traverser(self.schema, q["collectionName"])
                 for i, part in enumerate(parts):
                     t = t.get(part)
                     cur = t.current
@@ -564,125 +470,6 @@ def _merge(a: Mapping[str, Any], b: Optional[Mapping[str, Any]]) -> Dict[str, An
     if a.get("select") or b.get("select"):
         select = list(a.get("select") or []) + list(b.get("select") or [])
     return {**a, **b, "where": where, "select": select}
-
-
-# --- simplification ----------------------------------------------------------------------------
-
-
-def _hash_value(v: Any) -> str:
-    """The server's ``encodeHashValue``: every Set (and object) hashes by ``JSON.stringify``."""
-    if v is MISSING:
-        return "a"
-    if v is None:
-        return "b"
-    if v is True or v is False:
-        return "g" + ("true" if v else "false")
-    if isinstance(v, str):
-        return "f" + v
-    if isinstance(v, (int, float)):
-        return "e" + js_number_str(v)
-    if isinstance(v, list):
-        return "d" + json.dumps(v, separators=(",", ":"), ensure_ascii=False, default=lambda x: {})
-    if isinstance(v, JSSet):
-        return "c{}"
-    return "c" + json.dumps(v, separators=(",", ":"), ensure_ascii=False, default=lambda x: {})
-
-
-def _fkey(f: Any) -> Any:
-    """What the server's ``hashFilter`` tells apart (it drops filters whose hashes are equal)."""
-    if f is True or f is False:
-        return ("B", f)
-    if _is_statement(f):
-        return ("S", f[0], f[1], _hash_value(f[2]))
-    if _is_group(f):
-        return ("G", f["mod"], tuple(sorted((_fkey(c) for c in f["filters"]), key=repr)))
-    if _is_subquery_exists(f):
-        return ("Q", _qkey(f["exists"]))
-    return ("?", repr(f))
-
-
-def _qkey(q: Mapping[str, Any]) -> Any:
-    parts: List[Any] = [q.get("collectionName")]
-    if q.get("where"):
-        parts.append(("W", tuple(sorted((_fkey(c) for c in q["where"]), key=repr))))
-    if q.get("order"):
-        parts.append(("O", tuple((c[0], c[1], _qkey(c[2]["subquery"]) if len(c) == 3 and c[2] else None)
-                                 for c in q["order"])))
-    if q.get("limit") is not None:
-        parts.append(("L", q["limit"]))
-    if q.get("after"):
-        parts.append(("A", tuple(_hash_value(c) for c in q["after"][0]), q["after"][1]))
-    if q.get("include"):
-        parts.append(("I", tuple((k, v["cardinality"], _qkey(v["subquery"]))
-                                 for k, v in sorted(q["include"].items()))))
-    if q.get("select"):
-        parts.append(("P", tuple(sorted(q["select"]))))
-    return tuple(parts)
-
-
-def _simplify_clauses(where: List[Any], group_with: str) -> List[Any]:
-    clauses: List[Any] = []
-    for c in where:
-        s = _simplify_clause(c)
-        if s is None:
-            continue
-        if _is_group(s) and s["mod"] == group_with:
-            clauses.extend(s["filters"])
-        else:
-            clauses.append(s)
-    if group_with == "and" and any(c is False for c in clauses):
-        clauses = [False]
-    if group_with == "or" and any(c is True for c in clauses):
-        clauses = [True]
-    seen = set()
-    deduped = []
-    for c in clauses:
-        k = _fkey(c)
-        if k in seen:
-            continue
-        seen.add(k)
-        deduped.append(c)
-    if len(deduped) != len(clauses):
-        return _simplify_clauses(deduped, group_with)
-    return deduped
-
-
-def _simplify_clause(c: Any) -> Any:
-    if _is_group(c):
-        c["filters"] = _simplify_clauses(c["filters"], c["mod"])
-        if not c["filters"]:
-            return None
-        if len(c["filters"]) == 1:
-            return _simplify_clause(c["filters"][0])
-        return c
-    if _is_subquery_exists(c):
-        sub = simplify(c["exists"])
-        if sub.get("where") and len(sub["where"]) == 1 and sub["where"][0] is False:
-            return False
-        return {"exists": sub}
-    return c
-
-
-def simplify(q: Dict[str, Any]) -> Dict[str, Any]:
-    if q.get("where"):
-        w = _simplify_clauses(q["where"], "and")
-        q["where"] = w or None
-    inc = q.get("include")
-    if inc is not None:
-        if not inc:
-            q["include"] = None
-        else:
-            for v in inc.values():
-                v["subquery"] = simplify(v["subquery"])
-    order = q.get("order")
-    if order is not None:
-        if not order:
-            q["order"] = None
-        else:
-            for i, clause in enumerate(order):
-                if len(clause) == 3:
-                    order[i] = [clause[0], clause[1], {**clause[2], "subquery": simplify(clause[2]["subquery"])}]
-    return q
 
 
 def normalize_variables(variables: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
