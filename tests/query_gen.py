@@ -252,11 +252,13 @@ class QueryGen:
             target = rels[rel]["query"]["collectionName"]
             inner = self.statement(target, depth + 1)
             return [rel + "." + inner[0], inner[1], inner[2]]
-        attr, p = rng.choice(_attrs(collection))
+        attrs = _attrs(collection)
+        sets = [(a, p) for a, p in attrs if p["type"] == "set"]
+        attr, p = rng.choice(sets) if sets and rng.random() < 0.15 else rng.choice(attrs)
         if p["type"] == "set":
             items = p["items"]["type"]
-            ops = ["has", "!has", "isDefined"] + [o for o in _OPS[items] if o != "isDefined"]
-            op = rng.choice(ops)
+            ops = ["isDefined"] + [o for o in _OPS[items] if o != "isDefined"]
+            op = rng.choice(["has", "!has"]) if rng.random() < 0.5 else rng.choice(ops)
             if op in ("has", "!has"):
                 pool = {"string": TAGS, "number": NUMBERS, "boolean": [True, False], "date": DATES}[items]
                 return [attr, op, rng.choice(pool)]

@@ -16,6 +16,7 @@ from jose import jwt
 from triplit_sync.errors import InvalidQueryError
 from triplit_sync.query import compile_query, evaluate
 from triplit_sync.query._values import order_key
+from triplit_sync.query.filters import OPERATORS
 from triplit_sync.testing import TriplitTestServer
 
 from .query_gen import SCHEMA, QueryGen, encode_doc, generate_data, set_removals
@@ -144,10 +145,26 @@ def _compare(server: TriplitTestServer, token: str, source: DictSource, q: Dict[
     return "ok"
 
 
+def _features(q: Any, out: Dict[str, int]) -> None:
+    """Count what a query exercises: operators, groups, exists, includes, paging keys."""
+    if isinstance(q, list):
+        if len(q) == 3 and isinstance(q[0], str) and isinstance(q[1], str) and q[1] in OPERATORS:
+            out[q[1]] = out.get(q[1], 0) + 1
+        for x in q:
+            _features(x, out)
+    elif isinstance(q, dict):
+        for key in ("mod", "exists", "include", "order", "after", "limit", "select", "vars"):
+            if q.get(key) is not None:
+                out[key] = out.get(key, 0) + 1
+        for v in q.values():
+            _features(v, out)
+
+
 def test_random_queries_match_server(seeded: Tuple[TriplitTestServer, str, DictSource]) -> None:
     server, token, source = seeded
     gen = QueryGen(SEED, generate_data(SEED))
     outcomes: Dict[str, int] = {"ok": 0, "both-error": 0}
+    features: Dict[str, int] = {}
     nonempty = 0
     for _ in range(COUNT):
         q = gen.query()
@@ -156,6 +173,9 @@ def test_random_queries_match_server(seeded: Tuple[TriplitTestServer, str, DictS
         if outcome == "ok":
             status, body = server.post("fetch", {"query": q}, token)
             nonempty += bool(body)
-    print(f"seed={SEED} outcomes={outcomes} nonempty={nonempty}")
+            _features(q, features)
+    print(f"seed={SEED} outcomes={outcomes} nonempty={nonempty} features={features}")
     assert outcomes["ok"] >= 300, outcomes
     assert nonempty >= 150, nonempty
+    for feature in sorted(OPERATORS) + ["mod", "exists", "include", "order", "after", "limit", "select", "vars"]:
+        assert features.get(feature, 0) >= 5, (feature, features)
