@@ -217,9 +217,14 @@ _OPS = {
 
 
 class QueryGen:
-    def __init__(self, seed: int, data: Dict[str, List[Dict[str, Any]]]) -> None:
+    def __init__(self, seed: int, data: Dict[str, List[Dict[str, Any]]], schemaless: bool = False) -> None:
         self.rng = random.Random(seed)
         self.data = data
+        # Without a schema there are no relations: only raw exists and ad-hoc includes.
+        self.schemaless = schemaless
+
+    def rels(self, collection: str) -> Dict[str, Any]:
+        return {} if self.schemaless else SCHEMA["collections"][collection].get("relationships") or {}
 
     def value(self, type_: str, op: str, attr: str, collection: str) -> Any:
         rng = self.rng
@@ -246,7 +251,7 @@ class QueryGen:
 
     def statement(self, collection: str, depth: int) -> List[Any]:
         rng = self.rng
-        rels = SCHEMA["collections"][collection].get("relationships") or {}
+        rels = self.rels(collection)
         if depth < 2 and rels and rng.random() < 0.1:
             rel = rng.choice(sorted(rels))
             target = rels[rel]["query"]["collectionName"]
@@ -274,7 +279,7 @@ class QueryGen:
 
     def exists(self, collection: str, depth: int) -> Dict[str, Any]:
         rng = self.rng
-        rels = SCHEMA["collections"][collection].get("relationships") or {}
+        rels = self.rels(collection)
         r = rng.random()
         if r < 0.5 and rels:
             rel = rng.choice(sorted(rels))
@@ -323,7 +328,7 @@ class QueryGen:
         rng = self.rng
         sortable = [a for a, p in _attrs(collection) if p["type"] in ("string", "number", "boolean", "date", "json")]
         keys = [[rng.choice(sortable), rng.choice(["ASC", "DESC"])] for _ in range(rng.randrange(1, 3))]
-        if collection == "posts" and rng.random() < 0.1:
+        if collection == "posts" and not self.schemaless and rng.random() < 0.1:
             keys.insert(0, [rng.choice(["author.name", "author.score"]), rng.choice(["ASC", "DESC"])])
         if rng.random() < 0.5:
             keys.append(["id", rng.choice(["ASC", "DESC"])])
@@ -331,7 +336,7 @@ class QueryGen:
 
     def include(self, collection: str, depth: int) -> Dict[str, Any]:
         rng = self.rng
-        rels = SCHEMA["collections"][collection].get("relationships") or {}
+        rels = self.rels(collection)
         out: Dict[str, Any] = {}
         for _ in range(rng.randrange(1, 3)):
             r = rng.random()

@@ -179,3 +179,41 @@ def test_random_queries_match_server(seeded: Tuple[TriplitTestServer, str, DictS
     assert nonempty >= 150, nonempty
     for feature in sorted(OPERATORS) + ["mod", "exists", "include", "order", "after", "limit", "select", "vars"]:
         assert features.get(feature, 0) >= 5, (feature, features)
+
+
+@pytest.fixture(scope="module")
+def seeded_schemaless() -> Iterator[Tuple[TriplitTestServer, str, DictSource]]:
+    data = {c: [encode_doc(c, d) for d in ds] for c, ds in generate_data(SEED).items()}
+    with TriplitTestServer() as server:
+        token = server.token(CLAIMS)
+        status, body = server.post("bulk-insert?noReturn=true", data, token)
+        assert status == 200, body
+        source = DictSource({c: {d["id"]: d for d in ds} for c, ds in data.items()})
+        for coll, docs in source.docs.items():
+            status, fetched = server.post("fetch", {"query": {"collectionName": coll}}, token)
+            assert status == 200 and {d["id"]: d for d in fetched} == docs
+        yield server, token, source
+
+
+def test_random_queries_match_schemaless_server(seeded_schemaless: Tuple[TriplitTestServer, str, DictSource]) -> None:
+    """Without a schema: no SET_ operators (has fails), no relations; values compare as stored."""
+    server, token, source = seeded_schemaless
+    gen = QueryGen(SEED + 7, generate_data(SEED), schemaless=True)
+    outcomes: Dict[str, int] = {"ok": 0, "both-error": 0}
+    for _ in range(COUNT // 2):
+        q = gen.query()
+        status, body = server.post("fetch", {"query": q}, token)
+        try:
+            mine: Any = evaluate(q, source, variables=_session_vars(token))
+        except InvalidQueryError as e:
+            mine = e
+        detail = f"seed={SEED} query={json.dumps(q)}"
+        if status != 200:
+            assert isinstance(mine, InvalidQueryError), f"server rejected ({status} {body}), local answered; {detail}"
+            outcomes["both-error"] += 1
+            continue
+        assert not isinstance(mine, Exception), f"local raised {mine!r}, server answered {body!r}; {detail}"
+        assert mine == body, f"mismatch; {detail}\n server: {json.dumps(body)[:2000]}\n local:  {json.dumps(mine)[:2000]}"
+        outcomes["ok"] += 1
+    print(f"schemaless seed={SEED} outcomes={outcomes}")
+    assert outcomes["ok"] >= 150, outcomes

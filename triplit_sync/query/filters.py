@@ -28,7 +28,6 @@ Predicate = Callable[[Any], bool]
 SET_PREFIX = "SET_"
 #: Operators the server's filter evaluator knows (without the internal ``SET_`` prefix).
 OPERATORS = frozenset(["=", "!=", "<", ">", "<=", ">=", "in", "nin", "like", "nlike", "has", "!has", "isDefined"])
-_VALUE_OPS = frozenset(["=", "!=", "<", ">", "<=", ">=", "in", "nin", "like", "nlike", "isDefined"])
 
 
 def _none(v: Any) -> bool:
@@ -357,8 +356,6 @@ def compile_static_filter(f: Any) -> Factory:
             def bound(r: Resolver) -> Predicate:
                 return compile_statement(path, test_op, bind_resolved(r(fv)))
 
-            if not (op in _VALUE_OPS or op.startswith(SET_PREFIX)):
-                raise InvalidQueryError(f"The operator {op!r} is not recognized")
             return bound
         p = compile_statement(path, op, fv)
         fac = lambda r: p
