@@ -424,4 +424,3 @@ _EXTRA_LINKS: Dict[Tuple[str, str], List[List[Any]]] = {
 }
 
 __all__ = ["SCHEMA", "QueryGen", "generate_data", "encode_doc", "set_removals"]
-_unused: Optional[int] = None

@@ -16,6 +16,7 @@ from .prepare import variable_components
 
 Doc = Dict[str, Any]
 
+
 class Row:
     """A result entity with its subquery results (includes and relational order values)."""
 
