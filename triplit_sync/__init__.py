@@ -29,6 +29,7 @@ from .errors import (
     TriplitTimeoutError,
     WriteError,
 )
+from .query import Query, and_, exists, or_
 from .schema import Collection, Relation, S, Schema
 
 __version__ = "0.1.0"
@@ -40,6 +41,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 __all__ = [
     "__version__",
     "Collection",
+    "Query",
     "Relation",
     "S",
     "Schema",
@@ -62,4 +64,7 @@ __all__ = [
     "TriplitError",
     "TriplitTimeoutError",
     "WriteError",
+    "and_",
+    "exists",
+    "or_",
 ]

@@ -7,7 +7,6 @@ the JS client's ids lets both kinds of client agree on a query's identity.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from ._values import js_number_str
@@ -29,10 +28,6 @@ def js_string(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, (int, float)):
-        if isinstance(value, float) and math.isnan(value):
-            return "NaN"
-        if isinstance(value, float) and math.isinf(value):
-            return "Infinity" if value > 0 else "-Infinity"
         return js_number_str(value)
     return str(value)
 

@@ -142,9 +142,15 @@ def js_number_str(value: float) -> str:
     >>> js_number_str(1.0), js_number_str(1e21), js_number_str(1e-7), js_number_str(0.1)
     ('1', '1e+21', '1e-7', '0.1')
     """
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, int) and abs(value) < 10 ** 21:
         return str(value)
     value = float(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
     if value == 0:
         return "0"
     if value.is_integer() and abs(value) < 1e21:

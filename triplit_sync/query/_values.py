@@ -14,6 +14,8 @@ import math
 import re
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from .._values import js_number_str
+
 # A missing attribute (JS ``undefined``). Filters treat it like null; select, the
 # server's view cache and relational variables tell the two apart.
 class _Missing:
@@ -248,51 +250,6 @@ def set_path(target: Dict[str, Any], parts: Sequence[str], value: Any) -> None:
 
 
 # --- JavaScript coercions ---------------------------------------------------------------
-
-
-def js_number_str(x: float) -> str:
-    """JS ``String(number)``."""
-    if isinstance(x, bool):
-        return "true" if x else "false"
-    if isinstance(x, int):
-        return str(x)
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "Infinity" if x > 0 else "-Infinity"
-    if x == 0:
-        return "0"
-    sign = "-" if x < 0 else ""
-    digits, n = _digits(abs(x))  # abs(x) == 0.<digits> * 10**n
-    k = len(digits)
-    if k <= n <= 21:
-        return sign + digits + "0" * (n - k)
-    if 0 < n <= 21:
-        return sign + digits[:n] + "." + digits[n:]
-    if -6 < n <= 0:
-        return sign + "0." + "0" * (-n) + digits
-    e = n - 1
-    es = ("+" if e >= 0 else "-") + str(abs(e))
-    if k == 1:
-        return sign + digits + "e" + es
-    return sign + digits[0] + "." + digits[1:] + "e" + es
-
-
-def _digits(x: float) -> Tuple[str, int]:
-    r = repr(x)
-    mant, _, exp = r.partition("e")
-    e = int(exp) if exp else 0
-    if "." in mant:
-        ip, fp = mant.split(".")
-    else:
-        ip, fp = mant, ""
-    if fp == "0":
-        fp = ""
-    digits = (ip + fp).lstrip("0")
-    lead = len(ip + fp) - len((ip + fp).lstrip("0"))
-    point = len(ip) + e - lead
-    digits = digits.rstrip("0") or "0"
-    return digits, point
 
 
 def js_string(v: Any) -> str:
