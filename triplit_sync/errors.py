@@ -186,6 +186,7 @@ class ClientClosedError(TriplitError):
 _BY_NAME = {
     "WritePermissionError": PermissionDeniedError,
     "ReadPermissionError": PermissionDeniedError,
+    "ServiceKeyRequiredError": PermissionDeniedError,
     "NoTokenProvidedError": AuthenticationError,
     "InvalidAuthenticationSchemeError": AuthenticationError,
     "InvalidTokenSignatureError": AuthenticationError,

@@ -1,0 +1,90 @@
+"""The ``triplit-sync`` command.
+
+    triplit-sync dev [--schema FILE] [--port 6543] [--storage memory|sqlite] [--db-path FILE]
+
+starts the pinned real Triplit server on 127.0.0.1 in the foreground and prints its URL and
+ready-to-use tokens, as ``triplit dev`` does. Ctrl-C stops it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import List, Optional, TextIO
+
+from . import __version__
+
+DEMO_SCHEMA = Path(__file__).with_name("server") / "demo-schema.json"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="triplit-sync", description="triplit_sync command line tools")
+    parser.add_argument("--version", action="version", version=f"triplit_sync {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    dev = sub.add_parser("dev", help="run a local Triplit server for development")
+    dev.add_argument("--schema", metavar="FILE",
+                     help="schema in the server's JSON format (default: a small demo schema)")
+    dev.add_argument("--schemaless", action="store_true", help="start without any schema")
+    dev.add_argument("--port", type=int, default=6543, help="port on 127.0.0.1 (0: any free port; default 6543)")
+    dev.add_argument("--storage", choices=("memory", "sqlite"), default="memory")
+    dev.add_argument("--db-path", metavar="FILE", help="database file for --storage sqlite")
+    dev.add_argument("--secret", help="JWT secret (default: the development secret of `triplit dev`)")
+    dev.add_argument("--user", default="dev-user", help="sub claim of the printed user token")
+    dev.add_argument("--verbose", action="store_true", help="show the server's own log")
+    return parser
+
+
+def _dev(args: argparse.Namespace, out: TextIO) -> int:
+    from .testing import TestServerError, TriplitTestServer
+
+    if args.schemaless and args.schema:
+        out.write("triplit-sync dev: --schema and --schemaless exclude each other\n")
+        return 2
+    schema = None if args.schemaless else (args.schema or DEMO_SCHEMA)
+    if args.db_path and args.storage != "sqlite":
+        out.write("triplit-sync dev: --db-path needs --storage sqlite\n")
+        return 2
+    try:
+        server = TriplitTestServer(schema, storage=args.storage, secret=args.secret, port=args.port,
+                                   db_path=args.db_path, verbose=args.verbose)
+        server.start()
+    except (TestServerError, ValueError) as e:
+        out.write(f"triplit-sync dev: {e}\n")
+        return 1
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        out.write(
+            f"Triplit server running at {server.url}\n"
+            f"  schema:  {schema or 'none (schemaless)'}\n"
+            f"  storage: {args.storage}{' ' + str(server.db_path) if server.db_path else ''}\n\n"
+            f"Service token (admin, bypasses permissions):\n  {server.service_token()}\n"
+            f"Anonymous token:\n  {server.anon_token()}\n"
+            f"User token (sub={args.user}):\n  {server.user_token(args.user)}\n\n"
+            f"Press Ctrl-C to stop.\n"
+        )
+        out.flush()
+        while not stop.is_set() and server.running:
+            stop.wait(0.5)
+        if not server.running and not stop.is_set():
+            out.write("triplit-sync dev: the server exited\n")
+            return 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        server.close()
+    out.write("stopped\n")
+    return 0
+
+
+def main(argv: Optional[List[str]] = None, out: TextIO = sys.stdout) -> int:
+    """Entry point of ``triplit-sync``; returns the exit code."""
+    args = _parser().parse_args(argv)
+    if args.command == "dev":
+        return _dev(args, out)
+    _parser().print_help(out)
+    return 2
