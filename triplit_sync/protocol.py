@@ -12,32 +12,16 @@ Facts come from PROTOCOL.md §2 (messages), §3.1 (envelope) and §5.2 (query id
 
 from __future__ import annotations
 
-import json
 import os
-import re
 from dataclasses import dataclass, field
-from typing import (
-    Any,
-    Callable,
-    ClassVar,
-    Dict,
-    Iterable,
-    List,
-    Mapping,
-    Optional,
-    Tuple,
-    Type,
-    Union,
-)
+from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple, Type, Union
 
+from ._chunks import ChunkAssembler, utf8_pieces
+from ._envelope import decode_changes, dumps_bytes, encode_changes, loads
 from ._hash import hash_object
+from ._redact import REDACTED, excerpt, redact
 from ._types import Changes, QueryJSON, Timestamp
 from .errors import ProtocolError, QueryError, TriplitError, WriteError, server_error_from_json
-
-try:  # orjson is optional ("fast" extra); the stdlib json is the fallback
-    import orjson as _orjson
-except ImportError:  # pragma: no cover - exercised only without orjson
-    _orjson = None
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -77,169 +61,6 @@ SESSION_ERROR_TYPES = frozenset({"UNAUTHORIZED", "TOKEN_EXPIRED", "ROLES_MISMATC
 
 #: CLOSE types after which a client must not reconnect by itself, whatever ``retry`` says.
 NO_RETRY_CLOSE_TYPES = SESSION_ERROR_TYPES | {"INTERNAL_ERROR"}
-
-
-# --------------------------------------------------------------------------------------------
-# JSON
-
-
-def _reject(value: Any) -> Any:
-    raise TypeError(f"value of type {type(value).__name__} is not JSON serializable: {value!r:.80}")
-
-
-if _orjson is not None:
-    # Passthrough flags make orjson refuse what the stdlib would refuse (datetimes, dataclasses),
-    # so the wire never depends on which library happens to be installed.
-    _ORJSON_OPTS = (
-        _orjson.OPT_PASSTHROUGH_DATETIME | _orjson.OPT_PASSTHROUGH_DATACLASS | _orjson.OPT_PASSTHROUGH_SUBCLASS
-    )
-    _loads: Callable[[Union[str, bytes]], Any] = _orjson.loads
-
-    def _dumps_bytes(obj: Any) -> bytes:
-        return _orjson.dumps(obj, default=_reject, option=_ORJSON_OPTS)
-
-else:  # pragma: no cover - exercised only without orjson
-    _loads = json.loads
-    _compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_reject)
-
-    def _dumps_bytes(obj: Any) -> bytes:
-        return _compact.encode(obj).encode("utf-8")
-
-
-# --------------------------------------------------------------------------------------------
-# Redaction
-
-_REDACTED = "<redacted>"
-# A JWT's header is base64url JSON, so it starts with "eyJ" ('{"'); JWE tokens have more segments.
-_JWT_RE = re.compile(r"eyJ[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]*)*")
-_TOKEN_PARAM_RE = re.compile(r"(?i)([?&;]token=)[^&#\s'\"]*")
-_TOKEN_FIELD_RE = re.compile(r"(?i)(\"token\"\s*:\s*\")(?:[^\"\\]|\\.)*")
-_BEARER_RE = re.compile(r"(?i)(bearer\s+)[^\s'\",]+")
-
-
-def redact(text: Any, limit: Optional[int] = None) -> str:
-    """Replace anything that may be a token (JWTs, ``token=`` URL parameters, ``"token"`` JSON
-    fields, bearer headers) with a placeholder; optionally cut the result to ``limit`` characters.
-
-    Cutting happens after redaction, so a token is never left half-visible by the cut.
-
-        >>> redact("ws://h?sync-schema=false&token=abc.def")
-        'ws://h?sync-schema=false&token=<redacted>'
-    """
-    s = text if isinstance(text, str) else str(text)
-    if limit is not None and len(s) > limit + 4096:
-        s = s[: limit + 4096]  # tokens are far shorter than the margin
-    s = _JWT_RE.sub(_REDACTED, s)
-    s = _TOKEN_PARAM_RE.sub(r"\1" + _REDACTED, s)
-    s = _TOKEN_FIELD_RE.sub(r"\1" + _REDACTED, s)
-    s = _BEARER_RE.sub(r"\1" + _REDACTED, s)
-    if limit is not None and len(s) > limit:
-        s = s[:limit] + f"...[{len(s) - limit} more chars]"
-    return s
-
-
-def _excerpt(data: Union[str, bytes], limit: int = 200) -> str:
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        data = bytes(data[: limit + 4096]).decode("utf-8", "replace")
-    return redact(data, limit)
-
-
-# --------------------------------------------------------------------------------------------
-# The SuperJSON envelope of DBChanges
-
-
-def _escape_path_segment(key: str) -> str:
-    # superjson 2.x (meta "v": 1) escapes backslashes as well as dots in path segments.
-    if "\\" in key or "." in key:
-        return key.replace("\\", "\\\\").replace(".", "\\.")
-    return key
-
-
-def encode_changes(changes: Mapping[str, Mapping[str, Any]]) -> Dict[str, Any]:
-    """The SuperJSON ``{json, meta}`` form of in-memory changes (see ``_types.Changes``).
-
-    Every collection gets its ``map``/``set`` markers and ``meta.v`` is 1, so the server turns
-    ``sets`` back into a Map and ``deletes`` into a Set. Raises ``TypeError``/``ValueError``
-    naming the collection when the input does not have the documented shape.
-
-        >>> encode_changes({"todos": {"sets": {"t1": {"id": "t1"}}, "deletes": set()}})["meta"]
-        {'values': {'todos.sets': ['map'], 'todos.deletes': ['set']}, 'v': 1}
-    """
-    if not isinstance(changes, Mapping):
-        raise TypeError(f"changes must be a mapping of collection name to changes, not {type(changes).__name__}")
-    body: Dict[str, Any] = {}
-    values: Dict[str, List[str]] = {}
-    for coll, c in changes.items():
-        if not isinstance(coll, str) or not coll:
-            raise ValueError(f"changes: collection name must be a non-empty string, got {coll!r}")
-        if not isinstance(c, Mapping):
-            raise TypeError(f"changes[{coll!r}] must be a mapping with 'sets' and 'deletes', not {type(c).__name__}")
-        sets = c.get("sets") or {}
-        deletes = c.get("deletes") or ()
-        if not isinstance(sets, Mapping):
-            raise TypeError(f"changes[{coll!r}]['sets'] must map entity id to document, not {type(sets).__name__}")
-        if isinstance(deletes, (str, bytes)) or not isinstance(deletes, Iterable):
-            raise TypeError(f"changes[{coll!r}]['deletes'] must be a set of entity ids, not {type(deletes).__name__}")
-        delete_list = list(deletes)
-        for i in delete_list:
-            if not isinstance(i, str):
-                raise TypeError(f"changes[{coll!r}]['deletes'] holds a non-string id {i!r}")
-        for i in sets:
-            if not isinstance(i, str):
-                raise TypeError(f"changes[{coll!r}]['sets'] holds a non-string id {i!r}")
-        # Tuples serialize as JSON arrays; list(items()) avoids building one list per entity.
-        body[coll] = {"sets": list(sets.items()), "deletes": sorted(delete_list)}
-        key = _escape_path_segment(coll)
-        values[key + ".sets"] = ["map"]
-        values[key + ".deletes"] = ["set"]
-    return {"json": body, "meta": {"values": values, "v": 1}}
-
-
-def decode_changes(envelope: Any, *, frame_type: str = "CHANGES") -> Changes:
-    """In-memory changes from a SuperJSON ``{json, meta}`` envelope.
-
-    ``sets`` become ``{id: document}`` dicts (the documents are the decoded JSON objects
-    themselves, not copies) and ``deletes`` become sets. Nested value annotations in ``meta``
-    (``["map", {...}]``) are accepted and ignored: entity values on the wire are already encoded.
-    Raises :class:`ProtocolError` naming ``frame_type`` and the collection on a malformed envelope.
-    """
-    if not isinstance(envelope, dict):
-        raise ProtocolError(f"{frame_type} frame: changes must be an object, got {type(envelope).__name__}")
-    body = envelope.get("json")
-    if body is None:
-        body = {}
-    if not isinstance(body, dict):
-        raise ProtocolError(f"{frame_type} frame: changes.json must be an object, got {type(body).__name__}")
-    meta = envelope.get("meta")
-    if meta is not None and not isinstance(meta, dict):
-        raise ProtocolError(f"{frame_type} frame: changes.meta must be an object, got {type(meta).__name__}")
-    out: Changes = {}
-    for coll, c in body.items():
-        if not isinstance(c, dict):
-            raise ProtocolError(f"{frame_type} frame: changes for collection {coll!r} must be an object")
-        sets = c.get("sets")
-        deletes = c.get("deletes")
-        try:
-            if sets is None:
-                set_map: Dict[str, Any] = {}
-            elif type(sets) is list:
-                set_map = dict(sets)  # [[id, doc], ...] -> {id: doc} at C speed
-            elif type(sets) is dict:
-                set_map = sets
-            else:
-                raise TypeError(type(sets).__name__)
-        except (TypeError, ValueError) as e:
-            raise ProtocolError(
-                f"{frame_type} frame: sets of collection {coll!r} must be a list of [id, document] pairs ({e})"
-            ) from None
-        try:
-            delete_set = set() if deletes is None else set(deletes) if type(deletes) is list else None
-        except TypeError:
-            delete_set = None
-        if delete_set is None:
-            raise ProtocolError(f"{frame_type} frame: deletes of collection {coll!r} must be a list of ids")
-        out[coll] = {"sets": set_map, "deletes": delete_set}
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -592,7 +413,7 @@ class UpdateToken(Message):
     token: str = field(repr=False)
 
     def __repr__(self) -> str:
-        return f"UpdateToken(token={_REDACTED!r})"
+        return f"UpdateToken(token={REDACTED!r})"
 
     def to_payload(self) -> Dict[str, Any]:
         return {"token": self.token}
@@ -665,14 +486,14 @@ def decode_message(frame: Union[str, bytes, bytearray, memoryview]) -> Message:
     if isinstance(frame, memoryview):
         frame = bytes(frame)
     try:
-        obj = _loads(frame)
+        obj = loads(frame)
     except (ValueError, TypeError) as e:
-        raise ProtocolError(f"frame is not valid JSON ({e}): {_excerpt(frame)!r}") from None
+        raise ProtocolError(f"frame is not valid JSON ({e}): {excerpt(frame)!r}") from None
     if not isinstance(obj, dict):
-        raise ProtocolError(f"frame is not a JSON object: {_excerpt(frame)!r}")
+        raise ProtocolError(f"frame is not a JSON object: {excerpt(frame)!r}")
     mtype = obj.get("type")
     if not isinstance(mtype, str):
-        raise ProtocolError(f"frame has no message type: {_excerpt(frame)!r}")
+        raise ProtocolError(f"frame has no message type: {excerpt(frame)!r}")
     cls = _BY_TYPE.get(mtype)
     if cls is None:
         raise ProtocolError(f"{redact(mtype, 60)} frame: unknown message type")
@@ -692,7 +513,7 @@ def decode_message(frame: Union[str, bytes, bytearray, memoryview]) -> Message:
 def _encode_bytes(msg: Message) -> bytes:
     if not isinstance(msg, Message) or not msg.TYPE:
         raise TypeError(f"expected a protocol message, got {type(msg).__name__}")
-    return _dumps_bytes({"type": msg.TYPE, "payload": msg.to_payload()})
+    return dumps_bytes({"type": msg.TYPE, "payload": msg.to_payload()})
 
 
 def encode_message(msg: Message) -> str:
@@ -717,23 +538,6 @@ def encode_frames(msg: Message, chunk_size: Optional[int] = DEFAULT_CHUNK_SIZE) 
 # Chunking
 
 
-def _utf8_pieces(data: bytes, limit: int) -> List[bytes]:
-    pieces = []
-    start, n = 0, len(data)
-    while start < n:
-        end = min(start + limit, n)
-        # Never cut inside a multi-byte character: back up over continuation bytes.
-        while end < n and end > start and (data[end] & 0xC0) == 0x80:
-            end -= 1
-        if end == start:  # limit smaller than one character
-            end = start + 1
-            while end < n and (data[end] & 0xC0) == 0x80:
-                end += 1
-        pieces.append(data[start:end])
-        start = end
-    return pieces
-
-
 def chunk_message(
     text: Union[str, bytes], limit: int = DEFAULT_CHUNK_SIZE, *, chunk_id: Optional[str] = None
 ) -> List[Chunk]:
@@ -746,72 +550,10 @@ def chunk_message(
     if not isinstance(limit, int) or limit < 1:
         raise ValueError(f"chunk limit must be a positive number of bytes, got {limit!r}")
     data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
-    pieces = _utf8_pieces(data, limit) or [b""]
+    pieces = utf8_pieces(data, limit) or [b""]
     cid = chunk_id or os.urandom(6).hex()
     total = len(pieces)
     return [Chunk(cid, i, total, p.decode("utf-8")) for i, p in enumerate(pieces)]
-
-
-class ChunkAssembler:
-    """Joins incoming CHUNK pieces (in any order) back into the original message text.
-
-    Holds at most ``max_pending`` unfinished messages and ``max_bytes`` of pieces; beyond that
-    the oldest unfinished message is dropped (a peer that never finishes cannot fill memory).
-
-        >>> a = ChunkAssembler()
-        >>> [a.add(c) for c in chunk_message('{"type":"PING"}', 8, chunk_id="x")]
-        [None, '{"type":"PING"}']
-    """
-
-    def __init__(self, max_pending: int = 16, max_bytes: int = 512 * 1024 * 1024) -> None:
-        self._pending: Dict[str, Tuple[int, Dict[int, str]]] = {}
-        self._max_pending = max_pending
-        self._max_bytes = max_bytes
-        self._bytes = 0
-
-    def add(self, chunk: Chunk) -> Optional[str]:
-        """Store one piece; return the whole text once every piece of its message is there.
-        Raises ProtocolError when a piece contradicts the earlier ones."""
-        entry = self._pending.get(chunk.id)
-        if entry is None:
-            if chunk.total == 1:
-                return chunk.data
-            while len(self._pending) >= self._max_pending:
-                self._drop_oldest()
-            entry = (chunk.total, {})
-            self._pending[chunk.id] = entry
-        total, pieces = entry
-        if chunk.total != total or not 0 <= chunk.index < total:
-            self._drop(chunk.id)
-            raise ProtocolError(
-                f"CHUNK frame: piece {chunk.index}/{chunk.total} contradicts total {total} of chunk id {chunk.id!r}"
-            )
-        old = pieces.get(chunk.index)
-        self._bytes += len(chunk.data) - (len(old) if old is not None else 0)
-        pieces[chunk.index] = chunk.data
-        if len(pieces) == total:
-            self._drop(chunk.id)
-            return "".join(pieces[i] for i in range(total))
-        while self._bytes > self._max_bytes and len(self._pending) > 1:
-            self._drop_oldest()
-        return None
-
-    @property
-    def pending(self) -> int:
-        """How many messages are partly received."""
-        return len(self._pending)
-
-    def clear(self) -> None:
-        self._pending.clear()
-        self._bytes = 0
-
-    def _drop(self, chunk_id: str) -> None:
-        entry = self._pending.pop(chunk_id, None)
-        if entry is not None:
-            self._bytes -= sum(len(p) for p in entry[1].values())
-
-    def _drop_oldest(self) -> None:
-        self._drop(next(iter(self._pending)))
 
 
 # --------------------------------------------------------------------------------------------

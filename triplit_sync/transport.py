@@ -13,27 +13,23 @@ reports the close, and waits out the backoff before the next attempt. Facts: PRO
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import random
-import struct
 import threading
 import time
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Callable, Dict, List, Optional
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
-import websocket
-from websocket import ABNF
-
+from ._wsconn import WsConnection, build_socket_url, check_server_url, is_loopback, parse_close_reason
 from .errors import ClientClosedError, ProtocolError
 from .protocol import (
     DEFAULT_CHUNK_SIZE,
     NO_RETRY_CLOSE_TYPES,
+    SESSION_ERROR_TYPES,
     Chunk,
-    ChunkAssembler,
     Close,
     Message,
     Ping,
@@ -50,7 +46,6 @@ __all__ = ["ConnectionStatus", "CloseInfo", "StatusChange", "WebSocketTransport"
 logger = logging.getLogger(__name__)
 
 _MANUAL_REASON = '{"type":"MANUAL_DISCONNECT","retry":false}'
-_CLOSE_GRACE = 0.8  # seconds a close handshake may take before the socket is simply cut
 
 
 class _RedactFilter(logging.Filter):
@@ -103,7 +98,7 @@ class CloseInfo:
     @property
     def is_session_error(self) -> bool:
         """True for UNAUTHORIZED, TOKEN_EXPIRED, ROLES_MISMATCH and SCHEMA_MISMATCH."""
-        return self.type in ("UNAUTHORIZED", "TOKEN_EXPIRED", "ROLES_MISMATCH", "SCHEMA_MISMATCH")
+        return self.type in SESSION_ERROR_TYPES
 
 
 @dataclass(frozen=True)
@@ -115,86 +110,6 @@ class StatusChange:
     previous: ConnectionStatus
     manual: bool = False
     close: Optional[CloseInfo] = None
-
-
-def _is_loopback(host: str) -> bool:
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def build_socket_url(server_url: str, token: str, schema_hash: Optional[int] = None) -> str:
-    """The upgrade URL for ``server_url``: ``http(s)://`` becomes ``ws(s)://`` and the path is
-    kept (PROTOCOL.md §1.1). The result holds the token: never log it unredacted.
-
-        >>> build_socket_url("http://127.0.0.1:6543", "T")
-        'ws://127.0.0.1:6543?sync-schema=false&token=T'
-    """
-    _check_server_url(server_url)
-    secure = server_url[:8].lower() == "https://"
-    rest = server_url[8:] if secure else server_url[7:]
-    params: Dict[str, Any] = {}
-    if schema_hash is not None:
-        params["schema"] = str(schema_hash)
-    params["sync-schema"] = "false"
-    params["token"] = token
-    sep = "&" if "?" in rest else "?"
-    return f"{'wss' if secure else 'ws'}://{rest}{sep}{urlencode(params)}"
-
-
-def _check_server_url(server_url: Any) -> None:
-    if not isinstance(server_url, str):
-        raise TypeError(f"server_url must be a string, not {type(server_url).__name__}")
-    parts = urlsplit(server_url)
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"server_url must start with http:// or https:// and name a host, got {redact(server_url)!r}")
-
-
-def _parse_close_reason(reason: str) -> "tuple[Optional[str], bool]":
-    if not reason:
-        return None, True
-    try:
-        data = json.loads(reason)
-        ctype = data["type"]
-        if not isinstance(ctype, str):
-            raise TypeError
-        return ctype, data.get("retry") is True
-    except (ValueError, TypeError, KeyError):
-        return "UNKNOWN", True
-
-
-class _Connection:
-    """State of one connection attempt (one socket)."""
-
-    def __init__(self, generation: int) -> None:
-        self.generation = generation
-        self.ws: Optional[websocket.WebSocket] = None
-        self.opened = False
-        self.ready = False
-        self.client_id: Optional[str] = None
-        self.manual = False
-        self.close_sent = False
-        self.close_message: Optional[Close] = None
-        self.close_code: Optional[int] = None
-        self.close_reason = ""
-        self.error: Optional[str] = None
-        self.finished = threading.Event()
-        self.info: Optional[CloseInfo] = None
-        self.watchdog: Optional[threading.Timer] = None
-        self.assembler = ChunkAssembler()
-
-    def abort(self) -> None:
-        """Cut the socket: wakes a reader blocked in recv and a writer blocked in send."""
-        ws = self.ws
-        if ws is not None and ws.sock is not None:
-            try:
-                ws.sock.shutdown(2)  # SHUT_RDWR
-            except OSError:
-                pass
 
 
 class WebSocketTransport:
@@ -231,7 +146,7 @@ class WebSocketTransport:
         error_hook: Optional[Callable[[BaseException], None]] = None,
         name: str = "triplit",
     ) -> None:
-        _check_server_url(server_url)
+        check_server_url(server_url)
         if not callable(token_provider):
             raise TypeError("token_provider must be a callable returning a token or None")
         if not callable(on_message):
@@ -263,13 +178,13 @@ class WebSocketTransport:
         self._error_hook = error_hook
         self._name = name
         host = urlsplit(server_url).hostname or ""
-        self._loopback = _is_loopback(host)
+        self._loopback = is_loopback(host)
         self._host = host
 
         self._lock = threading.Condition(threading.Lock())
         self._send_lock = threading.Lock()
         self._status = ConnectionStatus.UNINITIALIZED
-        self._conn: Optional[_Connection] = None
+        self._conn: Optional[WsConnection] = None
         self._runner: Optional[threading.Thread] = None
         self._generation = 0
         self._want = False
@@ -340,12 +255,13 @@ class WebSocketTransport:
 
     def close(self, timeout: float = 1.0) -> None:
         """Disconnect for good: threads end, connect() raises afterwards. Idempotent."""
+        deadline = time.monotonic() + timeout
         with self._lock:
             self._closed = True
         self._stop(manual_status=True, timeout=timeout)
         runner = self._runner
         if runner is not None and runner is not threading.current_thread():
-            runner.join(timeout)
+            runner.join(max(0.0, deadline - time.monotonic()))
 
     def send(self, msg: Message) -> bool:
         """Send ``msg`` (as CHUNK pieces when it is over ``chunk_size``). True only if it was
@@ -438,7 +354,7 @@ class WebSocketTransport:
 
     # ---------------------------------------------------------------- lifecycle
 
-    def _start_runner_locked(self, previous: Optional[_Connection] = None) -> None:
+    def _start_runner_locked(self, previous: Optional[WsConnection] = None) -> None:
         self._want = True
         self._generation += 1
         gen = self._generation
@@ -447,7 +363,7 @@ class WebSocketTransport:
         self._runner = thread
         thread.start()
 
-    def _stop(self, manual_status: bool, timeout: float) -> Optional[_Connection]:
+    def _stop(self, manual_status: bool, timeout: float) -> Optional[WsConnection]:
         """Stop the runner and close the current connection; returns that connection."""
         deadline = time.monotonic() + max(0.05, timeout)
         with self._lock:
@@ -467,8 +383,8 @@ class WebSocketTransport:
             self._lock.notify_all()
         self._notify()
         if live and conn is not None:
-            self._initiate_close(conn, 1000, _MANUAL_REASON)
-            if threading.current_thread() is not self._runner:
+            conn.send_close(1000, _MANUAL_REASON, self._send_lock)
+            if threading.current_thread() is not conn.owner:
                 conn.finished.wait(max(0.0, deadline - time.monotonic()))
                 if not conn.finished.is_set():
                     conn.abort()
@@ -479,29 +395,6 @@ class WebSocketTransport:
                         self._set_status_locked(ConnectionStatus.CLOSED, manual=True, close=conn.info)
                 self._notify()
         return conn
-
-    def _initiate_close(self, conn: _Connection, code: int, reason: str) -> None:
-        """Send a close frame (bounded in time) and make sure the socket ends soon after."""
-        if conn.close_sent:
-            return
-        conn.close_sent = True
-        watchdog = threading.Timer(_CLOSE_GRACE, conn.abort)
-        watchdog.daemon = True
-        conn.watchdog = watchdog
-        watchdog.start()
-        ws = conn.ws
-        if ws is None or ws.sock is None:
-            return  # still connecting: the runner closes it when connect() returns
-        if self._send_lock.acquire(timeout=_CLOSE_GRACE / 2):
-            try:
-                ws.send(struct.pack("!H", code) + reason.encode("utf-8"), ABNF.OPCODE_CLOSE)
-            except Exception as e:
-                logger.debug("close frame not sent: %s", redact(e, 200))
-                conn.abort()
-            finally:
-                self._send_lock.release()
-        else:
-            conn.abort()  # a writer is stuck on a peer that does not read
 
     def _run(self, gen: int) -> None:
         while True:
@@ -525,7 +418,8 @@ class WebSocketTransport:
                             self._set_status_locked(ConnectionStatus.CLOSED)
                     self._notify()
                     return
-            conn = _Connection(gen)
+            conn = WsConnection(gen)
+            conn.owner = threading.current_thread()
             with self._lock:
                 if gen != self._generation:
                     return
@@ -547,13 +441,9 @@ class WebSocketTransport:
             else:
                 logger.info("connection attempt failed: %s", info.error)
             conn.finished.set()
-            if conn.watchdog is not None:
-                conn.watchdog.cancel()
             with self._lock:
                 if gen != self._generation:
                     return
-                if conn.opened:
-                    self._attempt = 0
                 self._set_status_locked(ConnectionStatus.CLOSED, manual=conn.manual, close=info)
                 if not info.will_reconnect:
                     self._want = False
@@ -574,110 +464,47 @@ class WebSocketTransport:
                         break
                     self._lock.wait(remaining)
 
-    def _connect_and_read(self, conn: _Connection, token: str) -> None:
+    def _connect_and_read(self, conn: WsConnection, token: str) -> None:
         url = build_socket_url(self.server_url, token, self.schema_hash)
         logger.debug("connecting to %s", redact(url))
-        options: Dict[str, Any] = {"timeout": self.connect_timeout}
-        if self._loopback:
-            # websocket-client >= 1.9 routes even localhost through http_proxy from the
-            # environment; its no-proxy list is only read when a proxy host is given.
-            options.update(http_proxy_host="127.0.0.1", http_proxy_port=9, http_no_proxy=[self._host])
-        ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=True)
         try:
-            ws.connect(url, **options)
+            conn.open(
+                url,
+                timeout=self.connect_timeout,
+                io_timeout=self.send_timeout,
+                direct_host=self._host if self._loopback else None,
+            )
         except Exception as e:
             conn.error = f"{type(e).__name__}: {redact(e, 300)}"
-            try:
-                ws.shutdown()
-            except Exception:
-                pass
             return
-        conn.ws = ws
         with self._lock:
             stale = conn.generation != self._generation or conn.close_sent
             if not stale:
                 conn.opened = True
+                self._attempt = 0
                 self._set_status_locked(ConnectionStatus.OPEN)
         self._notify()
-        if stale:
-            ws.shutdown()
-            return
-        ws.settimeout(self.send_timeout)
-        try:
-            self._read_loop(conn, ws)
-        finally:
-            try:
-                ws.shutdown()
-            except Exception:
-                pass
-
-    def _read_loop(self, conn: _Connection, ws: websocket.WebSocket) -> None:
-        ping_thread: Optional[threading.Thread] = None
         stop_ping = threading.Event()
         try:
-            while True:
-                try:
-                    frame = ws.recv_frame()
-                except websocket.WebSocketTimeoutException:
-                    continue  # idle; the socket timeout exists to bound sends
-                except Exception as e:
-                    if not conn.close_sent:
-                        conn.error = f"{type(e).__name__}: {redact(e, 300)}"
-                    return
-                op = frame.opcode
-                if op in (ABNF.OPCODE_TEXT, ABNF.OPCODE_BINARY, ABNF.OPCODE_CONT):
-                    try:
-                        ws.cont_frame.validate(frame)
-                        ws.cont_frame.add(frame)
-                        if not ws.cont_frame.is_fire(frame):
-                            continue
-                        opcode, whole = ws.cont_frame.extract(frame)
-                    except websocket.WebSocketException as e:
-                        conn.error = f"bad frame sequence: {e}"
-                        return
-                    data = whole.data
-                    self.bytes_received += len(data)
-                    if opcode != ABNF.OPCODE_TEXT:
-                        logger.warning("ignored a binary frame of %d bytes", len(data))
-                        continue
-                    msg = self._decode(conn, data)
-                    if msg is None:
-                        continue
-                    if isinstance(msg, Ready) and ping_thread is None and self.ping_interval:
-                        ping_thread = threading.Thread(
-                            target=self._ping_loop, args=(conn, stop_ping), name=f"{self._name}-ping", daemon=True
-                        )
-                        ping_thread.start()
-                    self._handle(conn, msg)
-                elif op == ABNF.OPCODE_CLOSE:
-                    self._on_close_frame(conn, ws, frame.data)
-                    return
-                elif op == ABNF.OPCODE_PING:
-                    try:
-                        ws.pong(frame.data)
-                    except Exception:
-                        pass
+            if not stale:
+                conn.read(lambda data: self._on_text(conn, data, stop_ping), self._send_lock)
         finally:
             stop_ping.set()
             conn.ready = False
+            conn.shutdown()
 
-    def _on_close_frame(self, conn: _Connection, ws: websocket.WebSocket, data: bytes) -> None:
-        code = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else 1005
-        conn.close_code = code
-        conn.close_reason = data[2:].decode("utf-8", "replace")
-        logger.debug("close frame %s %s", code, redact(conn.close_reason, 200))
-        if not conn.close_sent:
-            conn.close_sent = True
-            echo = code if code in (1000, 1001, 1008, 1011) or 3000 <= code <= 4999 else 1000
-            if self._send_lock.acquire(timeout=_CLOSE_GRACE / 2):
-                try:
-                    ws.send(struct.pack("!H", echo), ABNF.OPCODE_CLOSE)
-                except Exception:
-                    pass
-                finally:
-                    self._send_lock.release()
+    def _on_text(self, conn: WsConnection, data: bytes, stop_ping: threading.Event) -> None:
+        self.bytes_received += len(data)
+        msg = self._decode(conn, data)
+        if msg is None:
+            return
+        if isinstance(msg, Ready) and self.ping_interval and not conn.ready:
+            threading.Thread(
+                target=self._ping_loop, args=(conn, stop_ping), name=f"{self._name}-ping", daemon=True
+            ).start()
+        self._handle(conn, msg)
 
-    def _decode(self, conn: _Connection, data: bytes) -> Optional[Message]:
+    def _decode(self, conn: WsConnection, data: bytes) -> Optional[Message]:
         debug = logger.isEnabledFor(logging.DEBUG)
         try:
             msg = decode_message(data)
@@ -695,7 +522,7 @@ class WebSocketTransport:
             logger.debug("recv %s (%d bytes): %s", msg.TYPE, len(data), redact(data.decode("utf-8", "replace"), 300))
         return msg
 
-    def _handle(self, conn: _Connection, msg: Message) -> None:
+    def _handle(self, conn: WsConnection, msg: Message) -> None:
         if isinstance(msg, Ready):
             with self._lock:
                 conn.client_id = msg.client_id
@@ -715,21 +542,17 @@ class WebSocketTransport:
         elif isinstance(msg, Close):
             logger.info("server closed the session: %s %s", msg.type, redact(msg.message or "", 300))
             conn.close_message = msg
-            self._initiate_close(conn, 1000, json.dumps({"type": msg.type, "retry": msg.retry}, separators=(",", ":")))
+            reason = json.dumps({"type": msg.type, "retry": msg.retry}, separators=(",", ":"))
+            conn.send_close(1000, reason, self._send_lock)
             return
         if conn.manual:
             return  # the caller asked to disconnect: later messages are not theirs any more
         self._call_safely(self._on_message, msg, what="on_message")
 
-    def _write(self, conn: _Connection, frames: List[bytes], mtype: str) -> bool:
+    def _write(self, conn: WsConnection, frames: List[bytes], mtype: str) -> bool:
         """Write frames; the caller holds the send lock."""
-        ws = conn.ws
-        if ws is None:
-            return False
         try:
-            for frame in frames:
-                ws.send(frame, ABNF.OPCODE_TEXT)
-                self.bytes_sent += len(frame)
+            self.bytes_sent += conn.write(frames)
         except Exception as e:
             conn.error = f"send failed: {type(e).__name__}: {redact(e, 300)}"
             logger.warning("%s not sent, dropping the connection: %s", mtype, conn.error)
@@ -742,20 +565,20 @@ class WebSocketTransport:
             logger.debug("sent %s (%d bytes in %d frames): %s", mtype, size, len(frames), redact(text, 300))
         return True
 
-    def _ping_loop(self, conn: _Connection, stop: threading.Event) -> None:
+    def _ping_loop(self, conn: WsConnection, stop: threading.Event) -> None:
         interval = self.ping_interval or 45.0
         while not stop.wait(interval):
             if self._conn is not conn:
                 return
             self.send(Ping(client_timestamp=int(time.time() * 1000)))
 
-    def _close_info(self, conn: _Connection) -> CloseInfo:
+    def _close_info(self, conn: WsConnection) -> CloseInfo:
         if conn.close_message is not None:
             ctype: Optional[str] = conn.close_message.type
             retry = conn.close_message.retry
             message = conn.close_message.message
         else:
-            ctype, retry = _parse_close_reason(conn.close_reason)
+            ctype, retry = parse_close_reason(conn.close_reason)
             message = None
             if ctype == "MANUAL_DISCONNECT" and conn.manual:
                 retry = False
