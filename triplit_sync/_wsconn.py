@@ -94,6 +94,7 @@ class WsConnection:
         self.ready = False
         self.client_id: Optional[str] = None
         self.manual = False
+        self.reconnecting = False  # closed by reconnect(): a new connection follows at once
         self.close_sent = False
         self.close_message: Any = None  # the server's CLOSE message, if one came
         self.close_code: Optional[int] = None
@@ -135,7 +136,7 @@ class WsConnection:
             except websocket.WebSocketTimeoutException:
                 continue
             except Exception as e:
-                if not self.close_sent:
+                if self.error is None and not self.close_sent:  # keep the first cause (a failed send)
                     self.error = f"{type(e).__name__}: {redact(e, 300)}"
                 return
             op = frame.opcode

@@ -371,8 +371,9 @@ class WebSocketTransport:
             self._generation += 1  # the runner of the old generation no longer touches status
             conn = self._conn
             live = conn is not None and not conn.finished.is_set()
-            if live:
+            if live and conn is not None:
                 conn.manual = True
+                conn.reconnecting = not manual_status
             if manual_status:
                 if live and conn is not None and conn.opened:
                     self._set_status_locked(ConnectionStatus.CLOSING, manual=True)
@@ -585,9 +586,12 @@ class WebSocketTransport:
         code = conn.close_code if conn.close_code is not None else (1006 if conn.opened else None)
         retryable = retry and ctype not in NO_RETRY_CLOSE_TYPES
         with self._lock:
-            will = retryable and not conn.manual and self._want and not self._closed and (
-                conn.generation == self._generation
-            )
+            if conn.reconnecting:
+                will = not self._closed
+            else:
+                will = retryable and not conn.manual and self._want and not self._closed and (
+                    conn.generation == self._generation
+                )
         return CloseInfo(
             type=ctype,
             retry=retry,
