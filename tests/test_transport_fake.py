@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterator, List, Optional
 import pytest
 
 from tests.fakeserver import FakeConnection, FakeServer
+from tests.recorder import Recorder
 from triplit_sync.errors import ClientClosedError
 from triplit_sync.protocol import (
     ChangesMessage,
@@ -26,11 +27,9 @@ from triplit_sync.protocol import (
     Ready,
     SchemaRequest,
     chunk_message,
-    decode_message,
     encode_message,
 )
 from triplit_sync.transport import (
-    CloseInfo,
     ConnectionStatus,
     StatusChange,
     WebSocketTransport,
@@ -45,55 +44,6 @@ def entity_data(ids: List[str], query: str = "q1") -> dict:
         "changes": {"json": {"todos": {"sets": [[i, {"id": i, "text": "x"}] for i in ids], "deletes": []}},
                     "meta": {"values": {"todos.sets": ["map"], "todos.deletes": ["set"]}, "v": 1}},
         "timestamp": [1, 0, "server"], "forQueries": [query]}}
-
-
-class Recorder:
-    """Collects what the transport reports, with waits instead of sleeps."""
-
-    def __init__(self) -> None:
-        self.cond = threading.Condition()
-        self.messages: List[Message] = []
-        self.closes: List[CloseInfo] = []
-        self.changes: List[StatusChange] = []
-        self.errors: List[BaseException] = []
-        self.tokens_given = 0
-
-    def on_message(self, msg: Message) -> None:
-        with self.cond:
-            self.messages.append(msg)
-            self.cond.notify_all()
-
-    def on_close(self, info: CloseInfo) -> None:
-        with self.cond:
-            self.closes.append(info)
-            self.cond.notify_all()
-
-    def on_status(self, change: StatusChange) -> None:
-        with self.cond:
-            self.changes.append(change)
-            self.cond.notify_all()
-
-    def on_error(self, exc: BaseException) -> None:
-        with self.cond:
-            self.errors.append(exc)
-            self.cond.notify_all()
-
-    def token(self) -> str:
-        with self.cond:
-            self.tokens_given += 1
-            return f"tok{self.tokens_given}"
-
-    def wait(self, pred: Callable[[], Any], timeout: float = 5.0) -> None:
-        with self.cond:
-            assert self.cond.wait_for(pred, timeout), "condition not reached in time"
-
-    def message(self, cls: type, timeout: float = 5.0) -> Any:
-        self.wait(lambda: any(isinstance(m, cls) for m in self.messages), timeout)
-        return next(m for m in self.messages if isinstance(m, cls))
-
-    def statuses(self) -> List[ConnectionStatus]:
-        with self.cond:
-            return [c.status for c in self.changes]
 
 
 @pytest.fixture
