@@ -475,6 +475,22 @@ def test_disconnect_from_inside_on_message_does_not_deadlock(server: FakeServer,
     assert rec.closes[0].manual
 
 
+def test_connect_from_inside_on_close_starts_a_new_connection(server: FakeServer, make: Any,
+                                                              rec: Recorder) -> None:
+    def on_close(info: Any) -> None:
+        rec.on_close(info)
+        if len(rec.closes) == 1:
+            t.connect()  # e.g. after refreshing an expired token
+
+    t = make(server.url, on_close=on_close)
+    ready(t, server).close(1008, '{"type":"TOKEN_EXPIRED","retry":false}')
+    again = server.accept()
+    assert again.token == "tok2"
+    again.send_json(READY)
+    assert t.wait_ready(5)
+    assert not rec.closes[0].will_reconnect
+
+
 def test_no_token_means_no_connection(server: FakeServer, make: Any, rec: Recorder) -> None:
     t = make(server.url, token_provider=lambda: None)
     t.connect()

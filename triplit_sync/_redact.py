@@ -6,10 +6,11 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any, Optional, Union
 
-__all__ = ["REDACTED", "redact", "excerpt"]
+__all__ = ["REDACTED", "redact", "excerpt", "RedactingFilter", "install_log_filter"]
 
 REDACTED = "<redacted>"
 # A JWT's header is base64url JSON, so it starts with "eyJ" ('{"'); JWE tokens have more segments.
@@ -41,3 +42,21 @@ def excerpt(data: Union[str, bytes, bytearray, memoryview], limit: int = 200) ->
     if not isinstance(data, str):
         data = bytes(data[: limit + 4096]).decode("utf-8", "replace")
     return redact(data, limit)
+
+
+class RedactingFilter(logging.Filter):
+    """Redacts the message of every record passing through the logger it is attached to."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is not ours to fix
+            return True
+        record.msg, record.args = redact(message), ()
+        return True
+
+
+def install_log_filter(logger: logging.Logger) -> None:
+    """Attach a :class:`RedactingFilter` to ``logger`` (once)."""
+    if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+        logger.addFilter(RedactingFilter())

@@ -3,12 +3,6 @@
 Knows nothing of sessions, stores or queries. A daemon *runner* thread owns each connection
 attempt: it rebuilds the URL with a fresh token, connects, reads frames until the socket ends,
 reports the close, and waits out the backoff before the next attempt. Facts: PROTOCOL.md §1, §2.
-
-    >>> t = WebSocketTransport("http://127.0.0.1:6543", token_provider=lambda: token,
-    ...                        on_message=print)                         # doctest: +SKIP
-    >>> t.connect(); t.wait_ready(5)                                       # doctest: +SKIP
-    True
-    >>> t.send(Ping(client_timestamp=1)); t.close()                        # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -23,6 +17,7 @@ from enum import Enum
 from typing import Any, Callable, Dict, List, Optional
 from urllib.parse import urlsplit
 
+from ._redact import install_log_filter
 from ._wsconn import WsConnection, build_socket_url, check_server_url, is_loopback, parse_close_reason
 from .errors import ClientClosedError, ProtocolError
 from .protocol import (
@@ -48,21 +43,8 @@ logger = logging.getLogger(__name__)
 _MANUAL_REASON = '{"type":"MANUAL_DISCONNECT","retry":false}'
 
 
-class _RedactFilter(logging.Filter):
-    """websocket-client's trace mode logs the upgrade request, whose URL holds the token."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed record is not ours to fix
-            return True
-        record.msg, record.args = redact(message), ()
-        return True
-
-
-_ws_logger = logging.getLogger("websocket")
-if not any(isinstance(f, _RedactFilter) for f in _ws_logger.filters):
-    _ws_logger.addFilter(_RedactFilter())
+# websocket-client's trace mode logs the upgrade request, whose URL holds the token.
+install_log_filter(logging.getLogger("websocket"))
 
 
 class ConnectionStatus(str, Enum):
@@ -80,9 +62,11 @@ class CloseInfo:
     """How one connection ended.
 
     ``type`` is the CLOSE type (``"UNAUTHORIZED"``, ...; ``"UNKNOWN"`` for an unparseable reason;
-    None when the close had no reason: network drop, server crash). ``code`` is the close-frame
-    code (1006 when the socket ended without one). ``manual`` marks closes this side asked for
-    (disconnect, reconnect, close). ``error`` describes a network failure (token-free).
+    None when the close had no reason: network drop, server crash); ``message`` is the text of the
+    server's CLOSE message, if one came. ``code`` is the close-frame code (1006 when the socket
+    ended without one). ``manual`` marks closes this side asked for (disconnect, reconnect, close).
+    ``was_open``/``was_ready``: the socket had opened / READY had arrived. ``error`` describes a
+    network failure (never holds a token).
     """
 
     type: Optional[str]
@@ -113,18 +97,30 @@ class StatusChange:
 
 
 class WebSocketTransport:
-    """A self-reconnecting websocket to a Triplit server (see the module docstring).
+    """A self-reconnecting websocket to a Triplit server.
 
-    ``token_provider`` is called before every connection attempt (None: do not connect).
-    ``on_message`` runs on the reader thread for every decoded server message except CLOSE
-    (reported through ``on_close``) and CHUNK pieces (the joined message is delivered); READY is
-    delivered after the transport has marked itself ready. ``on_close`` runs once per connection
-    whose socket opened. An exception in either callback is logged and passed to ``error_hook``.
+    ``token_provider`` is called on the runner thread before every connection attempt (the URL
+    is rebuilt each time); None means "do not connect" (status CLOSED), an exception counts as a
+    failed attempt. ``on_message`` runs on the reader thread for every decoded server message
+    except CLOSE (reported through ``on_close``) and CHUNK pieces (the joined message is
+    delivered); READY is delivered after the transport has marked itself ready, and nothing is
+    delivered after a disconnect()/reconnect() of that connection. SCHEMA_REQUEST is answered
+    here with ``schema_provider()`` (``schema_hash`` puts ``schema=<hash>`` in the URL).
+    ``on_close`` runs once per connection whose socket opened. An exception in a callback is
+    logged and passed to ``error_hook``; reading goes on.
 
-    Reconnects (exponential backoff with jitter, reset when a socket opens) only after a close
-    without a reason, with ``retry: true`` or with an unparseable reason; never after
-    UNAUTHORIZED, TOKEN_EXPIRED, ROLES_MISMATCH, SCHEMA_MISMATCH, INTERNAL_ERROR or a manual
-    disconnect. All threads are daemons.
+    Reconnects (``backoff_initial`` doubling to ``backoff_max``, minus up to ``backoff_jitter``
+    of it, reset when a socket opens) only after a close without a reason, with ``retry: true``
+    or with an unparseable reason; never after UNAUTHORIZED, TOKEN_EXPIRED, ROLES_MISMATCH,
+    SCHEMA_MISMATCH, INTERNAL_ERROR or a manual disconnect. ``send_timeout`` bounds a write to a
+    peer that stopped reading (the connection is then dropped). All threads are daemons.
+
+        transport = WebSocketTransport(
+            "http://127.0.0.1:6543", token_provider=lambda: token, on_message=handle)
+        transport.connect()                       # returns at once; a daemon thread connects
+        if transport.wait_ready(10):
+            transport.send(ConnectQuery(query_id(q), q))
+        transport.close()
     """
 
     def __init__(
@@ -229,7 +225,11 @@ class WebSocketTransport:
             if self._closed:
                 raise ClientClosedError("the transport is closed")
             running = self._runner is not None and self._runner.is_alive()
-            if self._want and running and self._status in (ConnectionStatus.CONNECTING, ConnectionStatus.OPEN):
+            ended = self._conn is not None and self._conn.info is not None  # e.g. called from on_close
+            if self._want and running and not ended and self._status in (
+                ConnectionStatus.CONNECTING,
+                ConnectionStatus.OPEN,
+            ):
                 return
             self._start_runner_locked()
         self._notify()
