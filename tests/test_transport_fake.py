@@ -177,6 +177,12 @@ def test_no_ping_when_disabled(server: FakeServer, make: Any) -> None:
     assert conn.recv_json() == {"type": "PING", "payload": {"clientTimestamp": 5}}
 
 
+def test_websocket_pings_from_the_server_are_answered(server: FakeServer, make: Any) -> None:
+    t = make(server.url)
+    conn = ready(t, server)
+    assert conn.ws.ping(b"are you there").wait(5)
+
+
 def test_schema_request_is_answered_by_the_transport(server: FakeServer, make: Any, rec: Recorder) -> None:
     schema = {"collections": {"todos": {"schema": {"type": "record", "properties": {}}}}}
     t = make(server.url, schema_hash=9, schema_provider=lambda: schema)

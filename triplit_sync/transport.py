@@ -330,15 +330,20 @@ class WebSocketTransport:
             if self._notifying:
                 return
             self._notifying = True
-        while True:
+        try:
+            while True:
+                with self._lock:
+                    if not self._pending_changes:
+                        self._notifying = False  # under the same lock as the check: none is lost
+                        return
+                    change = self._pending_changes.pop(0)
+                    listeners = list(self._listeners)
+                for cb in listeners:
+                    self._call_safely(cb, change, what="status listener")
+        except BaseException:
             with self._lock:
-                if not self._pending_changes:
-                    self._notifying = False
-                    return
-                change = self._pending_changes.pop(0)
-                listeners = list(self._listeners)
-            for cb in listeners:
-                self._call_safely(cb, change, what="status listener")
+                self._notifying = False
+            raise
 
     def _call_safely(self, fn: Callable[..., Any], *args: Any, what: str) -> None:
         try:
