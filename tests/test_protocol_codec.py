@@ -58,13 +58,25 @@ def test_the_traces_hold_every_message_type() -> None:
     seen = {(rec["dir"], rec["msg"]["type"]) for _, rec in GOOD}
     for t in ("READY", "SCHEMA_REQUEST", "ENTITY_DATA", "CHANGES_ACK", "ERROR", "CLOSE", "PONG"):
         assert ("s2c", t) in seen
-    for t in ("CONNECT_QUERY", "DISCONNECT_QUERY", "CHANGES", "UPDATE_TOKEN", "SCHEMA_RESPONSE", "PING", "CHUNK"):
+    for t in (
+        "CONNECT_QUERY",
+        "DISCONNECT_QUERY",
+        "CHANGES",
+        "UPDATE_TOKEN",
+        "SCHEMA_RESPONSE",
+        "PING",
+        "CHUNK",
+    ):
         assert ("c2s", t) in seen
 
 
 def _is_deliberately_bad(msg: Any) -> bool:
     """i_protocol_misc sends the server an unknown type, non-JSON text and a CHANGES without changes."""
-    return msg is None or msg.get("type") == "FOO" or (msg.get("type") == "CHANGES" and "changes" not in msg["payload"])
+    return (
+        msg is None
+        or msg.get("type") == "FOO"
+        or (msg.get("type") == "CHANGES" and "changes" not in msg["payload"])
+    )
 
 
 def _lacks_meta(msg: Any) -> bool:
@@ -87,7 +99,9 @@ def test_the_deliberately_bad_recorded_frames_raise(where: str, rec: Dict[str, A
         decode_message(text)
 
 
-@pytest.mark.parametrize("where,rec", [f for f in GOOD if f[1]["dir"] == "c2s" and not _lacks_meta(f[1]["msg"])])
+@pytest.mark.parametrize(
+    "where,rec", [f for f in GOOD if f[1]["dir"] == "c2s" and not _lacks_meta(f[1]["msg"])]
+)
 def test_client_frames_reencode_byte_for_byte(where: str, rec: Dict[str, Any]) -> None:
     text = wire_text(rec["msg"])
     assert len(text.encode()) == rec["bytes"]  # the recording is the real frame
@@ -134,7 +148,9 @@ def test_entity_data_deletes_arrive_as_sets() -> None:
 
 
 def test_changes_ack() -> None:
-    assert decode_message('{"type":"CHANGES_ACK","payload":{"timestamp":[17,2,"server"]}}') == ChangesAck([17, 2, "server"])
+    assert decode_message('{"type":"CHANGES_ACK","payload":{"timestamp":[17,2,"server"]}}') == ChangesAck(
+        [17, 2, "server"]
+    )
 
 
 def test_close_messages_from_the_traces() -> None:
@@ -211,7 +227,12 @@ def test_encode_changes_marks_every_collection() -> None:
     assert env["json"]["todos"] == {"sets": [("t1", {"id": "t1", "text": "x"})], "deletes": ["t2", "t9"]}
     assert env["json"]["notes"] == {"sets": [], "deletes": []}
     assert env["meta"] == {
-        "values": {"todos.sets": ["map"], "todos.deletes": ["set"], "notes.sets": ["map"], "notes.deletes": ["set"]},
+        "values": {
+            "todos.sets": ["map"],
+            "todos.deletes": ["set"],
+            "notes.sets": ["map"],
+            "notes.deletes": ["set"],
+        },
         "v": 1,
     }
 
@@ -244,10 +265,16 @@ def test_encode_changes_names_the_bad_value(bad: Any, match: str) -> None:
 
 
 def test_decode_changes_accepts_markers_with_annotations_and_no_meta() -> None:
-    env = {"json": {"todos": {"sets": [["t1", {"id": "t1", "d": "2024-01-01T00:00:00.000Z"}]], "deletes": ["t2"]}},
-           "meta": {"values": {"todos.sets": ["map", {"0.1.d": ["Date"]}], "todos.deletes": ["set"]}, "v": 1}}
+    env = {
+        "json": {
+            "todos": {"sets": [["t1", {"id": "t1", "d": "2024-01-01T00:00:00.000Z"}]], "deletes": ["t2"]}
+        },
+        "meta": {"values": {"todos.sets": ["map", {"0.1.d": ["Date"]}], "todos.deletes": ["set"]}, "v": 1},
+    }
     out = decode_changes(env)
-    assert out == {"todos": {"sets": {"t1": {"id": "t1", "d": "2024-01-01T00:00:00.000Z"}}, "deletes": {"t2"}}}
+    assert out == {
+        "todos": {"sets": {"t1": {"id": "t1", "d": "2024-01-01T00:00:00.000Z"}}, "deletes": {"t2"}}
+    }
     assert decode_changes({"json": env["json"]}) == out
     assert decode_changes({"json": {}}) == {}
 
@@ -275,7 +302,12 @@ def test_decode_changes_raises_protocol_errors(env: Any, match: str) -> None:
 
 
 def test_changes_round_trip() -> None:
-    changes = {"todos": {"sets": {"t1": {"id": "t1", "tags": {"a": True}}, "t2": {"text": "patch"}}, "deletes": {"t3"}}}
+    changes = {
+        "todos": {
+            "sets": {"t1": {"id": "t1", "tags": {"a": True}}, "t2": {"text": "patch"}},
+            "deletes": {"t3"},
+        }
+    }
     msg = decode_message(encode_message(ChangesMessage(changes)))
     assert isinstance(msg, ChangesMessage) and msg.changes == changes
 
@@ -283,25 +315,37 @@ def test_changes_round_trip() -> None:
 # ------------------------------------------------------------------ malformed frames
 
 
-@pytest.mark.parametrize("frame,match", [
-    ("this is not json", "not valid JSON"),
-    (b"\xff\xfe", "not valid JSON"),
-    ("[1,2]", "not a JSON object"),
-    ('{"payload":{}}', "no message type"),
-    ('{"type":7}', "no message type"),
-    ('{"type":"FOO","payload":{}}', "FOO frame: unknown message type"),
-    ('{"type":"READY","payload":[]}', "READY frame: payload is not an object"),
-    ('{"type":"READY","payload":{}}', "READY frame: payload has no 'clientId'"),
-    ('{"type":"READY","payload":{"clientId":5}}', "READY frame: 'clientId' has the wrong type"),
-    ('{"type":"ENTITY_DATA","payload":{"timestamp":[1,0,"server"],"forQueries":[]}}', "ENTITY_DATA frame: payload has no 'changes'"),
-    ('{"type":"ENTITY_DATA","payload":{"changes":{"json":{}},"timestamp":[1],"forQueries":[]}}', "ENTITY_DATA frame: timestamp"),
-    ('{"type":"ENTITY_DATA","payload":{"changes":{"json":{}},"timestamp":[1,0,"s"],"forQueries":[1]}}', "forQueries"),
-    ('{"type":"CHANGES_ACK","payload":{"timestamp":"now"}}', "CHANGES_ACK frame"),
-    ('{"type":"CLOSE","payload":{"retry":false}}', "CLOSE frame: payload has no 'type'"),
-    ('{"type":"CHUNK","payload":{"id":"x","index":2,"total":2,"data":""}}', "CHUNK frame: index 2"),
-    ('{"type":"CHUNK","payload":{"id":"x","index":true,"total":2,"data":""}}', "CHUNK frame: 'index'"),
-    ('{"type":"CONNECT_QUERY","payload":{"id":"q","params":{}}}', "CONNECT_QUERY frame"),
-])
+@pytest.mark.parametrize(
+    "frame,match",
+    [
+        ("this is not json", "not valid JSON"),
+        (b"\xff\xfe", "not valid JSON"),
+        ("[1,2]", "not a JSON object"),
+        ('{"payload":{}}', "no message type"),
+        ('{"type":7}', "no message type"),
+        ('{"type":"FOO","payload":{}}', "FOO frame: unknown message type"),
+        ('{"type":"READY","payload":[]}', "READY frame: payload is not an object"),
+        ('{"type":"READY","payload":{}}', "READY frame: payload has no 'clientId'"),
+        ('{"type":"READY","payload":{"clientId":5}}', "READY frame: 'clientId' has the wrong type"),
+        (
+            '{"type":"ENTITY_DATA","payload":{"timestamp":[1,0,"server"],"forQueries":[]}}',
+            "ENTITY_DATA frame: payload has no 'changes'",
+        ),
+        (
+            '{"type":"ENTITY_DATA","payload":{"changes":{"json":{}},"timestamp":[1],"forQueries":[]}}',
+            "ENTITY_DATA frame: timestamp",
+        ),
+        (
+            '{"type":"ENTITY_DATA","payload":{"changes":{"json":{}},"timestamp":[1,0,"s"],"forQueries":[1]}}',
+            "forQueries",
+        ),
+        ('{"type":"CHANGES_ACK","payload":{"timestamp":"now"}}', "CHANGES_ACK frame"),
+        ('{"type":"CLOSE","payload":{"retry":false}}', "CLOSE frame: payload has no 'type'"),
+        ('{"type":"CHUNK","payload":{"id":"x","index":2,"total":2,"data":""}}', "CHUNK frame: index 2"),
+        ('{"type":"CHUNK","payload":{"id":"x","index":true,"total":2,"data":""}}', "CHUNK frame: 'index'"),
+        ('{"type":"CONNECT_QUERY","payload":{"id":"q","params":{}}}', "CONNECT_QUERY frame"),
+    ],
+)
 def test_malformed_frames_raise_protocol_errors_naming_the_frame(frame: Any, match: str) -> None:
     with pytest.raises(ProtocolError, match=match):
         decode_message(frame)
@@ -309,7 +353,11 @@ def test_malformed_frames_raise_protocol_errors_naming_the_frame(frame: Any, mat
 
 def test_protocol_error_messages_never_hold_a_token() -> None:
     token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXNlY3JldA"
-    for frame in (f"not json {token}", f'{{"type":"{token}"}}', f'{{"type":"UPDATE_TOKEN","payload":{{"token":5, "x":"{token}"}}}}'):
+    for frame in (
+        f"not json {token}",
+        f'{{"type":"{token}"}}',
+        f'{{"type":"UPDATE_TOKEN","payload":{{"token":5, "x":"{token}"}}}}',
+    ):
         with pytest.raises(ProtocolError) as info:
             decode_message(frame)
         assert token not in str(info.value) and "c2lnbmF0dXJl" not in str(info.value)
@@ -332,7 +380,10 @@ def test_client_messages_encode_as_the_protocol_says() -> None:
     assert obj(SchemaResponse(None)) == {"type": "SCHEMA_RESPONSE", "payload": {"schema": None}}
     assert obj(Ping()) == {"type": "PING", "payload": {}}
     assert obj(Ping(12)) == {"type": "PING", "payload": {"clientTimestamp": 12}}
-    assert obj(Chunk("c", 0, 1, "x")) == {"type": "CHUNK", "payload": {"data": "x", "total": 1, "index": 0, "id": "c"}}
+    assert obj(Chunk("c", 0, 1, "x")) == {
+        "type": "CHUNK",
+        "payload": {"data": "x", "total": 1, "index": 0, "id": "c"},
+    }
 
 
 def test_connect_query_rejects_bad_input_at_the_call() -> None:
@@ -346,7 +397,9 @@ def test_values_json_cannot_hold_raise_type_error() -> None:
     import datetime
 
     with pytest.raises(TypeError, match="datetime"):
-        encode_message(ChangesMessage({"t": {"sets": {"a": {"d": datetime.datetime(2024, 1, 1)}}, "deletes": set()}}))
+        encode_message(
+            ChangesMessage({"t": {"sets": {"a": {"d": datetime.datetime(2024, 1, 1)}}, "deletes": set()}})
+        )
     with pytest.raises(TypeError, match="protocol message"):
         encode_message({"type": "PING"})  # type: ignore[arg-type]
 
@@ -360,8 +413,19 @@ def test_update_token_repr_hides_the_token() -> None:
 
 
 def test_decoding_a_large_entity_data_costs_little_beyond_json_parsing() -> None:
-    sets = [[f"t{i:05d}", {"id": f"t{i:05d}", "text": f"todo {i}", "completed": i % 2 == 0,
-                           "created_at": "2025-01-01T00:00:00.000Z", "tags": {"a": True}}] for i in range(50000)]
+    sets = [
+        [
+            f"t{i:05d}",
+            {
+                "id": f"t{i:05d}",
+                "text": f"todo {i}",
+                "completed": i % 2 == 0,
+                "created_at": "2025-01-01T00:00:00.000Z",
+                "tags": {"a": True},
+            },
+        ]
+        for i in range(50000)
+    ]
     frame = dumps_bytes({"type": "ENTITY_DATA", "payload": {
         "changes": {"json": {"todos": {"sets": sets, "deletes": []}},
                     "meta": {"values": {"todos.sets": ["map"], "todos.deletes": ["set"]}, "v": 1}},

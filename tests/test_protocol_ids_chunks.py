@@ -56,14 +56,24 @@ def test_query_ids_equal_the_js_client_ids_recorded_in_the_traces(payload: Dict[
 
 def test_query_id_examples_from_the_protocol_notes() -> None:
     # client.query('todos').Where('owner','=','alice').Limit(2), live-checked
-    assert query_id({"collectionName": "todos", "where": [["owner", "=", "alice"]], "limit": 2}) == "4020764441"
+    assert (
+        query_id({"collectionName": "todos", "where": [["owner", "=", "alice"]], "limit": 2}) == "4020764441"
+    )
     # hashQuery of a hand-written object hashes only the keys present
-    assert query_id({"collectionName": "todos", "where": [["done", "=", False]]}, builder=False) == "3583458536"
+    assert (
+        query_id({"collectionName": "todos", "where": [["done", "=", False]]}, builder=False) == "3583458536"
+    )
 
 
 def test_query_id_ignores_key_order_trace_ids_and_none() -> None:
     q = {"collectionName": "todos", "where": [["a", "=", 1]], "order": [["b", "ASC"]]}
-    same = {"order": [["b", "ASC"]], "traceId": "123", "where": [["a", "=", 1]], "collectionName": "todos", "limit": None}
+    same = {
+        "order": [["b", "ASC"]],
+        "traceId": "123",
+        "where": [["a", "=", 1]],
+        "collectionName": "todos",
+        "limit": None,
+    }
     assert query_id(q) == query_id(same)
     assert query_id(q) != query_id({**q, "limit": 1})
     assert query_id(q) != query_id({**q, "where": [["a", "=", 2]]})
@@ -180,7 +190,10 @@ def test_redact_removes_opaque_tokens_in_urls_and_fields() -> None:
 
 
 def test_redact_keeps_ordinary_text_and_cuts_after_redacting() -> None:
-    assert redact("sync connection to http://example.com:6543 closed") == "sync connection to http://example.com:6543 closed"
+    assert (
+        redact("sync connection to http://example.com:6543 closed")
+        == "sync connection to http://example.com:6543 closed"
+    )
     long = "x" * 50 + " " + JWT + " " + "y" * 500
     out = redact(long, 60)
     assert JWT[:20] not in out and out.startswith("x" * 50 + " <redacte")

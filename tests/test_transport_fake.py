@@ -148,7 +148,9 @@ def test_nothing_is_sent_before_ready(server: FakeServer, make: Any, rec: Record
     assert first["type"] in ("CONNECT_QUERY", "PING")
 
 
-def test_ready_is_delivered_after_the_transport_is_ready(server: FakeServer, make: Any, rec: Recorder) -> None:
+def test_ready_is_delivered_after_the_transport_is_ready(
+    server: FakeServer, make: Any, rec: Recorder
+) -> None:
     seen = []
 
     def on_message(msg: Message) -> None:
@@ -238,16 +240,21 @@ def test_chunked_server_frames_are_joined(server: FakeServer, make: Any, rec: Re
     assert t.bytes_received > len(text)
 
 
-@pytest.mark.parametrize("garbage", [
-    "this is not json",
-    b"\x00\x01binary",
-    "[1,2,3]",
-    '{"type":"NOPE","payload":{}}',
-    '{"type":"READY"}',
-    '{"type":"ENTITY_DATA","payload":{"changes":{"json":{"todos":{"sets":[["x"]]}}},"timestamp":[1,0,"s"],"forQueries":[]}}',
-    '{"type":"CHUNK","payload":{"id":"c","index":5,"total":2,"data":"x"}}',
-    '{"type":"CHUNK","payload":{"id":"c","index":0,"total":1,"data":"{\\"type\\":\\"CHUNK\\",\\"payload\\":{}}"}}',
-])
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        "this is not json",
+        b"\x00\x01binary",
+        "[1,2,3]",
+        '{"type":"NOPE","payload":{}}',
+        '{"type":"READY"}',
+        '{"type":"ENTITY_DATA","payload":{"changes":{"json":{"todos":{"sets":[["x"]]}}},'
+        '"timestamp":[1,0,"s"],"forQueries":[]}}',
+        '{"type":"CHUNK","payload":{"id":"c","index":5,"total":2,"data":"x"}}',
+        '{"type":"CHUNK","payload":{"id":"c","index":0,"total":1,'
+        '"data":"{\\"type\\":\\"CHUNK\\",\\"payload\\":{}}"}}',
+    ],
+)
 def test_garbage_frames_are_logged_and_skipped(garbage: Any, server: FakeServer, make: Any, rec: Recorder,
                                                caplog: pytest.LogCaptureFixture) -> None:
     t = make(server.url)
@@ -283,9 +290,16 @@ def test_an_on_message_exception_is_reported_and_reading_goes_on(server: FakeSer
 def test_server_errors_reach_on_message(server: FakeServer, make: Any, rec: Recorder) -> None:
     t = make(server.url)
     conn = ready(t, server)
-    conn.send_json({"type": "ERROR", "payload": {"messageType": "CONNECT_QUERY",
-                                                 "error": {"name": "QuerySyncError", "status": 500},
-                                                 "metadata": {"queryKey": "q1", "innerError": {"name": "X"}}}})
+    conn.send_json(
+        {
+            "type": "ERROR",
+            "payload": {
+                "messageType": "CONNECT_QUERY",
+                "error": {"name": "QuerySyncError", "status": 500},
+                "metadata": {"queryKey": "q1", "innerError": {"name": "X"}},
+            },
+        }
+    )
     err = rec.message(ErrorMessage)
     assert err.query_key == "q1"
 
@@ -294,7 +308,7 @@ def test_server_errors_reach_on_message(server: FakeServer, make: Any, rec: Reco
 
 
 def test_a_close_without_a_reason_reconnects_with_a_fresh_token(server: FakeServer, make: Any,
-                                                               rec: Recorder) -> None:
+                                                                rec: Recorder) -> None:
     t = make(server.url)
     first = ready(t, server)
     assert first.token == "tok1"
@@ -347,19 +361,28 @@ def test_a_close_message_without_a_close_frame_is_closed_by_the_client(server: F
     t = make(server.url, schema_hash=1)
     t.connect()
     conn = server.accept()
-    conn.send_json({"type": "CLOSE", "payload": {"type": "SCHEMA_MISMATCH", "retry": False, "message": "nope"}})
+    conn.send_json(
+        {"type": "CLOSE", "payload": {"type": "SCHEMA_MISMATCH", "retry": False, "message": "nope"}}
+    )
     assert conn.wait_closed(5)
     assert conn.close_code == 1000
     assert json.loads(conn.close_reason or "") == {"type": "SCHEMA_MISMATCH", "retry": False}
     rec.wait(lambda: rec.closes and t.status is ConnectionStatus.CLOSED)
     assert len(rec.closes) == 1
     info = rec.closes[0]
-    assert (info.type, info.message, info.will_reconnect, info.was_ready) == ("SCHEMA_MISMATCH", "nope", False, False)
+    assert (info.type, info.message, info.will_reconnect, info.was_ready) == (
+        "SCHEMA_MISMATCH",
+        "nope",
+        False,
+        False,
+    )
     assert not any(isinstance(m, Close) for m in rec.messages)  # reported through on_close only
     server.assert_no_connection(0.3)
 
 
-def test_a_close_message_then_a_close_frame_is_reported_once(server: FakeServer, make: Any, rec: Recorder) -> None:
+def test_a_close_message_then_a_close_frame_is_reported_once(
+    server: FakeServer, make: Any, rec: Recorder
+) -> None:
     t = make(server.url)
     conn = ready(t, server)
     conn.send_json({"type": "CLOSE", "payload": {"type": "TOKEN_EXPIRED", "retry": False}})
@@ -468,7 +491,9 @@ def test_connect_during_a_backoff_tries_at_once(make: Any, rec: Recorder) -> Non
         assert t.wait_ready(5)
 
 
-def test_disconnect_from_inside_on_message_does_not_deadlock(server: FakeServer, make: Any, rec: Recorder) -> None:
+def test_disconnect_from_inside_on_message_does_not_deadlock(
+    server: FakeServer, make: Any, rec: Recorder
+) -> None:
     def on_message(msg: Message) -> None:
         rec.on_message(msg)
         if isinstance(msg, Pong):
@@ -563,7 +588,9 @@ def test_remove_a_status_listener(server: FakeServer, make: Any, rec: Recorder) 
     assert len(seen) == n > 0
 
 
-def test_loopback_ignores_proxy_settings(server: FakeServer, make: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_loopback_ignores_proxy_settings(
+    server: FakeServer, make: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     dead = FakeServer().start()
     dead_port = dead.port
     dead.stop()  # a proxy address where nothing listens
@@ -591,7 +618,9 @@ def test_all_threads_are_daemons(server: FakeServer, make: Any) -> None:
 
 
 def big_message(megabytes: int) -> ChangesMessage:
-    return ChangesMessage({"blobs": {"sets": {"b": {"id": "b", "data": "x" * (megabytes << 20)}}, "deletes": set()}})
+    return ChangesMessage(
+        {"blobs": {"sets": {"b": {"id": "b", "data": "x" * (megabytes << 20)}}, "deletes": set()}}
+    )
 
 
 def stalled(server: FakeServer, t: WebSocketTransport) -> FakeConnection:

@@ -101,7 +101,9 @@ def test_ping_pong(triplit: TriplitTestServer, make: Any, rec: Recorder) -> None
     assert isinstance(pong.server_timestamp, int) and pong.server_timestamp > 1_700_000_000_000
 
 
-def test_connect_query_is_answered_by_entity_data(triplit: TriplitTestServer, make: Any, rec: Recorder) -> None:
+def test_connect_query_is_answered_by_entity_data(
+    triplit: TriplitTestServer, make: Any, rec: Recorder
+) -> None:
     status, _ = triplit.post("insert", {"collectionName": "todos", "entity": todo(1)})
     assert status == 200
     t = make(triplit.url, triplit.user_token("alice"))
@@ -132,7 +134,9 @@ def test_query_errors_name_the_query(triplit: TriplitTestServer, make: Any, rec:
     assert err.to_exception().query_id == "bad"  # type: ignore[attr-defined]
 
 
-def test_a_large_write_goes_out_in_chunks_and_is_acked(triplit: TriplitTestServer, make: Any, rec: Recorder) -> None:
+def test_a_large_write_goes_out_in_chunks_and_is_acked(
+    triplit: TriplitTestServer, make: Any, rec: Recorder
+) -> None:
     t = make(triplit.url, triplit.service_token())
     t.connect()
     assert t.wait_ready(10)
@@ -160,7 +164,9 @@ def test_a_bad_token_is_closed_unauthorized_and_not_retried(triplit: TriplitTest
     assert not any(isinstance(m, Ready) for m in rec.messages)
 
 
-def test_a_bad_update_token_closes_the_session_once(triplit: TriplitTestServer, make: Any, rec: Recorder) -> None:
+def test_a_bad_update_token_closes_the_session_once(
+    triplit: TriplitTestServer, make: Any, rec: Recorder
+) -> None:
     t = make(triplit.url, triplit.user_token("alice"))
     t.connect()
     assert t.wait_ready(10)
@@ -170,7 +176,9 @@ def test_a_bad_update_token_closes_the_session_once(triplit: TriplitTestServer, 
     assert rec.closes[0].was_ready and not rec.closes[0].will_reconnect
 
 
-def test_token_expired_is_reported_and_not_retried(triplit: TriplitTestServer, make: Any, rec: Recorder) -> None:
+def test_token_expired_is_reported_and_not_retried(
+    triplit: TriplitTestServer, make: Any, rec: Recorder
+) -> None:
     t = make(triplit.url, triplit.user_token("alice", expires_in=1.5), ping_interval=0.25)
     t.connect()
     assert t.wait_ready(10)
@@ -236,7 +244,9 @@ def test_reconnects_with_backoff_after_the_server_is_killed_and_restarted(
         if change.status is ConnectionStatus.CONNECTING:
             attempts.append(time.monotonic())
 
-    t = make(schemaless.url, schemaless.service_token(), backoff_initial=0.05, backoff_max=0.4, backoff_jitter=0)
+    t = make(
+        schemaless.url, schemaless.service_token(), backoff_initial=0.05, backoff_max=0.4, backoff_jitter=0
+    )
     t.add_status_listener(on_status)
     t.connect()
     assert t.wait_ready(10)

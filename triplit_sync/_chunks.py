@@ -67,7 +67,8 @@ class ChunkAssembler:
         if chunk.total != total or not 0 <= chunk.index < total:
             self._drop(chunk.id)
             raise ProtocolError(
-                f"CHUNK frame: piece {chunk.index}/{chunk.total} contradicts total {total} of chunk id {chunk.id!r}"
+                f"CHUNK frame: piece {chunk.index}/{chunk.total} contradicts total {total}"
+                f" of chunk id {chunk.id!r}"
             )
         old = pieces.get(chunk.index)
         self._bytes += len(chunk.data) - (len(old) if old is not None else 0)

@@ -14,7 +14,9 @@ from ._types import Changes
 from .errors import ProtocolError
 
 try:  # orjson is optional (the "fast" extra)
-    import orjson as _orjson
+    import orjson
+
+    _orjson: Any = orjson
 except ImportError:  # pragma: no cover - exercised only without orjson
     _orjson = None
 
@@ -29,13 +31,16 @@ if _orjson is not None:
     # Passthrough flags make orjson refuse what the stdlib refuses (datetimes, dataclasses), so
     # what goes on the wire never depends on which library happens to be installed.
     _ORJSON_OPTS = (
-        _orjson.OPT_PASSTHROUGH_DATETIME | _orjson.OPT_PASSTHROUGH_DATACLASS | _orjson.OPT_PASSTHROUGH_SUBCLASS
+        _orjson.OPT_PASSTHROUGH_DATETIME
+        | _orjson.OPT_PASSTHROUGH_DATACLASS
+        | _orjson.OPT_PASSTHROUGH_SUBCLASS
     )
     loads: Callable[[Union[str, bytes]], Any] = _orjson.loads
 
     def dumps_bytes(obj: Any) -> bytes:
         """Compact UTF-8 JSON."""
-        return _orjson.dumps(obj, default=_reject, option=_ORJSON_OPTS)
+        data: bytes = _orjson.dumps(obj, default=_reject, option=_ORJSON_OPTS)
+        return data
 
 else:  # pragma: no cover - exercised only without orjson
     loads = json.loads
@@ -61,20 +66,28 @@ def encode_changes(changes: Mapping[str, Mapping[str, Any]]) -> Dict[str, Any]:
     naming the collection when the input does not have the documented shape.
     """
     if not isinstance(changes, Mapping):
-        raise TypeError(f"changes must be a mapping of collection name to changes, not {type(changes).__name__}")
+        raise TypeError(
+            f"changes must be a mapping of collection name to changes, not {type(changes).__name__}"
+        )
     body: Dict[str, Any] = {}
     values: Dict[str, List[str]] = {}
     for coll, c in changes.items():
         if not isinstance(coll, str) or not coll:
             raise ValueError(f"changes: collection name must be a non-empty string, got {coll!r}")
         if not isinstance(c, Mapping):
-            raise TypeError(f"changes[{coll!r}] must be a mapping with 'sets' and 'deletes', not {type(c).__name__}")
+            raise TypeError(
+                f"changes[{coll!r}] must be a mapping with 'sets' and 'deletes', not {type(c).__name__}"
+            )
         sets = c.get("sets") or {}
         deletes = c.get("deletes") or ()
         if not isinstance(sets, Mapping):
-            raise TypeError(f"changes[{coll!r}]['sets'] must map entity id to document, not {type(sets).__name__}")
+            raise TypeError(
+                f"changes[{coll!r}]['sets'] must map entity id to document, not {type(sets).__name__}"
+            )
         if isinstance(deletes, (str, bytes)) or not isinstance(deletes, Iterable):
-            raise TypeError(f"changes[{coll!r}]['deletes'] must be a set of entity ids, not {type(deletes).__name__}")
+            raise TypeError(
+                f"changes[{coll!r}]['deletes'] must be a set of entity ids, not {type(deletes).__name__}"
+            )
         delete_list = list(deletes)
         for i in delete_list:
             if not isinstance(i, str):
@@ -125,7 +138,8 @@ def decode_changes(envelope: Any, *, frame_type: str = "CHANGES") -> Changes:
                 raise TypeError(type(sets).__name__)
         except (TypeError, ValueError) as e:
             raise ProtocolError(
-                f"{frame_type} frame: sets of collection {coll!r} must be a list of [id, document] pairs ({e})"
+                f"{frame_type} frame: sets of collection {coll!r} must be a list of [id, document] pairs"
+                f" ({e})"
             ) from None
         try:
             delete_set = set() if deletes is None else set(deletes) if type(deletes) is list else None

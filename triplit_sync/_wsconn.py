@@ -36,7 +36,9 @@ def check_server_url(server_url: Any) -> None:
         raise TypeError(f"server_url must be a string, not {type(server_url).__name__}")
     parts = urlsplit(server_url)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"server_url must start with http:// or https:// and name a host, got {redact(server_url)!r}")
+        raise ValueError(
+            f"server_url must start with http:// or https:// and name a host, got {redact(server_url)!r}"
+        )
 
 
 def build_socket_url(server_url: str, token: str, schema_hash: Optional[int] = None) -> str:
@@ -89,7 +91,8 @@ class WsConnection:
 
     def __init__(self, generation: int) -> None:
         self.generation = generation
-        self.ws: Optional[websocket.WebSocket] = None
+        # a websocket.WebSocket; typed Any because websocket-client leaves much of it untyped
+        self.ws: Any = None
         self.opened = False
         self.ready = False
         self.client_id: Optional[str] = None
@@ -113,7 +116,7 @@ class WsConnection:
             # websocket-client >= 1.9 sends even localhost through http_proxy from the
             # environment, and reads its no-proxy list only when a proxy host is given.
             options.update(http_proxy_host="127.0.0.1", http_proxy_port=9, http_no_proxy=[direct_host])
-        ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=True)
+        ws: Any = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=True)
         try:
             ws.connect(url, **options)
         except BaseException:

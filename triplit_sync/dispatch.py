@@ -19,7 +19,7 @@ import collections
 import logging
 import threading
 import time
-from typing import Any, Callable, Deque, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, Optional, Set, Tuple
 
 from .errors import ClientClosedError
 from .protocol import redact
@@ -28,7 +28,7 @@ __all__ = ["Dispatcher"]
 
 logger = logging.getLogger(__name__)
 
-_Item = Tuple[int, Callable[..., Any], Tuple[Any, ...], dict]
+_Item = Tuple[int, Callable[..., Any], Tuple[Any, ...], Dict[str, Any]]
 
 
 class Dispatcher:
@@ -37,7 +37,9 @@ class Dispatcher:
     ``error_hook(exc)`` receives every exception a callback raises (after it is logged).
     """
 
-    def __init__(self, error_hook: Optional[Callable[[BaseException], None]] = None, name: str = "triplit-dispatch"):
+    def __init__(
+        self, error_hook: Optional[Callable[[BaseException], None]] = None, name: str = "triplit-dispatch"
+    ):
         if error_hook is not None and not callable(error_hook):
             raise TypeError("error_hook must be callable or None")
         self._error_hook = error_hook
@@ -45,7 +47,7 @@ class Dispatcher:
         self._cond = threading.Condition(threading.Lock())
         self._queue: Deque[_Item] = collections.deque()
         self._submitted = 0  # sequence number of the last submitted callback
-        self._running: set = set()  # sequence numbers of callbacks running now (nested flushes)
+        self._running: Set[int] = set()  # sequence numbers of callbacks running now (nested flushes)
         self._closing = False
         self._thread: Optional[threading.Thread] = None
 
@@ -135,7 +137,10 @@ class Dispatcher:
             fn(*args, **kwargs)
         except BaseException as e:  # a callback must never take the thread down
             logger.error(
-                "callback %s raised %s: %s", getattr(fn, "__qualname__", fn), type(e).__name__, redact(e, 500),
+                "callback %s raised %s: %s",
+                getattr(fn, "__qualname__", fn),
+                type(e).__name__,
+                redact(e, 500),
                 exc_info=True,
             )
             if self._error_hook is not None:

@@ -100,7 +100,7 @@ def _opt(payload: Dict[str, Any], key: str, kind: Union[type, Tuple[type, ...]],
 
 
 def _timestamp(payload: Dict[str, Any], frame: str) -> Timestamp:
-    ts = _req(payload, "timestamp", list, frame)
+    ts: Timestamp = _req(payload, "timestamp", list, frame)
     if len(ts) != 3 or not isinstance(ts[0], (int, float)) or not isinstance(ts[1], (int, float)):
         raise ProtocolError(f"{frame} frame: timestamp must be [ms, counter, clientId], got {ts!r:.80}")
     return ts
@@ -149,7 +149,11 @@ class EntityData(Message):
     for_queries: List[str]
 
     def to_payload(self) -> Dict[str, Any]:
-        return {"changes": encode_changes(self.changes), "timestamp": self.timestamp, "forQueries": self.for_queries}
+        return {
+            "changes": encode_changes(self.changes),
+            "timestamp": self.timestamp,
+            "forQueries": self.for_queries,
+        }
 
     @classmethod
     def from_payload(cls, payload: Dict[str, Any]) -> "EntityData":
@@ -199,7 +203,10 @@ class ErrorMessage(Message):
     def from_payload(cls, payload: Dict[str, Any]) -> "ErrorMessage":
         error = payload.get("error")
         if not isinstance(error, dict):
-            error = {"name": "TriplitError", "message": str(error)[:500] if error is not None else "unknown error"}
+            error = {
+                "name": "TriplitError",
+                "message": str(error)[:500] if error is not None else "unknown error",
+            }
         metadata = payload.get("metadata")
         return cls(
             _opt(payload, "messageType", str, cls.TYPE), error, metadata if isinstance(metadata, dict) else {}
@@ -279,7 +286,9 @@ class Close(Message):
     @classmethod
     def from_payload(cls, payload: Dict[str, Any]) -> "Close":
         retry = payload.get("retry", False)
-        return cls(_req(payload, "type", str, cls.TYPE), retry is True, _opt(payload, "message", str, cls.TYPE))
+        return cls(
+            _req(payload, "type", str, cls.TYPE), retry is True, _opt(payload, "message", str, cls.TYPE)
+        )
 
     @property
     def is_session_error(self) -> bool:
@@ -351,9 +360,13 @@ class ConnectQuery(Message):
         if not isinstance(self.id, str) or not self.id:
             raise ValueError(f"ConnectQuery: id must be a non-empty string, got {self.id!r}")
         if not isinstance(self.params, Mapping) or not isinstance(self.params.get("collectionName"), str):
-            raise ValueError(f"ConnectQuery: params must be a query with a collectionName, got {self.params!r:.120}")
+            raise ValueError(
+                f"ConnectQuery: params must be a query with a collectionName, got {self.params!r:.120}"
+            )
         if self.state is not None and not isinstance(self.state, Mapping):
-            raise ValueError(f"ConnectQuery: state must be a mapping or None, got {type(self.state).__name__}")
+            raise ValueError(
+                f"ConnectQuery: state must be a mapping or None, got {type(self.state).__name__}"
+            )
 
     def to_payload(self) -> Dict[str, Any]:
         out: Dict[str, Any] = {"id": self.id, "params": self.params}
@@ -361,7 +374,9 @@ class ConnectQuery(Message):
             state = dict(self.state)
             ids = state.get("entityIds")
             if isinstance(ids, Mapping):
-                state["entityIds"] = {c: sorted(v) if isinstance(v, (set, frozenset)) else v for c, v in ids.items()}
+                state["entityIds"] = {
+                    c: sorted(v) if isinstance(v, (set, frozenset)) else v for c, v in ids.items()
+                }
             out["state"] = state
         return out
 
@@ -483,7 +498,7 @@ def decode_message(frame: Union[str, bytes, bytearray, memoryview]) -> Message:
         >>> decode_message(b'{"type":"CHANGES_ACK","payload":{"timestamp":[1,0,"server"]}}')
         ChangesAck(timestamp=[1, 0, 'server'])
     """
-    if isinstance(frame, memoryview):
+    if isinstance(frame, (memoryview, bytearray)):
         frame = bytes(frame)
     try:
         obj = loads(frame)

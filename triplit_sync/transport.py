@@ -148,9 +148,13 @@ class WebSocketTransport:
         if not callable(on_message):
             raise TypeError("on_message must be callable")
         if ping_interval is not None and not ping_interval > 0:
-            raise ValueError(f"ping_interval must be a positive number of seconds or None, got {ping_interval!r}")
+            raise ValueError(
+                f"ping_interval must be a positive number of seconds or None, got {ping_interval!r}"
+            )
         if not 0 < backoff_initial <= backoff_max:
-            raise ValueError(f"need 0 < backoff_initial <= backoff_max, got {backoff_initial!r}, {backoff_max!r}")
+            raise ValueError(
+                f"need 0 < backoff_initial <= backoff_max, got {backoff_initial!r}, {backoff_max!r}"
+            )
         if not 0 <= backoff_jitter < 1:
             raise ValueError(f"backoff_jitter must be in [0, 1), got {backoff_jitter!r}")
         if chunk_size is not None and chunk_size < 0:
@@ -211,7 +215,9 @@ class WebSocketTransport:
     def is_ready(self) -> bool:
         """True between READY and the end of the connection: messages can be sent."""
         conn = self._conn
-        return conn is not None and conn.ready and not conn.close_sent and self._status is ConnectionStatus.OPEN
+        return (
+            conn is not None and conn.ready and not conn.close_sent and self._status is ConnectionStatus.OPEN
+        )
 
     @property
     def closed(self) -> bool:
@@ -309,7 +315,7 @@ class WebSocketTransport:
     def backoff_delay(self, attempt: int) -> float:
         """The wait before reconnect attempt ``attempt`` (0 = first retry): ``backoff_initial``
         doubled per attempt, capped at ``backoff_max``, minus up to ``backoff_jitter`` of it."""
-        nominal = min(self.backoff_max, self.backoff_initial * (2 ** min(attempt, 60)))
+        nominal = min(self.backoff_max, self.backoff_initial * float(1 << min(max(attempt, 0), 60)))
         return nominal * (1.0 - self.backoff_jitter * random.random())
 
     # ---------------------------------------------------------------- status plumbing
@@ -440,7 +446,10 @@ class WebSocketTransport:
             conn.info = info
             if conn.opened:
                 logger.info(
-                    "connection closed (type=%s, code=%s, reconnect=%s)", info.type, info.code, info.will_reconnect
+                    "connection closed (type=%s, code=%s, reconnect=%s)",
+                    info.type,
+                    info.code,
+                    info.will_reconnect,
                 )
                 if self._on_close is not None:
                     self._call_safely(self._on_close, info, what="on_close")
@@ -525,7 +534,9 @@ class WebSocketTransport:
             logger.warning("ignored a malformed frame: %s", e)
             return None
         if debug:
-            logger.debug("recv %s (%d bytes): %s", msg.TYPE, len(data), redact(data.decode("utf-8", "replace"), 300))
+            logger.debug(
+                "recv %s (%d bytes): %s", msg.TYPE, len(data), redact(data.decode("utf-8", "replace"), 300)
+            )
         return msg
 
     def _handle(self, conn: WsConnection, msg: Message) -> None:
@@ -540,7 +551,9 @@ class WebSocketTransport:
                 try:
                     schema = self._schema_provider()
                 except Exception as e:
-                    logger.error("schema provider raised %s: %s", type(e).__name__, redact(e, 300), exc_info=True)
+                    logger.error(
+                        "schema provider raised %s: %s", type(e).__name__, redact(e, 300), exc_info=True
+                    )
             with self._send_lock:
                 # Only message allowed before READY; never chunked (CHUNK needs a ready server).
                 if not conn.close_sent:
