@@ -193,6 +193,7 @@ class WebSocketTransport:
         self._listeners: List[Callable[[StatusChange], None]] = []
         self._pending_changes: List[StatusChange] = []
         self._notifying = False
+        #: UTF-8 payload bytes of the text messages received / sent (CHUNK frames included)
         self.bytes_received = 0
         self.bytes_sent = 0
 
