@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple, Type, Un
 
 from ._chunks import ChunkAssembler, utf8_pieces
 from ._envelope import decode_changes, dumps_bytes, encode_changes, loads
-from ._hash import hash_object
+from ._queryid import QUERY_ID_KEYS, query_id
 from ._redact import REDACTED, excerpt, redact
 from ._types import Changes, QueryJSON, Timestamp
 from .errors import ProtocolError, QueryError, TriplitError, WriteError, server_error_from_json
@@ -50,6 +50,7 @@ __all__ = [
     "chunk_message",
     "ChunkAssembler",
     "query_id",
+    "QUERY_ID_KEYS",
     "redact",
 ]
 
@@ -569,45 +570,3 @@ def chunk_message(
     cid = chunk_id or os.urandom(6).hex()
     total = len(pieces)
     return [Chunk(cid, i, total, p.decode("utf-8")) for i, p in enumerate(pieces)]
-
-
-# --------------------------------------------------------------------------------------------
-# Query ids
-
-#: The CollectionQuery keys the JS client hashes (``hashQuery``), in no particular order.
-QUERY_ID_KEYS = ("after", "collectionName", "select", "include", "limit", "order", "vars", "where")
-
-
-class _Undefined:
-    def __str__(self) -> str:
-        return "undefined"
-
-    __repr__ = __str__
-
-
-_UNDEFINED = _Undefined()
-
-
-def query_id(query: Mapping[str, Any], *, builder: bool = True) -> str:
-    """The query id the JS client would use for ``query`` (a CollectionQuery as sent in
-    ``CONNECT_QUERY.params``): unsigned 32-bit FNV-1a of its canonical text, as a decimal string.
-
-    With ``builder=True`` (default) the id equals what ``@triplit/client`` 1.0.50 sends: its query
-    builder always carries all eight keys of :data:`QUERY_ID_KEYS`, unset ones as JS
-    ``undefined``, so missing (or ``None``) keys hash as the word ``undefined``. The wire omits
-    them (JSON drops ``undefined``) and adds a random ``traceId``, which is not hashed. This is
-    verified against every id recorded in the traces. ``builder=False`` hashes only the keys
-    present, as ``hashQuery`` does for a hand-written query object (PROTOCOL.md §5.2 example).
-
-        >>> query_id({"collectionName": "todos"})
-        '2294105723'
-        >>> query_id({"collectionName": "todos", "where": [["done", "=", False]]}, builder=False)
-        '3583458536'
-    """
-    if not isinstance(query, Mapping) or not isinstance(query.get("collectionName"), str):
-        raise ValueError(f"query_id needs a query with a collectionName, got {query!r:.120}")
-    if builder:
-        canonical = {k: _UNDEFINED if query.get(k) is None else query[k] for k in QUERY_ID_KEYS}
-    else:
-        canonical = {k: query[k] for k in QUERY_ID_KEYS if k in query}
-    return str(hash_object(canonical))
