@@ -17,81 +17,28 @@ schema this client turns them into Python ``set``\\ s and ``datetime``\\ s.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import os
-import threading
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
-from urllib.parse import urlsplit
 
-import httpx
-
-from ._http_json import dumps, encode_changes, loads
-from ._types import Changes, Document, QueryJSON
+from ._http_transport import DEFAULT_TIMEOUT, USE_DEFAULT, HttpTransport, check_token, dumps
+from ._types import Document, QueryJSON
 from .errors import (
-    AuthenticationError,
-    ClientClosedError,
-    NoActiveSessionError,
-    NotFoundError,
-    PayloadTooLargeError,
-    PermissionDeniedError,
+    InvalidQueryError,
     ProtocolError,
     ServerError,
-    TokenDecodingError,
     TriplitConnectionError,
-    TriplitError,
     TriplitTimeoutError,
-    server_error_from_json,
 )
+from .protocol import encode_changes
 
 __all__ = ["HttpClient", "DEFAULT_TIMEOUT"]
 
-log = logging.getLogger(__name__)
-
-#: Seconds a request may take (connect, each read, each write) unless told otherwise.
-DEFAULT_TIMEOUT = 30.0
+_log = logging.getLogger(__name__)
 
 TokenSource = Union[str, Callable[[], Optional[str]], None]
 Timeout = Optional[float]
 QueryLike = Union[str, Mapping[str, Any], Any]
-
-
-class _UseDefault:
-    def __repr__(self) -> str:
-        return "<client default>"
-
-
-_DEFAULT: Any = _UseDefault()
-
-_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
-_STATUS_CLASSES = {401: AuthenticationError, 403: PermissionDeniedError, 404: NotFoundError,
-                   413: PayloadTooLargeError}
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in _LOOPBACK_NAMES or host.lower().endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def _check_timeout(timeout: Any, what: str = "timeout") -> Optional[float]:
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ValueError(f"{what} must be a positive number of seconds or None, got {timeout!r}")
-    return float(timeout)
-
-
-def _check_token(token: Any) -> str:
-    # Never put the token itself in a message: only its type and what is wrong with it.
-    if not isinstance(token, str):
-        raise TypeError(f"the token must be a str (a JWT), got {type(token).__name__}")
-    if not token or not token.isascii() or any(c.isspace() or not c.isprintable() for c in token):
-        raise TokenDecodingError("the token is not a JWT: it is empty or holds whitespace or control characters")
-    return token
+_DEFAULT: Any = USE_DEFAULT
 
 
 def _check_name(value: Any, what: str) -> str:
@@ -137,87 +84,35 @@ class HttpClient:
         verify: Union[bool, str] = True,
         trust_env: Optional[bool] = None,
     ) -> None:
-        self._base = self._check_url(server_url)
         if token is None or callable(token):
-            self._token_source: Callable[[], Optional[str]] = token if token is not None else (lambda: None)
+            source: Callable[[], Optional[str]] = token if token is not None else (lambda: None)
         else:
-            fixed = _check_token(token)
-            self._token_source = lambda: fixed
+            fixed = check_token(token)
+            source = lambda: fixed  # noqa: E731
         if schema is not None and not (callable(getattr(schema, "encode_entity", None))
                                        and callable(getattr(schema, "decode_entity", None))):
             raise TypeError(f"schema must have encode_entity() and decode_entity() (a Schema), "
                             f"got {type(schema).__name__}")
+        self._transport = HttpTransport(server_url, source, timeout=timeout, verify=verify, trust_env=trust_env)
         self._schema = schema
         self._relations: Dict[str, Dict[str, Any]] = self._read_relations(schema)
-        self._timeout = _check_timeout(timeout)
-        host = urlsplit(self._base).hostname or ""
-        self._trust_env = (not _is_loopback(host)) if trust_env is None else bool(trust_env)
-        self._verify = verify
-        self._lock = threading.Lock()
-        self._closed = False
-        self._pid = os.getpid()
-        self._client = self._new_client()
-
-    # ------------------------------------------------------------------ plumbing
-
-    @staticmethod
-    def _check_url(server_url: Any) -> str:
-        if not isinstance(server_url, str):
-            raise TypeError(f"server_url must be a str like 'http://127.0.0.1:6543', got {type(server_url).__name__}")
-        url = server_url.strip().rstrip("/")
-        parts = urlsplit(url)
-        if parts.scheme in ("ws", "wss"):  # the sync URL of the same server
-            url = ("https" if parts.scheme == "wss" else "http") + url[len(parts.scheme):]
-            parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"server_url must be an http(s) URL like 'http://127.0.0.1:6543', got {server_url!r}")
-        if parts.query or parts.fragment or parts.username or parts.password:
-            raise ValueError(f"server_url must not hold a query, fragment or credentials, got {server_url!r}")
-        try:
-            parts.port
-        except ValueError:
-            raise ValueError(f"server_url has a bad port: {server_url!r}") from None
-        return url
-
-    def _new_client(self) -> httpx.Client:
-        from . import __version__  # here, not at import time: the package imports this module
-
-        return httpx.Client(
-            timeout=httpx.Timeout(self._timeout),
-            trust_env=self._trust_env,
-            verify=self._verify,
-            headers={"User-Agent": f"triplit-sync/{__version__} (python)", "Accept": "application/json"},
-        )
-
-    def _http(self) -> httpx.Client:
-        if self._closed:
-            raise ClientClosedError("this HttpClient has been closed")
-        if self._pid != os.getpid():
-            # A forked child must not share its parent's pooled sockets: start a fresh pool and
-            # leave the parent's connections alone (closing them here would not help the parent).
-            with self._lock:
-                if self._pid != os.getpid():
-                    self._client = self._new_client()
-                    self._pid = os.getpid()
-        return self._client
+        # the transport's calls, under short names
+        self._send = self._transport.send
+        self._post = self._transport.post
+        self._json = self._transport.json
 
     @property
     def server_url(self) -> str:
         """The server's base URL, without a trailing slash."""
-        return self._base
+        return self._transport.base
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._transport.closed
 
     def close(self) -> None:
         """Close the pooled connections. Safe to call twice; later calls raise :class:`ClientClosedError`."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            client = self._client
-        client.close()
+        self._transport.close()
 
     def __enter__(self) -> "HttpClient":
         return self
@@ -226,75 +121,8 @@ class HttpClient:
         self.close()
 
     def __repr__(self) -> str:
-        state = " closed" if self._closed else ""
-        return f"<HttpClient {self._base}{' with schema' if self._schema is not None else ''}{state}>"
-
-    def _auth_header(self) -> Dict[str, str]:
-        token = self._token_source()
-        if token is None:
-            raise NoActiveSessionError("no token: start a session or give HttpClient a token")
-        return {"Authorization": "Bearer " + _check_token(token)}
-
-    def _send(self, method: str, route: str, *, auth: bool = True, timeout: Any = _DEFAULT,
-              **kwargs: Any) -> httpx.Response:
-        url = f"{self._base}/{route}"
-        headers = self._auth_header() if auth else {}
-        if "headers" in kwargs:
-            headers.update(kwargs.pop("headers"))
-        if timeout is not _DEFAULT:
-            kwargs["timeout"] = httpx.Timeout(_check_timeout(timeout))
-        client = self._http()
-        try:
-            response = client.request(method, url, headers=headers, **kwargs)
-        except httpx.TimeoutException as exc:
-            limit = kwargs["timeout"].read if "timeout" in kwargs else self._timeout
-            raise TriplitTimeoutError(
-                f"{method} {url} timed out ({type(exc).__name__}, timeout {limit} s)") from exc
-        except httpx.RequestError as exc:
-            raise TriplitConnectionError(f"cannot reach the Triplit server at {url}: {exc or type(exc).__name__}",
-                                         name=type(exc).__name__) from exc
-        except RuntimeError as exc:
-            if self._closed:  # closed by another thread while this request was starting
-                raise ClientClosedError("this HttpClient has been closed") from exc
-            raise
-        log.debug("%s %s -> %s (%d bytes)", method, url, response.status_code, len(response.content))
-        if not 200 <= response.status_code < 300:
-            raise self._error(method, url, response)
-        return response
-
-    @staticmethod
-    def _error(method: str, url: str, response: httpx.Response) -> TriplitError:
-        status = response.status_code
-        data: Any = None
-        try:
-            data = loads(response.content)
-        except ValueError:
-            pass
-        if isinstance(data, Mapping) and ("name" in data or "message" in data):
-            return server_error_from_json(data, status)
-        # Not the server's error JSON: a bare framework answer ("404 Not Found"), a proxy page, a redirect.
-        text = response.text.strip().replace("\n", " ")[:300] or response.reason_phrase
-        location = response.headers.get("location")
-        hint = f" (redirect to {location}: use that URL as server_url)" if location else ""
-        cls = _STATUS_CLASSES.get(status, ServerError)
-        return cls(f"{method} {url} failed with HTTP {status}: {text}{hint}", status=status,
-                   data=data if isinstance(data, Mapping) else None)
-
-    def _post(self, route: str, body: Any, *, timeout: Any = _DEFAULT, params: Optional[Dict[str, str]] = None) -> Any:
-        content = dumps(body, f"the /{route} request")
-        response = self._send("POST", route, content=content, params=params, timeout=timeout,
-                              headers={"Content-Type": "application/json"})
-        return self._json(route, response)
-
-    def _json(self, route: str, response: httpx.Response) -> Any:
-        raw = response.content
-        if not raw.strip():
-            return None
-        try:
-            return loads(raw)
-        except ValueError:
-            raise ProtocolError(f"/{route} answered HTTP {response.status_code} with a body that is not JSON: "
-                                f"{response.text[:200]!r}") from None
+        state = " closed" if self.closed else ""
+        return f"<HttpClient {self.server_url}{' with schema' if self._schema is not None else ''}{state}>"
 
     # ------------------------------------------------------------------ values
 
@@ -308,18 +136,20 @@ class HttpClient:
 
     def _query_json(self, query: QueryLike) -> QueryJSON:
         if isinstance(query, str):
-            return {"collectionName": _check_name(query, "a collection name")}
+            if not query:
+                raise InvalidQueryError("a collection name must be a non-empty string, got ''")
+            return {"collectionName": query}
         if not isinstance(query, Mapping):
             to_json = getattr(query, "to_json", None)
             if not callable(to_json):
-                raise TypeError(f"query must be a Query, a CollectionQuery dict or a collection name, "
-                                f"got {type(query).__name__}")
+                raise InvalidQueryError(f"query must be a Query, a CollectionQuery dict or a collection name, "
+                                        f"got {type(query).__name__}: {query!r:.80}")
             query = to_json()
             if not isinstance(query, Mapping):
-                raise TypeError(f"query.to_json() must return a dict, got {type(query).__name__}")
+                raise InvalidQueryError(f"query.to_json() must return a dict, got {type(query).__name__}")
         name = query.get("collectionName")
         if not isinstance(name, str) or not name:
-            raise ValueError(f"the query needs a 'collectionName' (a non-empty string), got {dict(query)!r:.200}")
+            raise InvalidQueryError(f"the query needs a 'collectionName' (a non-empty string), got {dict(query)!r:.200}")
         return dict(query)
 
     def _subquery(self, collection: str, alias: str, inclusion: Any) -> Optional[Mapping[str, Any]]:
@@ -540,7 +370,7 @@ class HttpClient:
                    timeout=timeout)
         return len(ids)
 
-    def apply_changes(self, changes: Changes, *, timeout: Timeout = _DEFAULT) -> None:
+    def apply_changes(self, changes: Mapping[str, Mapping[str, Any]], *, timeout: Timeout = _DEFAULT) -> None:
         """Apply a batch of sets and deletes in one transaction, as a synced ``CHANGES`` would.
         Needs a service token.
 
@@ -555,17 +385,18 @@ class HttpClient:
             ...                               "deletes": {"t0"}}})  # doctest: +SKIP
         """
         if self._schema is not None and isinstance(changes, Mapping):
-            encoded: Dict[str, Any] = {}
-            for collection, c in changes.items():
-                sets = c.get("sets") if isinstance(c, Mapping) else None
-                if isinstance(sets, Mapping):
-                    c = dict(c)
-                    c["sets"] = {i: self._encode(collection, _check_doc(doc, f"changes[{collection!r}]['sets'][{i!r}]"),
-                                                 "id" not in doc)
-                                 for i, doc in sets.items()}
-                encoded[collection] = c
-            changes = encoded  # type: ignore[assignment]
+            changes = {collection: self._encode_collection_changes(collection, c) for collection, c in changes.items()}
         self._post("apply-changes", {"changes": encode_changes(changes)}, timeout=timeout)
+
+    def _encode_collection_changes(self, collection: str, c: Any) -> Any:
+        sets = c.get("sets") if isinstance(c, Mapping) else None
+        if not isinstance(sets, Mapping):
+            return c  # encode_changes names what is wrong with it
+        encoded = {}
+        for i, doc in sets.items():
+            _check_doc(doc, f"changes[{collection!r}]['sets'][{i!r}]")
+            encoded[i] = self._encode(collection, doc, "id" not in doc)
+        return {**c, "sets": encoded}
 
     # ------------------------------------------------------------------ admin
 
@@ -639,8 +470,8 @@ class HttpClient:
             True
         """
         try:
-            response = self._send("GET", "healthcheck", auth=False)
+            self._send("GET", "healthcheck", auth=False)
         except (TriplitConnectionError, TriplitTimeoutError, ServerError) as exc:
-            log.debug("health check of %s failed: %s", self._base, exc)
+            _log.debug("health check of %s failed: %s", self.server_url, exc)
             return False
         return True
