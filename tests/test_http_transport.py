@@ -20,6 +20,7 @@ from triplit_sync.errors import (
     ClientClosedError,
     InvalidQueryError,
     NoActiveSessionError,
+    SchemaValidationError,
     ServerError,
     TokenDecodingError,
     TriplitConnectionError,
@@ -96,9 +97,14 @@ def test_bad_timeouts(timeout: Any) -> None:
         HttpClient("http://127.0.0.1:1", TOKEN, timeout=timeout)
 
 
-def test_bad_schema_object() -> None:
-    with pytest.raises(TypeError, match="encode_entity"):
-        HttpClient("http://127.0.0.1:1", TOKEN, schema={"collections": {}})
+def test_schema_argument_forms() -> None:
+    with pytest.raises(TypeError, match="Schema"):
+        HttpClient("http://127.0.0.1:1", TOKEN, schema=["not", "a", "schema"])
+    with pytest.raises(SchemaValidationError):
+        HttpClient("http://127.0.0.1:1", TOKEN, schema={"no": "collections"})
+    http = HttpClient("http://127.0.0.1:1", TOKEN, schema={"collections": {}})  # the JSON form
+    assert "with schema" in repr(http)
+    http.close()
 
 
 def test_bad_arguments_raise_before_sending(closed_port: int) -> None:
@@ -170,7 +176,7 @@ def test_a_server_that_never_answers_times_out(silent_server: int) -> None:
         assert "timed out" in str(info.value) and TOKEN not in str(info.value)
         with pytest.raises(TriplitTimeoutError, match="0.2"):
             http.bulk_insert({"todos": []}, timeout=0.2)  # a per-call timeout
-        assert http.healthcheck() is False
+        assert http.healthcheck(timeout=0.1) is False
 
 
 class _Redirect(http.server.BaseHTTPRequestHandler):

@@ -58,11 +58,12 @@ class HttpClient:
 
     ``token`` is a JWT string, or a callable that returns the current token (or ``None`` when
     there is none), called on every request so that refreshed tokens are picked up; it may be
-    ``None`` for :meth:`healthcheck` alone. ``schema`` is optional: any object with
-    ``encode_entity(collection, entity, partial=False)`` and ``decode_entity(collection, doc)``
-    (a :class:`triplit_sync.schema.Schema`). With it, results carry ``datetime`` and ``set``
-    values, inserts get their defaults filled and every value is checked before it is sent.
-    Without it, results are plain JSON.
+    ``None`` for :meth:`healthcheck` alone. The callable is called from whichever thread makes
+    the request. ``schema`` is optional: a :class:`triplit_sync.schema.Schema`, its JSON dict,
+    or any object with ``encode_entity(collection, entity, partial=False)`` and
+    ``decode_entity(collection, doc)``. With it, results carry ``datetime`` and ``set`` values,
+    inserts get their defaults filled and every value is checked before it is sent. Without
+    it, results are plain JSON.
 
     ``timeout`` (seconds, ``None`` for no limit) bounds each request's connect, read and write.
     Environment proxy settings are ignored for loopback servers (a ``HTTP_PROXY`` must not
@@ -89,10 +90,13 @@ class HttpClient:
         else:
             fixed = check_token(token)
             source = lambda: fixed  # noqa: E731
-        if schema is not None and not (callable(getattr(schema, "encode_entity", None))
-                                       and callable(getattr(schema, "decode_entity", None))):
-            raise TypeError(f"schema must have encode_entity() and decode_entity() (a Schema), "
-                            f"got {type(schema).__name__}")
+        if isinstance(schema, Mapping):
+            from .schema import Schema  # only when asked: the JSON form needs the schema module
+
+            schema = Schema.from_json(schema)
+        elif schema is not None and not (callable(getattr(schema, "encode_entity", None))
+                                         and callable(getattr(schema, "decode_entity", None))):
+            raise TypeError(f"schema must be a Schema (or its JSON dict), got {type(schema).__name__}")
         self._transport = HttpTransport(server_url, source, timeout=timeout, verify=verify, trust_env=trust_env)
         self._schema = schema
         self._relations: Dict[str, Dict[str, Any]] = self._read_relations(schema)
@@ -462,7 +466,7 @@ class HttpClient:
         """
         self._post("clear", {"full": bool(full)})
 
-    def healthcheck(self) -> bool:
+    def healthcheck(self, *, timeout: Timeout = _DEFAULT) -> bool:
         """``True`` if the server answers its health check; ``False`` if it is unreachable,
         times out or answers anything else. Needs no token.
 
@@ -470,7 +474,7 @@ class HttpClient:
             True
         """
         try:
-            self._send("GET", "healthcheck", auth=False)
+            self._send("GET", "healthcheck", auth=False, timeout=timeout)
         except (TriplitConnectionError, TriplitTimeoutError, ServerError) as exc:
             _log.debug("health check of %s failed: %s", self.server_url, exc)
             return False
