@@ -50,7 +50,8 @@ def test_python_builder_matches_js_builder_byte_for_byte() -> None:
 @pytest.mark.parametrize(
     "made, expected",
     [
-        (S.Id(), {"type": "string", "config": {"nullable": False, "default": {"func": "nanoid", "args": None}}}),
+        (S.Id(),
+         {"type": "string", "config": {"nullable": False, "default": {"func": "nanoid", "args": None}}}),
         (S.Id(format="uuidv7"),
          {"type": "string", "config": {"nullable": False, "default": {"func": "uuidv7", "args": None}}}),
         (S.String(), {"type": "string", "config": {}}),
@@ -61,11 +62,13 @@ def test_python_builder_matches_js_builder_byte_for_byte() -> None:
         (S.Date(default=datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)),
          {"type": "date", "config": {"default": "2024-01-02T03:04:05.000Z"}}),
         (S.Json(default={"a": [1]}), {"type": "json", "config": {"default": {"a": [1]}}}),
-        (S.Set(S.Number(), default={3, 1}), {"type": "set", "items": {"type": "number", "config": {}},
-                                              "config": {"default": [1, 3]}}),
-        (S.Optional(S.String(nullable=True)), {"type": "string", "config": {"nullable": True, "optional": True}}),
+        (S.Set(S.Number(), default={3, 1}),
+         {"type": "set", "items": {"type": "number", "config": {}}, "config": {"default": [1, 3]}}),
+        (S.Optional(S.String(nullable=True)),
+         {"type": "string", "config": {"nullable": True, "optional": True}}),
         (S.Optional(S.Record({"a": S.String()})),
-         {"type": "record", "config": {"optional": True}, "properties": {"a": {"type": "string", "config": {}}}}),
+         {"type": "record", "config": {"optional": True},
+          "properties": {"a": {"type": "string", "config": {}}}}),
         (S.Default.Id.nanoid(8), {"func": "nanoid", "args": [8]}),
         (S.Default.now(), {"func": "now", "args": None}),
         (S.Default.Set.empty(), {"func": "Set.empty", "args": None}),
@@ -155,16 +158,18 @@ def test_from_file_with_bad_json_names_the_file(tmp_path: Path) -> None:
             default={"func": "Set.empty", "args": None}), "'Set.empty' does not fit a string"),
         (lambda s: s["collections"]["todos"]["schema"]["properties"]["text"]["config"].update(
             default={"func": "random", "args": None}), "unknown default function 'random'"),
-        (lambda s: s["collections"]["todos"]["schema"]["properties"]["completed"]["config"].update(default="no"),
+        (lambda s: s["collections"]["todos"]["schema"]["properties"]["completed"]["config"].update(
+            default="no"),
          r"Invalid default for 'completed' in collection 'todos'.*'no'"),
-        (lambda s: s["collections"].update({"_hidden": s["collections"]["todos"]}), "bad collection name '_hidden'"),
+        (lambda s: s["collections"].update({"_hidden": s["collections"]["todos"]}),
+         "bad collection name '_hidden'"),
         (lambda s: s["collections"]["todos"]["schema"]["properties"].update({"a-b": {"type": "string"}}),
          "property name 'a-b'"),
         (lambda s: s["collections"]["todos"].update(relationships={"x": {"query": {"collectionName": "nope"},
                                                                          "cardinality": "one"}}),
          "unknown collection 'nope'"),
-        (lambda s: s["collections"]["todos"].update(relationships={"text": {"query": {"collectionName": "todos"},
-                                                                            "cardinality": "one"}}),
+        (lambda s: s["collections"]["todos"].update(relationships={
+            "text": {"query": {"collectionName": "todos"}, "cardinality": "one"}}),
          "cannot share its name"),
         (lambda s: s["collections"]["todos"].update(relationships={"x": {"query": {"collectionName": "todos"},
                                                                          "cardinality": "some"}}),
@@ -188,7 +193,7 @@ def test_builder_mistakes_raise_at_the_call() -> None:
         S.Id(format="ulid")
     with pytest.raises(SchemaValidationError, match="enum must be a list"):
         S.String(enum="abc")
-    with pytest.raises(SchemaValidationError, match="Invalid default for 'n' in collection 'c'.*'x' \\(str\\)"):
+    with pytest.raises(SchemaValidationError, match=r"Invalid default for 'n' in collection 'c'.*'x' \(str"):
         Schema({"c": {"schema": S.Schema({"id": S.Id(), "n": S.Number(default="x")})}})
     with pytest.raises(SchemaValidationError, match="collections must be a dict"):
         Schema([])  # type: ignore[arg-type]
@@ -226,7 +231,8 @@ def test_lookups() -> None:
     assert schema.relation("todos", "text") is None
     assert set(schema.relationships("todos")) == {"owner", "many", "one"}
     assert schema.relationships("users") == {}
-    with pytest.raises(SchemaValidationError, match="Unknown collection 'nope'; the schema has: todos, users"):
+    with pytest.raises(SchemaValidationError,
+                       match="Unknown collection 'nope'; the schema has: todos, users"):
         schema.relation("nope", "x")
 
 
@@ -257,7 +263,8 @@ def test_hash_is_stable_and_changes_with_the_schema() -> None:
     # Roles are not part of it; collections are.
     data["roles"]["other"] = {"match": {"x": "y"}}
     assert Schema.from_json(data).hash() == SAMPLE_HASH_FROM_NODE
-    data["collections"]["todos"]["schema"]["properties"]["extra"] = {"type": "string", "config": {"optional": True}}
+    props = data["collections"]["todos"]["schema"]["properties"]
+    props["extra"] = {"type": "string", "config": {"optional": True}}
     assert Schema.from_json(data).hash() != SAMPLE_HASH_FROM_NODE
 
 
@@ -290,3 +297,30 @@ def test_hash_and_builder_fixtures_match_the_installed_js_packages(tmp_path: Pat
     hashes = _run_node("schema_js_hash.mjs", str(SAMPLE_SCHEMA), str(ours)).split()
     assert [int(h) for h in hashes] == [SAMPLE_HASH_FROM_NODE, rich_schema().hash()]
     assert json.loads(_run_node("schema_js_builder.mjs")) == rich_schema().to_json()
+
+
+def test_a_schemaless_server_answer_is_named_as_such() -> None:
+    with pytest.raises(SchemaValidationError, match="The server has no schema"):
+        Schema.from_json({"type": "schemaless"})
+
+
+def test_collection_accepts_json_types_as_well_as_builder_types() -> None:
+    coll = Collection({"id": {"type": "string", "config": {}}, "n": S.Number()})
+    assert isinstance(coll.schema.properties["id"], StringType)
+    assert coll.to_json()["schema"]["properties"]["n"] == {"type": "number", "config": {}}
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    import triplit_sync._ids
+    import triplit_sync._schema_builder
+    import triplit_sync._schema_types
+    import triplit_sync._values
+    import triplit_sync.schema
+
+    for module in (triplit_sync.schema, triplit_sync._schema_types, triplit_sync._schema_builder,
+                   triplit_sync._values, triplit_sync._ids):
+        result = doctest.testmod(module)
+        assert result.failed == 0, module.__name__
+        assert result.attempted > 0 or module is triplit_sync._schema_builder

@@ -12,7 +12,7 @@ from typing import Any, Dict
 import pytest
 
 from tests._schema_samples import SAMPLE_SCHEMA, rich_schema
-from triplit_sync._codec import js_number_str
+from triplit_sync._values import js_number_str
 from triplit_sync._ids import nanoid, uuid7
 from triplit_sync.errors import SchemaValidationError
 from triplit_sync.schema import PLAIN, S, Schema
@@ -158,8 +158,8 @@ def test_sets_encode_to_true_maps(schema: Schema) -> None:
     assert insert(schema, tags={"x", "y"})["tags"] == {"x": True, "y": True}
     assert insert(schema, tags=frozenset(["x"]))["tags"] == {"x": True}
     assert insert(schema, tags=("x", "x"))["tags"] == {"x": True}
-    assert insert(schema, nums=[1, 2.5, 1.0, 1e21, -0.5])["nums"] == {"1": True, "2.5": True, "1e+21": True,
-                                                                        "-0.5": True}
+    assert insert(schema, nums=[1, 2.5, 1.0, 1e21, -0.5])["nums"] == {
+        "1": True, "2.5": True, "1e+21": True, "-0.5": True}
     assert insert(schema, flags={True})["flags"] == {"true": True}
     assert insert(schema, dates={datetime(2024, 1, 1)})["dates"] == {"2024-01-01T00:00:00.000Z": True}
     # An already encoded map is accepted (and normalized), false entries included.
@@ -237,7 +237,7 @@ def test_patches_carry_only_the_given_keys(schema: Schema) -> None:
 def test_patch_rules(schema: Schema) -> None:
     with fails(r"Cannot change the 'id' of an entity in collection 'todos'"):
         schema.encode_entity("todos", {"id": "x", "text": "a"}, partial=True)
-    with fails(r"'owner_id' in collection 'todos': got None, but the attribute is required and cannot be removed"):
+    with fails(r"'owner_id' in collection 'todos': got None, but the attribute is required and cannot be"):
         schema.encode_entity("todos", {"owner_id": None}, partial=True)
     with fails(r"Unknown attribute 'zz'"):
         schema.encode_entity("todos", {"zz": 1}, partial=True)
@@ -278,7 +278,8 @@ def test_decode_dates_sets_and_records(schema: Schema) -> None:
     assert out["dates"] == {datetime(2024, 1, 1, tzinfo=UTC)}
     assert out["j"] == {"d": "2024-01-01T00:00:00.000Z"}  # json is not interpreted
     assert out["extra"] == 1  # keys outside the schema pass through
-    assert doc["d"] == "2024-01-01T00:00:00.123Z" and doc["tags"] == {"a": True, "gone": False}  # input untouched
+    # The input is untouched.
+    assert doc["d"] == "2024-01-01T00:00:00.123Z" and doc["tags"] == {"a": True, "gone": False}
 
 
 @pytest.mark.parametrize(
@@ -303,7 +304,8 @@ def test_decode_rejects_stored_values_of_the_wrong_type(schema: Schema) -> None:
 
 
 def test_decode_reads_the_http_serialized_form_too(schema: Schema) -> None:
-    out = schema.decode_entity("todos", {"tags": ["a", "b"], "nums": [1, 2.5], "dates": ["2024-01-01T00:00:00.000Z"]})
+    out = schema.decode_entity("todos", {"tags": ["a", "b"], "nums": [1, 2.5],
+                                         "dates": ["2024-01-01T00:00:00.000Z"]})
     assert out["tags"] == {"a", "b"} and out["nums"] == {1, 2.5}
     assert out["dates"] == {datetime(2024, 1, 1, tzinfo=UTC)}
 
@@ -312,7 +314,8 @@ def test_decode_included_relations_with_their_collections_schema() -> None:
     s = Schema({
         "posts": {"schema": S.Schema({"id": S.Id(), "author_id": S.String()}),
                   "relationships": {"author": S.RelationById("users", "$author_id"),
-                                    "siblings": S.RelationMany("posts", where=[["author_id", "=", "$author_id"]])}},
+                                    "siblings": S.RelationMany(
+                                        "posts", where=[["author_id", "=", "$author_id"]])}},
         "users": {"schema": S.Schema({"id": S.Id(), "joined": S.Date(), "tags": S.Set(S.String())})},
     })
     user = {"id": "u", "joined": "2024-01-01T00:00:00.000Z", "tags": {"x": True}}
@@ -324,7 +327,8 @@ def test_decode_included_relations_with_their_collections_schema() -> None:
 
 
 def test_encode_then_decode_gives_the_values_back(schema: Schema) -> None:
-    values = {"id": "t1", "text": "b", "n": 1.5, "b": True, "d": datetime(2024, 5, 6, 7, 8, 9, 10000, tzinfo=UTC),
+    values = {"id": "t1", "text": "b", "n": 1.5, "b": True,
+              "d": datetime(2024, 5, 6, 7, 8, 9, 10000, tzinfo=UTC),
               "tags": {"p", "q"}, "nums": {1, 2.25}, "flags": {False}, "meta": {"a": "m", "b": 2},
               "j": {"k": [1, "2"]}, "owner_id": "u", "dates": {datetime(2020, 1, 1, tzinfo=UTC)}}
     doc = schema.encode_entity("todos", values)

@@ -29,6 +29,7 @@ from .errors import (
     TriplitTimeoutError,
     WriteError,
 )
+from .schema import Collection, Relation, S, Schema
 
 __version__ = "0.1.0"
 
@@ -38,6 +39,10 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "__version__",
+    "Collection",
+    "Relation",
+    "S",
+    "Schema",
     "AuthenticationError",
     "ClientClosedError",
     "InvalidQueryError",

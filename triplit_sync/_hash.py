@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ._values import js_number_str
+
 _FNV_OFFSET = 2166136261
 _FNV_PRIME = 16777619
 
@@ -26,13 +28,12 @@ def js_string(value: Any) -> str:
         return "false"
     if value is None:
         return "null"
-    if isinstance(value, float):
-        if math.isnan(value):
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and math.isnan(value):
             return "NaN"
-        if math.isinf(value):
+        if isinstance(value, float) and math.isinf(value):
             return "Infinity" if value > 0 else "-Infinity"
-        if value.is_integer() and abs(value) < 1e21:
-            return str(int(value))
+        return js_number_str(value)
     return str(value)
 
 

@@ -1,18 +1,18 @@
-"""Schema building blocks: data types, relations, collections, and the ``S`` builder.
+"""Schema building blocks: data types, relations and collections, and their JSON form.
 
 Every object here is a thin, typed view over the server's JSON schema format; ``to_json()``
 gives exactly what ``Schema as S`` from ``@triplit/db`` 1.1 produces (same keys, same order,
-keys the JS builder leaves ``undefined`` omitted), and ``*_from_json`` reads it back.
+keys the JS builder leaves ``undefined`` omitted), and ``*_from_json`` reads it back and checks
+it as the server would.
 """
 
 from __future__ import annotations
 
 import copy
 import re
-from datetime import date, datetime
-from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Sequence, Union
+from collections.abc import Mapping  # the abc itself: isinstance with typing.Mapping is slow
+from typing import Any, ClassVar, Dict, List, Optional, Union
 
-from ._ids import iso_from_datetime
 from .errors import SchemaValidationError
 
 __all__ = [
@@ -26,7 +26,6 @@ __all__ = [
     "RecordType",
     "Relation",
     "Collection",
-    "S",
     "type_from_json",
     "DEFAULT_FUNCTIONS",
     "PRIMITIVE_TYPES",
@@ -44,7 +43,7 @@ def _fail(where: str, problem: str) -> SchemaValidationError:
     return SchemaValidationError(f"Invalid schema at {where}: {problem}")
 
 
-def _short(value: Any, limit: int = 80) -> str:
+def short_repr(value: Any, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -156,7 +155,8 @@ class RecordType(DataType):
     type = "record"
     __slots__ = ("properties",)
 
-    def __init__(self, properties: Mapping[str, DataType], config: Optional[Mapping[str, Any]] = None) -> None:
+    def __init__(self, properties: Mapping[str, DataType],
+                 config: Optional[Mapping[str, Any]] = None) -> None:
         super().__init__(config)
         self.properties: Dict[str, DataType] = dict(properties)
 
@@ -181,19 +181,19 @@ def type_from_json(obj: Any, where: str = "type") -> DataType:
     if isinstance(obj, DataType):
         return obj
     if not isinstance(obj, Mapping):
-        raise _fail(where, f"expected a type object like {{'type': 'string'}}, got {_short(obj)}")
+        raise _fail(where, f"expected a type object like {{'type': 'string'}}, got {short_repr(obj)}")
     name = obj.get("type")
     cls = _TYPES.get(name) if isinstance(name, str) else None
     if cls is None:
-        raise _fail(where, f"unknown type {_short(name)}; known types: {', '.join(sorted(_TYPES))}")
+        raise _fail(where, f"unknown type {short_repr(name)}; known types: {', '.join(sorted(_TYPES))}")
     config = obj.get("config")
     if config is not None and not isinstance(config, Mapping):
-        raise _fail(where, f"config must be an object, got {_short(config)}")
+        raise _fail(where, f"config must be an object, got {short_repr(config)}")
     config = config or {}
     for flag in ("nullable", "optional"):
         if config.get(flag) is not None and not isinstance(config.get(flag), bool):
-            raise _fail(where, f"option {flag} must be a boolean, got {_short(config.get(flag))}")
-    _check_default(name, config.get("default"), where)
+            raise _fail(where, f"option {flag} must be a boolean, got {short_repr(config.get(flag))}")
+    _check_default(str(name), config.get("default"), where)
     result: DataType
     if cls is SetType:
         items = type_from_json(obj.get("items"), f"{where}.items")
@@ -203,7 +203,7 @@ def type_from_json(obj: Any, where: str = "type") -> DataType:
     elif cls is RecordType:
         props = obj.get("properties")
         if not isinstance(props, Mapping):
-            raise _fail(where, f"a record needs a 'properties' object, got {_short(props)}")
+            raise _fail(where, f"a record needs a 'properties' object, got {short_repr(props)}")
         parsed = {}
         for key, value in props.items():
             if not isinstance(key, str) or not _NAME_RE.match(key):
@@ -214,7 +214,7 @@ def type_from_json(obj: Any, where: str = "type") -> DataType:
         if cls is StringType and config.get("enum") is not None:
             enum = config["enum"]
             if not isinstance(enum, list) or not all(isinstance(v, str) for v in enum):
-                raise _fail(where, f"enum must be a list of strings, got {_short(enum)}")
+                raise _fail(where, f"enum must be a list of strings, got {short_repr(enum)}")
         result = cls(config)
     return result
 
@@ -226,22 +226,24 @@ def _check_default(type_name: str, default: Any, where: str) -> None:
         return  # constants are checked against the type when codecs are compiled
     func, args = default.get("func"), default.get("args")
     if func not in DEFAULT_FUNCTIONS:
-        raise _fail(where, f"unknown default function {_short(func)}; known: {', '.join(sorted(DEFAULT_FUNCTIONS))}")
+        raise _fail(where, f"unknown default function {short_repr(func)}; "
+                           f"known: {', '.join(sorted(DEFAULT_FUNCTIONS))}")
     allowed = {"now": ("date", "string"), "nanoid": ("string",), "uuid": ("string",), "uuidv4": ("string",),
                "uuidv7": ("string",), "Set.empty": ("set",)}[func]
     if type_name not in allowed:
         raise _fail(where, f"default function {func!r} does not fit a {type_name} attribute")
     if func in ("nanoid", "uuid") and args is not None:
-        if not isinstance(args, list) or (args and (not isinstance(args[0], int) or isinstance(args[0], bool)
-                                                     or args[0] <= 0)):
-            raise _fail(where, f"default function {func!r} takes [length] as args, got {_short(args)}")
+        size = args[0] if isinstance(args, list) and args else 21
+        if not isinstance(args, list) or not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+            raise _fail(where, f"default function {func!r} takes [length] as args, got {short_repr(args)}")
     elif func not in ("nanoid", "uuid") and args is not None:
-        raise _fail(where, f"default function {func!r} takes no args, got {_short(args)}")
+        raise _fail(where, f"default function {func!r} takes no args, got {short_repr(args)}")
 
 
 class Relation:
     """A named link to another collection: a query (with ``$``-variables) and a cardinality.
 
+    >>> from triplit_sync.schema import S
     >>> S.RelationById("users", "$owner_id").to_json()["query"]
     {'collectionName': 'users', 'where': [['id', '=', '$owner_id']]}
     """
@@ -252,7 +254,8 @@ class Relation:
         if cardinality not in ("one", "many"):
             raise SchemaValidationError(f"relation cardinality must be 'one' or 'many', got {cardinality!r}")
         if not isinstance(query, Mapping) or not isinstance(query.get("collectionName"), str):
-            raise SchemaValidationError(f"relation query needs a 'collectionName' string, got {_short(query)}")
+            raise SchemaValidationError(
+                f"relation query needs a 'collectionName' string, got {short_repr(query)}")
         self.query: Dict[str, Any] = copy.deepcopy(dict(query))
         self.cardinality = cardinality
 
@@ -269,7 +272,7 @@ class Relation:
         if isinstance(obj, Relation):
             return obj
         if not isinstance(obj, Mapping):
-            raise _fail(where, f"expected {{'query': ..., 'cardinality': ...}}, got {_short(obj)}")
+            raise _fail(where, f"expected {{'query': ..., 'cardinality': ...}}, got {short_repr(obj)}")
         try:
             return cls(obj.get("query"), obj.get("cardinality"))  # type: ignore[arg-type]
         except SchemaValidationError as e:
@@ -287,6 +290,7 @@ class Relation:
 class Collection:
     """One collection: its attributes, optional relationships and per-role permissions.
 
+    >>> from triplit_sync.schema import S
     >>> todos = Collection(
     ...     {"id": S.Id(), "text": S.String(), "owner_id": S.String()},
     ...     relationships={"owner": S.RelationById("users", "$owner_id")},
@@ -302,7 +306,8 @@ class Collection:
         relationships: Optional[Mapping[str, Union[Relation, Mapping[str, Any]]]] = None,
         permissions: Optional[Mapping[str, Any]] = None,
     ) -> None:
-        self.schema: RecordType = schema if isinstance(schema, RecordType) else S.Record(schema)
+        self.schema: RecordType = schema if isinstance(schema, RecordType) else RecordType(
+            {k: type_from_json(v, f"schema.{k}") for k, v in schema.items()})
         self.relationships: Optional[Dict[str, Relation]] = (
             None if relationships is None
             else {k: Relation.from_json(v, f"relationships.{k}") for k, v in relationships.items()}
@@ -326,7 +331,7 @@ class Collection:
             return obj
         where = f"collections.{name}"
         if not isinstance(obj, Mapping):
-            raise _fail(where, f"expected {{'schema': ...}}, got {_short(obj)}")
+            raise _fail(where, f"expected {{'schema': ...}}, got {short_repr(obj)}")
         record = type_from_json(obj.get("schema"), f"{where}.schema")
         if not isinstance(record, RecordType):
             raise _fail(f"{where}.schema", f"a collection schema must be a record, not {record.type}")
@@ -335,13 +340,14 @@ class Collection:
             raise _fail(f"{where}.schema", "the primary key 'id' must be declared as a string (use S.Id())")
         rels = obj.get("relationships")
         if rels is not None and not isinstance(rels, Mapping):
-            raise _fail(f"{where}.relationships", f"expected an object, got {_short(rels)}")
+            raise _fail(f"{where}.relationships", f"expected an object, got {short_repr(rels)}")
         for rel_name in rels or ():
             if not isinstance(rel_name, str) or not _NAME_RE.match(rel_name) or rel_name[0] == "_" or \
                     rel_name[0].isdigit():
                 raise _fail(f"{where}.relationships", f"bad relation name {rel_name!r}")
             if rel_name in record.properties:
-                raise _fail(f"{where}.relationships.{rel_name}", "a relation cannot share its name with an attribute")
+                raise _fail(f"{where}.relationships.{rel_name}",
+                            "a relation cannot share its name with an attribute")
         perms = obj.get("permissions")
         _check_permissions(perms, f"{where}.permissions")
         return cls(record, rels, perms)
@@ -360,28 +366,30 @@ def _check_permissions(perms: Any, where: str) -> None:
     if perms is None:
         return
     if not isinstance(perms, Mapping):
-        raise _fail(where, f"expected {{role: {{operation: {{'filter': [...]}}}}}}, got {_short(perms)}")
+        raise _fail(where, f"expected {{role: {{operation: {{'filter': [...]}}}}}}, got {short_repr(perms)}")
     for role, ops in perms.items():
         if ops is None:
             continue
         if not isinstance(ops, Mapping):
-            raise _fail(f"{where}.{role}", f"expected {{operation: {{'filter': [...]}}}}, got {_short(ops)}")
+            raise _fail(f"{where}.{role}",
+                        f"expected {{operation: {{'filter': [...]}}}}, got {short_repr(ops)}")
         for op in _PERMISSION_OPS:
             rule = ops.get(op)
             if rule is None:
                 continue
             if not isinstance(rule, Mapping) or not isinstance(rule.get("filter", []), list):
-                raise _fail(f"{where}.{role}.{op}", f"expected {{'filter': [...]}}, got {_short(rule)}")
+                raise _fail(f"{where}.{role}.{op}", f"expected {{'filter': [...]}}, got {short_repr(rule)}")
 
 
 def check_collection_name(name: Any) -> None:
     """Raise unless ``name`` is a collection name the server accepts."""
     if not isinstance(name, str) or not name:
-        raise _fail("collections", f"collection name must be a non-empty string, got {_short(name)}")
+        raise _fail("collections", f"collection name must be a non-empty string, got {short_repr(name)}")
     if name[0] == "_" or name[0].isdigit() or not _NAME_RE.match(name):
         raise _fail(
             "collections",
-            f"bad collection name {name!r}: letters, digits and underscores only, not starting with _ or a digit",
+            f"bad collection name {name!r}: "
+            "letters, digits and underscores only, not starting with _ or a digit",
         )
 
 
@@ -390,212 +398,7 @@ def check_roles(roles: Any) -> None:
     if roles is None:
         return
     if not isinstance(roles, Mapping):
-        raise _fail("roles", f"expected {{name: {{'match': {{...}}}}}}, got {_short(roles)}")
+        raise _fail("roles", f"expected {{name: {{'match': {{...}}}}}}, got {short_repr(roles)}")
     for name, role in roles.items():
         if not isinstance(role, Mapping) or not isinstance(role.get("match"), Mapping):
-            raise _fail(f"roles.{name}", f"a role needs a 'match' object, got {_short(role)}")
-
-
-# ---------------------------------------------------------------------------------- builder
-
-
-def _config(enum: Any = None, nullable: Optional[bool] = None, default: Any = None) -> Dict[str, Any]:
-    # Key order as the JS builder writes it: enum, nullable, default.
-    config: Dict[str, Any] = {}
-    if enum is not None:
-        config["enum"] = list(enum)
-    if nullable is not None:
-        config["nullable"] = nullable
-    if default is not None:
-        config["default"] = copy.deepcopy(default)
-    return config
-
-
-def _func(name: str, args: Optional[List[Any]] = None) -> Dict[str, Any]:
-    return {"func": name, "args": args}
-
-
-class _IdDefaults:
-    @staticmethod
-    def nanoid(length: Optional[int] = None) -> Dict[str, Any]:
-        """A random nanoid (21 characters unless ``length`` is given)."""
-        return _func("nanoid", [length] if length else None)
-
-    @staticmethod
-    def uuidv4() -> Dict[str, Any]:
-        """A random UUID v4."""
-        return _func("uuidv4")
-
-    @staticmethod
-    def uuidv7() -> Dict[str, Any]:
-        """A time-ordered UUID v7."""
-        return _func("uuidv7")
-
-
-class _DateDefaults:
-    @staticmethod
-    def now() -> Dict[str, Any]:
-        """The time of the insert."""
-        return _func("now")
-
-
-class _SetDefaults:
-    @staticmethod
-    def empty() -> Dict[str, Any]:
-        """An empty set."""
-        return _func("Set.empty")
-
-
-class _Defaults:
-    """Default-value functions, as ``S.Default`` in JS: ``S.Default.now()``, ``S.Default.Id.uuidv4()``..."""
-
-    Id = _IdDefaults
-    Date = _DateDefaults
-    Set = _SetDefaults
-    now = staticmethod(_DateDefaults.now)
-
-
-def _query_json(collection_name: str, query: Any, where: Any, order: Any, limit: Any) -> Dict[str, Any]:
-    if not isinstance(collection_name, str) or not collection_name:
-        raise SchemaValidationError(f"relation needs a collection name, got {_short(collection_name)}")
-    out: Dict[str, Any] = {"collectionName": collection_name}
-    if query is not None:
-        to_json = getattr(query, "to_json", None)
-        if callable(to_json):
-            query = to_json()
-        if not isinstance(query, Mapping):
-            raise SchemaValidationError(f"relation query must be a dict, got {_short(query)}")
-        other = query.get("collectionName", collection_name)
-        if other != collection_name:
-            raise SchemaValidationError(f"relation to {collection_name!r} has a query on {other!r}")
-        out.update(copy.deepcopy(dict(query)))
-    if where is not None:
-        out["where"] = copy.deepcopy(list(where))
-    if order is not None:
-        out["order"] = copy.deepcopy(list(order))
-    if limit is not None:
-        out["limit"] = limit
-    return out
-
-
-def _date_default(default: Any) -> Any:
-    if isinstance(default, datetime):
-        return iso_from_datetime(default)
-    if isinstance(default, date):
-        return iso_from_datetime(datetime(default.year, default.month, default.day))
-    return default
-
-
-class S:
-    """The schema builder, named as ``Schema as S`` in the JS client.
-
-    >>> todo = S.Schema({
-    ...     "id": S.Id(),
-    ...     "text": S.String(),
-    ...     "status": S.String(enum=["todo", "done"], default="todo"),
-    ...     "done": S.Boolean(default=False),
-    ...     "created_at": S.Date(default=S.Default.now()),
-    ...     "tags": S.Set(S.String(), default=S.Default.Set.empty()),
-    ...     "meta": S.Optional(S.Record({"a": S.Number()})),
-    ... })
-    """
-
-    Default = _Defaults
-
-    @staticmethod
-    def Id(format: str = "nanoid") -> StringType:  # noqa: A002 - the JS option's name
-        """The primary key: a non-null string generated on insert (``nanoid``, ``uuidv4`` or ``uuidv7``)."""
-        makers: Dict[str, Callable[[], Dict[str, Any]]] = {
-            "nanoid": _IdDefaults.nanoid, "uuidv4": _IdDefaults.uuidv4, "uuidv7": _IdDefaults.uuidv7}
-        if format not in makers:
-            raise SchemaValidationError(f"S.Id format must be one of {sorted(makers)}, got {format!r}")
-        return StringType(_config(nullable=False, default=makers[format]()))
-
-    @staticmethod
-    def String(*, nullable: Optional[bool] = None, default: Any = None,
-               enum: Optional[Sequence[str]] = None) -> StringType:
-        """A string, optionally limited to ``enum`` values."""
-        if isinstance(enum, str):
-            raise SchemaValidationError(f"enum must be a list of strings, got the string {enum!r}")
-        return StringType(_config(enum=enum, nullable=nullable, default=default))
-
-    @staticmethod
-    def Number(*, nullable: Optional[bool] = None, default: Any = None) -> NumberType:
-        """A number."""
-        return NumberType(_config(nullable=nullable, default=default))
-
-    @staticmethod
-    def Boolean(*, nullable: Optional[bool] = None, default: Any = None) -> BooleanType:
-        """A boolean."""
-        return BooleanType(_config(nullable=nullable, default=default))
-
-    @staticmethod
-    def Date(*, nullable: Optional[bool] = None, default: Any = None) -> DateType:
-        """A date and time; ``default`` may be ``S.Default.now()`` or a ``datetime``."""
-        return DateType(_config(nullable=nullable, default=_date_default(default)))
-
-    @staticmethod
-    def Json(*, nullable: Optional[bool] = None, default: Any = None) -> JsonType:
-        """Any JSON value."""
-        return JsonType(_config(nullable=nullable, default=default))
-
-    @staticmethod
-    def Set(items: DataType, *, nullable: Optional[bool] = None, default: Any = None) -> SetType:
-        """A set of ``items`` (``S.String()``, ``S.Number()``, ``S.Boolean()`` or ``S.Date()``)."""
-        if not isinstance(items, DataType) or items.type not in PRIMITIVE_TYPES:
-            raise SchemaValidationError(f"S.Set items must be S.String/Number/Boolean/Date(), got {_short(items)}")
-        if isinstance(default, (set, frozenset)):
-            default = sorted(default, key=repr)
-        elif isinstance(default, tuple):
-            default = list(default)
-        return SetType(items, _config(nullable=nullable, default=default))
-
-    @staticmethod
-    def Record(properties: Mapping[str, DataType], *, nullable: Optional[bool] = None) -> RecordType:
-        """A nested object with its own typed ``properties``."""
-        if not isinstance(properties, Mapping):
-            raise SchemaValidationError(f"S.Record takes a dict of attribute types, got {_short(properties)}")
-        parsed = {k: type_from_json(v, f"record.{k}") for k, v in properties.items()}
-        return RecordType(parsed, _config(nullable=nullable))
-
-    @staticmethod
-    def Schema(properties: Mapping[str, DataType]) -> RecordType:
-        """A collection's attributes (a record; must include ``"id": S.Id()``)."""
-        return S.Record(properties)
-
-    @staticmethod
-    def Optional(data_type: DataType) -> DataType:
-        """The same type, but the attribute may be left out (or set to ``None``)."""
-        if not isinstance(data_type, DataType):
-            raise SchemaValidationError(f"S.Optional takes a type such as S.String(), got {_short(data_type)}")
-        result = copy.copy(data_type)
-        result.config = dict(data_type.config)
-        result.config["optional"] = True
-        return result
-
-    @staticmethod
-    def RelationMany(collection_name: str, query: Any = None, *, where: Optional[Sequence[Any]] = None,
-                     order: Optional[Sequence[Any]] = None, limit: Optional[int] = None) -> Relation:
-        """All entities of ``collection_name`` matching the query (``$attr`` refers to this entity)."""
-        return Relation(_query_json(collection_name, query, where, order, limit), "many")
-
-    @staticmethod
-    def RelationOne(collection_name: str, query: Any = None, *, where: Optional[Sequence[Any]] = None,
-                    order: Optional[Sequence[Any]] = None, limit: Optional[int] = None) -> Relation:
-        """The first entity of ``collection_name`` matching the query, or ``None``."""
-        return Relation(_query_json(collection_name, query, where, order, limit), "one")
-
-    @staticmethod
-    def RelationById(collection_name: str, entity_id: str) -> Relation:
-        """The entity of ``collection_name`` whose id is ``entity_id`` (usually ``"$some_attr"``)."""
-        return Relation(_query_json(collection_name, None, [["id", "=", entity_id]], None, None), "one")
-
-    @staticmethod
-    def Collections(collections: Mapping[str, Any]) -> Dict[str, Any]:
-        """Returns ``collections`` unchanged (for code that mirrors the JS ``S.Collections``)."""
-        return dict(collections)
-
-    @staticmethod
-    def Filter(filter: Any) -> Any:  # noqa: A002
-        """Returns ``filter`` unchanged (for code that mirrors the JS ``S.Filter``)."""
-        return filter
+            raise _fail(f"roles.{name}", f"a role needs a 'match' object, got {short_repr(role)}")

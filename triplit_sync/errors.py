@@ -13,6 +13,7 @@ that is what a Python user would catch. Errors that come from the server carry i
     │   ├── WriteError              a batch of synced writes was rejected
     │   └── QueryError              a live query failed on the server
     ├── InvalidQueryError           a query the library or the server cannot run (also ValueError)
+    ├── EntityNotFoundError         the entity a call needs is not in the local database (also LookupError)
     ├── SchemaValidationError       a value does not fit the schema (also ValueError)
     ├── TriplitConnectionError      the server could not be reached
     ├── TriplitTimeoutError         a blocking call timed out (also TimeoutError)
@@ -29,7 +30,7 @@ Messages never contain tokens.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 __all__ = [
     "TriplitError",
@@ -41,6 +42,7 @@ __all__ = [
     "WriteError",
     "QueryError",
     "InvalidQueryError",
+    "EntityNotFoundError",
     "SchemaValidationError",
     "TriplitConnectionError",
     "TriplitTimeoutError",
@@ -108,6 +110,7 @@ class WriteError(ServerError):
     """The server rejected a batch of synced writes.
 
     ``changes`` holds the rejected writes as ``{collection: {"sets": {id: doc}, "deletes": set(ids)}}``.
+    When one call reports several rejected batches, ``failures`` lists all of them.
     """
 
     def __init__(
@@ -121,6 +124,7 @@ class WriteError(ServerError):
     ) -> None:
         super().__init__(message, name=name, status=status, data=data)
         self.changes: Dict[str, Any] = dict(changes or {})
+        self.failures: List["WriteError"] = [self]
 
 
 class QueryError(ServerError):
@@ -143,8 +147,15 @@ class InvalidQueryError(TriplitError, ValueError):
     """A query that cannot be run: unknown collection, attribute or operator, bad filter."""
 
 
+class EntityNotFoundError(TriplitError, LookupError):
+    """The entity a call needs (for example to update it with a function) is not in the local database."""
+
+
 class SchemaValidationError(TriplitError, ValueError):
-    """A value that does not fit the schema, named with its collection and attribute."""
+    """A value that does not fit the schema, named with its collection and (dotted) attribute."""
+
+    collection: Optional[str] = None
+    attribute: Optional[str] = None
 
 
 class TriplitConnectionError(TriplitError, ConnectionError):

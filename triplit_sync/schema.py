@@ -45,11 +45,13 @@ from __future__ import annotations
 import copy
 import json
 import os
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from collections.abc import Mapping  # the abc itself: isinstance with typing.Mapping is slow
+from typing import Any, Dict, List, Optional, Sequence, Union
 
-from ._codec import RecordCodec, compile_collection, compile_value, encode_plain
+from ._codec import RecordCodec, compile_collection, compile_value
 from ._hash import hash_object
 from ._ids import nanoid
+from ._schema_builder import S
 from ._schema_types import (
     BooleanType,
     Collection,
@@ -59,12 +61,12 @@ from ._schema_types import (
     NumberType,
     RecordType,
     Relation,
-    S,
     SetType,
     StringType,
     check_collection_name,
     check_roles,
 )
+from ._values import encode_plain
 from .errors import SchemaValidationError
 
 __all__ = [
@@ -124,7 +126,8 @@ class Schema:
         roles: Optional[Mapping[str, Any]] = None,
     ) -> None:
         if not isinstance(collections, Mapping):
-            raise SchemaValidationError(f"collections must be a dict of name -> collection, got {collections!r:.80}")
+            raise SchemaValidationError(
+                f"collections must be a dict of name -> collection, got {collections!r:.80}")
         data: Dict[str, Any] = {"collections": _to_json(collections)}
         if roles is not None:
             data["roles"] = _to_json(roles)
@@ -138,11 +141,13 @@ class Schema:
 
         Also accepts the ``POST /schema`` answer (``{"type": "schema", "schema": {...}}``).
         """
-        if isinstance(data, Mapping) and data.get("type") == "schema" and isinstance(data.get("schema"), Mapping):
-            data = data["schema"]
+        if isinstance(data, Mapping) and data.get("type") == "schemaless":
+            raise SchemaValidationError("The server has no schema (it answered {'type': 'schemaless'})")
+        if isinstance(data, Mapping) and data.get("type") == "schema":
+            data = data.get("schema")  # type: ignore[assignment]
         if not isinstance(data, Mapping) or not isinstance(data.get("collections"), Mapping):
             raise SchemaValidationError(
-                f"A schema must be a dict with a 'collections' object, got {json.dumps(data, default=repr)[:80]}")
+                f"A schema must be a dict with a 'collections' object, got {data!r:.80}")
         schema = cls.__new__(cls)
         schema._load(copy.deepcopy(dict(data)))
         return schema
@@ -154,7 +159,8 @@ class Schema:
             try:
                 data = json.load(f)
             except ValueError as e:
-                raise SchemaValidationError(f"Schema file {os.fspath(path)!r} is not valid JSON: {e}") from None
+                raise SchemaValidationError(
+                    f"Schema file {os.fspath(path)!r} is not valid JSON: {e}") from None
         return cls.from_json(data)
 
     def to_json(self) -> Dict[str, Any]:
@@ -280,7 +286,8 @@ class Schema:
         entity's current encoded document, which lets a Python set replace the stored set.
         Raises :class:`SchemaValidationError` naming the collection, attribute and bad value.
 
-        >>> schema.encode_entity("todos", {"tags": {"a"}}, partial=True, current={"tags": {"b": True}})  # doctest: +SKIP
+        >>> current = {"id": "t1", "tags": {"b": True}}
+        >>> schema.encode_entity("todos", {"tags": {"a"}}, partial=True, current=current)  # doctest: +SKIP
         {'tags': {'b': False, 'a': True}}
         """
         codec = self._codecs.get(collection)
@@ -316,7 +323,8 @@ class Schema:
         if value is None:
             return None
         attribute = path if isinstance(path, str) else ".".join(path)
-        item = isinstance(data_type, SetType) and not isinstance(value, (set, frozenset, list, tuple, Mapping))
+        item = isinstance(data_type, SetType) and not isinstance(
+            value, (set, frozenset, list, tuple, Mapping))
         key = (collection, attribute, item)
         codec = self._value_codecs.get(key)
         if codec is None:
@@ -355,7 +363,7 @@ class _IncludeDecoder:
 
     def __call__(self, value: Any) -> Any:
         codec = self.codecs[self.target]
-        if isinstance(value, list):
+        if type(value) is list:
             return [codec.decode(v) for v in value]
         if isinstance(value, Mapping):
             return codec.decode(value)
@@ -379,7 +387,8 @@ class PlainCodec:
     def encode_entity(self, collection: str, entity: Mapping[str, Any], *, partial: bool = False,
                       current: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
         if not isinstance(entity, Mapping):
-            raise SchemaValidationError(f"An entity of collection {collection!r} must be a dict, got {entity!r:.80}")
+            raise SchemaValidationError(
+                f"An entity of collection {collection!r} must be a dict, got {entity!r:.80}")
         out: Dict[str, Any] = {}
         for key, value in entity.items():
             if not isinstance(key, str):
@@ -394,7 +403,8 @@ class PlainCodec:
             out["id"] = nanoid()
         elif not isinstance(out["id"], str):
             raise SchemaValidationError(
-                f"Invalid value for 'id' in collection {collection!r}: expected a string, got {out['id']!r:.80}")
+                f"Invalid value for 'id' in collection {collection!r}: "
+                f"expected a string, got {out['id']!r:.80}")
         return out
 
     def decode_entity(self, collection: str, doc: Mapping[str, Any]) -> Dict[str, Any]:
