@@ -212,8 +212,8 @@ def test_a_redirect_is_an_error_that_says_where(redirecting_server: Tuple[str, A
     assert "https://elsewhere.example/fetch" in str(info.value)
 
 
-def test_environment_proxies_do_not_capture_loopback(triplit: TriplitTestServer, closed_port: int,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_proxies_do_not_capture_loopback(
+        triplit: TriplitTestServer, closed_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
     dead_proxy = f"http://127.0.0.1:{closed_port}"
     for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):
         monkeypatch.setenv(name, dead_proxy)
@@ -256,4 +256,5 @@ def test_close_while_other_threads_use_the_client(triplit: TriplitTestServer) ->
     http.close()
     th.join(timeout=30)
     assert not th.is_alive()
-    assert len(outcomes) == 1 and isinstance(outcomes[0], (ClientClosedError, TriplitConnectionError)), outcomes
+    assert len(outcomes) == 1, outcomes
+    assert isinstance(outcomes[0], (ClientClosedError, TriplitConnectionError)), outcomes

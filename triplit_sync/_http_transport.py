@@ -140,21 +140,24 @@ def check_token(token: Any) -> str:
     if not isinstance(token, str):
         raise TypeError(f"the token must be a str (a JWT), got {type(token).__name__}")
     if not token or not token.isascii() or any(c.isspace() or not c.isprintable() for c in token):
-        raise TokenDecodingError("the token is not a JWT: it is empty or holds whitespace or control characters")
+        raise TokenDecodingError("the token is not a JWT: it is empty or holds whitespace or "
+                                 "control characters")
     return token
 
 
 def check_url(server_url: Any) -> str:
     """The server's base URL without a trailing slash; ``ws(s)://`` becomes ``http(s)://``."""
     if not isinstance(server_url, str):
-        raise TypeError(f"server_url must be a str like 'http://127.0.0.1:6543', got {type(server_url).__name__}")
+        raise TypeError("server_url must be a str like 'http://127.0.0.1:6543', "
+                        f"got {type(server_url).__name__}")
     url = server_url.strip().rstrip("/")
     parts = urlsplit(url)
     if parts.scheme in ("ws", "wss"):  # the sync URL of the same server
         url = ("https" if parts.scheme == "wss" else "http") + url[len(parts.scheme):]
         parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"server_url must be an http(s) URL like 'http://127.0.0.1:6543', got {server_url!r}")
+        raise ValueError("server_url must be an http(s) URL like 'http://127.0.0.1:6543', "
+                         f"got {server_url!r}")
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ValueError(f"server_url must not hold a query, fragment or credentials, got {server_url!r}")
     try:
@@ -239,10 +242,12 @@ class HttpTransport:
         try:
             response = client.request(method, url, headers=headers, **kwargs)
         except httpx.TimeoutException as exc:
-            raise TriplitTimeoutError(f"{method} {url} timed out ({type(exc).__name__}, timeout {limit} s)") from exc
+            raise TriplitTimeoutError(
+                f"{method} {url} timed out ({type(exc).__name__}, timeout {limit} s)") from exc
         except httpx.RequestError as exc:
-            raise TriplitConnectionError(f"cannot reach the Triplit server at {url}: {exc or type(exc).__name__}",
-                                         name=type(exc).__name__) from exc
+            raise TriplitConnectionError(
+                f"cannot reach the Triplit server at {url}: {exc or type(exc).__name__}",
+                name=type(exc).__name__) from exc
         except RuntimeError as exc:
             if self.closed:  # closed by another thread while this request was starting
                 raise ClientClosedError("this HttpClient has been closed") from exc
@@ -286,5 +291,5 @@ class HttpTransport:
         try:
             return loads(raw)
         except ValueError:
-            raise ProtocolError(f"/{route} answered HTTP {response.status_code} with a body that is not JSON: "
-                                f"{response.text[:200]!r}") from None
+            raise ProtocolError(f"/{route} answered HTTP {response.status_code} with a body that is "
+                                f"not JSON: {response.text[:200]!r}") from None

@@ -49,7 +49,8 @@ def _check_name(value: Any, what: str) -> str:
 
 def _check_doc(value: Any, what: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        raise TypeError(f"{what} must be a mapping (a dict of attributes), got {type(value).__name__}: {value!r:.80}")
+        raise TypeError(f"{what} must be a mapping (a dict of attributes), "
+                        f"got {type(value).__name__}: {value!r:.80}")
     return value
 
 
@@ -97,7 +98,8 @@ class HttpClient:
         elif schema is not None and not (callable(getattr(schema, "encode_entity", None))
                                          and callable(getattr(schema, "decode_entity", None))):
             raise TypeError(f"schema must be a Schema (or its JSON dict), got {type(schema).__name__}")
-        self._transport = HttpTransport(server_url, source, timeout=timeout, verify=verify, trust_env=trust_env)
+        self._transport = HttpTransport(server_url, source, timeout=timeout, verify=verify,
+                                        trust_env=trust_env)
         self._schema = schema
         self._relations: Dict[str, Dict[str, Any]] = self._read_relations(schema)
         # the transport's calls, under short names
@@ -136,7 +138,8 @@ class HttpClient:
         if not callable(to_json):
             return {}
         collections = (to_json() or {}).get("collections") or {}
-        return {name: dict(c.get("relationships") or {}) for name, c in collections.items() if isinstance(c, Mapping)}
+        return {name: dict(c.get("relationships") or {})
+                for name, c in collections.items() if isinstance(c, Mapping)}
 
     def _query_json(self, query: QueryLike) -> QueryJSON:
         if isinstance(query, str):
@@ -146,14 +149,15 @@ class HttpClient:
         if not isinstance(query, Mapping):
             to_json = getattr(query, "to_json", None)
             if not callable(to_json):
-                raise InvalidQueryError(f"query must be a Query, a CollectionQuery dict or a collection name, "
-                                        f"got {type(query).__name__}: {query!r:.80}")
+                raise InvalidQueryError("query must be a Query, a CollectionQuery dict or a collection "
+                                        f"name, got {type(query).__name__}: {query!r:.80}")
             query = to_json()
             if not isinstance(query, Mapping):
                 raise InvalidQueryError(f"query.to_json() must return a dict, got {type(query).__name__}")
         name = query.get("collectionName")
         if not isinstance(name, str) or not name:
-            raise InvalidQueryError(f"the query needs a 'collectionName' (a non-empty string), got {dict(query)!r:.200}")
+            raise InvalidQueryError("the query needs a 'collectionName' (a non-empty string), "
+                                    f"got {dict(query)!r:.200}")
         return dict(query)
 
     def _subquery(self, collection: str, alias: str, inclusion: Any) -> Optional[Mapping[str, Any]]:
@@ -186,7 +190,8 @@ class HttpClient:
         subs: Dict[str, Optional[Callable[[Any], Any]]] = {}
         for alias, inclusion in includes.items():
             sub = self._subquery(collection, alias, inclusion)
-            subs[alias] = self._decoder(sub) if sub is not None and isinstance(sub.get("collectionName"), str) else None
+            known = sub is not None and isinstance(sub.get("collectionName"), str)
+            subs[alias] = self._decoder(sub) if known else None  # type: ignore[arg-type]
 
         def decode(doc: Any) -> Any:
             if not isinstance(doc, dict):
@@ -238,14 +243,15 @@ class HttpClient:
     def fetch_one(self, query: QueryLike, *, timeout: Timeout = _DEFAULT) -> Optional[Document]:
         """The first entity matching ``query`` (fetched with ``limit: 1``), or ``None``.
 
-            >>> http.fetch_one({"collectionName": "todos", "order": [["created_at", "DESC"]]})  # doctest: +SKIP
+            >>> http.fetch_one(Query("todos").order("created_at", "DESC"))  # doctest: +SKIP
         """
         q = self._query_json(query)
         q["limit"] = 1
         result = self.fetch(q, timeout=timeout)
         return result[0] if result else None
 
-    def fetch_by_id(self, collection: str, entity_id: str, *, timeout: Timeout = _DEFAULT) -> Optional[Document]:
+    def fetch_by_id(self, collection: str, entity_id: str, *,
+                    timeout: Timeout = _DEFAULT) -> Optional[Document]:
         """The entity with this id, or ``None`` if there is none (or the token may not read it).
 
             >>> http.fetch_by_id("todos", "t1")  # doctest: +SKIP
@@ -253,7 +259,8 @@ class HttpClient:
         """
         _check_name(collection, "collection")
         _check_name(entity_id, "entity_id")
-        return self.fetch_one({"collectionName": collection, "where": [["id", "=", entity_id]]}, timeout=timeout)
+        query = {"collectionName": collection, "where": [["id", "=", entity_id]]}
+        return self.fetch_one(query, timeout=timeout)
 
     # ------------------------------------------------------------------ writes
 
@@ -266,7 +273,8 @@ class HttpClient:
             {'id': 'k3Bf0u...', 'text': 'milk', 'owner': 'alice', 'completed': False, 'created_at': ...}
         """
         _check_name(collection, "collection")
-        body = {"collectionName": collection, "entity": self._encode(collection, _check_doc(entity, "entity"), False)}
+        encoded = self._encode(collection, _check_doc(entity, "entity"), False)
+        body = {"collectionName": collection, "entity": encoded}
         result = self._post("insert", body)
         if not isinstance(result, dict):
             raise ProtocolError(f"/insert answered with {type(result).__name__}, not the inserted entity")
@@ -286,16 +294,19 @@ class HttpClient:
         The server refuses bodies over its ``maxPayloadMb`` (100 MB by default) with
         :class:`PayloadTooLargeError`.
 
-            >>> http.bulk_insert({"todos": [{"text": "a", "owner": "al"}, {"text": "b", "owner": "al"}]})  # doctest: +SKIP
+            >>> http.bulk_insert({"todos": [{"text": "a", "owner": "al"},
+            ...                             {"text": "b", "owner": "al"}]})  # doctest: +SKIP
             {'todos': [{'id': ..., 'text': 'a', ...}, {'id': ..., 'text': 'b', ...}]}
         """
         if not isinstance(entities, Mapping):
-            raise TypeError(f"entities must map collection names to lists of entities, got {type(entities).__name__}")
+            raise TypeError("entities must map collection names to lists of entities, "
+                            f"got {type(entities).__name__}")
         body: Dict[str, List[Any]] = {}
         for collection, items in entities.items():
             _check_name(collection, "a collection name in entities")
             if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Sequence):
-                raise TypeError(f"entities[{collection!r}] must be a list of entities, got {type(items).__name__}")
+                raise TypeError(f"entities[{collection!r}] must be a list of entities, "
+                                f"got {type(items).__name__}")
             for i, entity in enumerate(items):
                 _check_doc(entity, f"entities[{collection!r}][{i}]")
             if self._schema is not None:
@@ -313,7 +324,8 @@ class HttpClient:
         if no_return:
             return None
         if not isinstance(result, dict):
-            raise ProtocolError(f"/bulk-insert-file answered with {type(result).__name__}, not entities by collection")
+            raise ProtocolError(f"/bulk-insert-file answered with {type(result).__name__}, "
+                                "not entities by collection")
         if self._schema is None:
             return result
         out: Dict[str, List[Document]] = {}
@@ -337,7 +349,8 @@ class HttpClient:
         _check_name(entity_id, "entity_id")
         _check_doc(changes, "changes")
         if "id" in changes:
-            raise ValueError(f"changes must not hold 'id' (an entity's id never changes), got {changes['id']!r}")
+            raise ValueError(f"changes must not hold 'id' (an entity's id never changes), "
+                             f"got {changes['id']!r}")
         body = {"collectionName": collection, "entityId": entity_id,
                 "changes": self._encode(collection, changes, True)}
         self._post("update", body)
@@ -365,7 +378,8 @@ class HttpClient:
         # rules, so on a server with permissions a service token (which matches no role) deletes
         # nothing, and a missing `break` replaces any error with the /schema response. A service
         # token's /fetch and /apply-changes skip the rules, and apply-changes is one transaction.
-        rows = self._post("fetch", {"query": {"collectionName": collection, "select": ["id"]}}, timeout=timeout)
+        query = {"collectionName": collection, "select": ["id"]}
+        rows = self._post("fetch", {"query": query}, timeout=timeout)
         if not isinstance(rows, list):
             raise ProtocolError(f"/fetch answered with {type(rows).__name__}, not a list of entities")
         ids = {row["id"] for row in rows if isinstance(row, Mapping) and isinstance(row.get("id"), str)}
@@ -389,7 +403,8 @@ class HttpClient:
             ...                               "deletes": {"t0"}}})  # doctest: +SKIP
         """
         if self._schema is not None and isinstance(changes, Mapping):
-            changes = {collection: self._encode_collection_changes(collection, c) for collection, c in changes.items()}
+            changes = {collection: self._encode_collection_changes(collection, c)
+                       for collection, c in changes.items()}
         self._post("apply-changes", {"changes": encode_changes(changes)}, timeout=timeout)
 
     def _encode_collection_changes(self, collection: str, c: Any) -> Any:
@@ -415,7 +430,8 @@ class HttpClient:
             raise ProtocolError(f"/schema answered with something that is not a schema: {result!r:.200}")
         return dict(result["schema"]) if result["type"] == "schema" else None
 
-    def override_schema(self, schema: Any, *, fail_on_backwards_incompatible_change: bool = False) -> Dict[str, Any]:
+    def override_schema(self, schema: Any, *,
+                        fail_on_backwards_incompatible_change: bool = False) -> Dict[str, Any]:
         """Replace the server's schema (a JSON dict or a ``Schema``). Needs a service token.
 
         The server refuses a schema that is invalid or that existing data violates, and with
@@ -425,7 +441,8 @@ class HttpClient:
         whose ``data`` holds its ``issues``. Returns the server's report
         (``{successful, code, message, issues, diff, oldSchema, newSchema}``).
 
-            >>> http.override_schema(new_schema, fail_on_backwards_incompatible_change=True)["code"]  # doctest: +SKIP
+            >>> http.override_schema(new_schema,
+            ...                      fail_on_backwards_incompatible_change=True)["code"]  # doctest: +SKIP
             'SUCCESS'
         """
         if not isinstance(schema, Mapping):
@@ -435,10 +452,12 @@ class HttpClient:
             schema = to_json()
         if not isinstance(schema, Mapping) or not isinstance(schema.get("collections"), Mapping):
             raise ValueError(f"schema must have a 'collections' mapping, got {schema!r:.200}")
-        body = {"schema": schema, "failOnBackwardsIncompatibleChange": bool(fail_on_backwards_incompatible_change)}
+        body = {"schema": schema,
+                "failOnBackwardsIncompatibleChange": bool(fail_on_backwards_incompatible_change)}
         result = self._post("override-schema", body)
         if not isinstance(result, dict) or "successful" not in result:
-            raise ProtocolError(f"/override-schema answered with something that is not a report: {result!r:.200}")
+            raise ProtocolError("/override-schema answered with something that is not a report: "
+                                f"{result!r:.200}")
         if not result["successful"]:
             issues = "; ".join(str(i.get("issue", i)) if isinstance(i, Mapping) else str(i)
                                for i in (result.get("issues") or [])[:5])
