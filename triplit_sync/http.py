@@ -12,7 +12,7 @@ connection; one :class:`HttpClient` may be shared by any number of threads.
 
 Route facts (PROTOCOL.md §9): data routes are POST with a JSON body and a Bearer token;
 results come in the server's *serialized* form (sets as arrays, dates as ISO strings); with a
-schema this client turns them into Python ``set``\\ s and ``datetime``\\ s.
+schema this client turns them into Python sets and datetimes.
 """
 
 from __future__ import annotations
