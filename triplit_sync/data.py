@@ -16,7 +16,10 @@ from typing import (
 )
 
 from ._types import Changes, Document, QueryJSON
-from .errors import EntityNotFoundError, InvalidQueryError, NoActiveSessionError, TriplitTimeoutError, WriteError
+from .errors import (
+    EntityNotFoundError, InvalidQueryError, NoActiveSessionError, TriplitConnectionError, TriplitTimeoutError,
+    WriteError,
+)
 from .query import Query, compile_query
 from .schema import PLAIN, Schema
 from .store._changes import deep_merge
@@ -122,9 +125,12 @@ class DataAPI:
         - ``"local-and-remote"``: from the local database now, refreshed from the server in the
           background, or after waiting up to ``timeout`` for the server.
 
-        ``timeout`` bounds every wait for the server (:class:`TriplitTimeoutError`). Without a
-        session (or while deliberately disconnected) ``local-first`` answers locally and
-        ``remote-first`` raises :class:`NoActiveSessionError`.
+        ``timeout`` bounds every wait for the server (:class:`TriplitTimeoutError`); a query
+        the server rejects raises :class:`QueryError`. Without a session, or after
+        :meth:`disconnect`, ``local-first`` and ``local-and-remote`` answer locally and
+        ``remote-first`` raises :class:`NoActiveSessionError` (no session) or
+        :class:`TriplitConnectionError` (disconnected). While the client is reconnecting
+        (server unreachable) the waits go on, up to ``timeout``.
 
             todos = client.fetch(client.query("todos").where("completed", "=", False))
         """
@@ -153,8 +159,11 @@ class DataAPI:
                 return self._local(q)
             finally:
                 engine.release(live)
-        if not self._wants_connection():
+        if self._session is None:  # type: ignore[attr-defined]
             raise NoActiveSessionError(f"a {policy} fetch needs a connection; start a session first")
+        if not self._wants_connection():
+            raise TriplitConnectionError(
+                f"a {policy} fetch needs a connection to {self.server_url}; call connect() first")  # type: ignore[attr-defined]
         live = engine.hold(q)
         try:
             if not engine.wait_fulfilled(live, timeout):
@@ -176,10 +185,8 @@ class DataAPI:
         return self._engine.runner.decode(q, rows)
 
     def _wants_connection(self) -> bool:
-        from .transport import ConnectionStatus
-
-        return self._session is not None and self._transport.status in (  # type: ignore[attr-defined]
-            ConnectionStatus.CONNECTING, ConnectionStatus.OPEN)
+        """A session exists and the client is connected or trying to be (also between retries)."""
+        return self._session is not None and self._transport.wants_connection  # type: ignore[attr-defined]
 
     def fetch_one(self, query: QueryArg, policy: str = "local-first", timeout: Optional[float] = None) -> Optional[Row]:
         """The first result of ``query`` or ``None``."""
@@ -221,7 +228,8 @@ class DataAPI:
                 raise TypeError(f"{label} must be callable")
         self._check_open()  # type: ignore[attr-defined]
         return self._engine.subscribe(self._query_json(query), on_results, on_error, local_only=local_only,
-                                      on_remote_fulfilled=on_remote_fulfilled)
+                                      on_remote_fulfilled=on_remote_fulfilled,
+                                      offline=not self._wants_connection())
 
     def watch(self, query: QueryArg, *, timeout: Optional[float] = None, local_only: bool = False) -> "RowsStream":
         """Live results as a blocking iterator, for scripts and notebooks.

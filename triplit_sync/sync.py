@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
 from ._types import Changes, Document, QueryJSON, Timestamp
@@ -48,6 +49,9 @@ RESUME_MARGIN_MS = 2000
 UNOWNED = "unowned"
 #: Checkpoints are persisted at most this often (and on close).
 CHECKPOINT_INTERVAL = 0.5
+#: How many queries nobody uses any more keep their checkpoint and cached results (most
+#: recently used first), so that a later fetch or subscription answers locally and resumes.
+MAX_DORMANT_QUERIES = 100
 
 IdSets = Dict[str, Set[str]]
 
@@ -165,6 +169,8 @@ class SyncEngine:
             if isinstance(v, Mapping) and isinstance(v.get("timestamp"), list)
         }
         self._on_checkpoints = on_checkpoints
+        # Queries with a checkpoint and no user (least recently used first).
+        self._dormant: "OrderedDict[str, None]" = OrderedDict.fromkeys(self._checkpoints)
         self._checkpoints_dirty = False
         self._checkpoint_timer: Optional[threading.Timer] = None
         self._send: Optional[Callable[[Message], bool]] = None
@@ -305,7 +311,9 @@ class SyncEngine:
         *,
         local_only: bool = False,
         on_remote_fulfilled: Optional[Callable[[], Any]] = None,
+        offline: bool = False,
     ) -> Subscription:
+        """``offline``: no connection is coming, so the local results are all there is for now."""
         with self._lock:
             live = self._live_for(query)
             sub = Subscription(self, live, on_results, on_error, on_remote_fulfilled, local_only)
@@ -313,8 +321,9 @@ class SyncEngine:
             if not live.evaluated:
                 self._evaluate(live)
             # Local results right away when they mean something: the query was answered by the
-            # server before (it has a checkpoint), or only local results were asked for.
-            if local_only or live.fulfilled or live.id in self._checkpoints or live.rows:
+            # server before (it has a checkpoint), only local results were asked for, or the
+            # server cannot be asked now.
+            if local_only or offline or live.fulfilled or live.id in self._checkpoints or live.rows:
                 self._deliver(sub, live.rows)
             if live.error is not None and on_error is not None:
                 self._submit(on_error, live.error)
@@ -379,9 +388,13 @@ class SyncEngine:
                 self._cond.wait(0.25 if remaining is None else min(remaining, 0.25))
 
     def has_checkpoint(self, query: QueryJSON) -> bool:
+        """Whether the server has answered this query here (it is live and fulfilled, or it has
+        a checkpoint from an earlier subscription or fetch, in this process or an earlier one)."""
         qid = compute_query_id(query)
         with self._lock:
             live = self._queries.get(qid)
+            if qid in self._dormant:
+                self._dormant.move_to_end(qid)
             return qid in self._checkpoints or (live is not None and live.fulfilled)
 
     def run_local(self, query: QueryJSON) -> List[Document]:
@@ -394,6 +407,7 @@ class SyncEngine:
         if live is None:
             live = _LiveQuery(qid, query, self.runner.collections(query))
             self._queries[qid] = live
+            self._dormant.pop(qid, None)
         return live
 
     def _connect_query(self, live: "_LiveQuery") -> None:
@@ -416,31 +430,54 @@ class SyncEngine:
             send(DisconnectQuery(live.id))
 
     def _drop(self, live: "_LiveQuery") -> None:
-        """The last user is gone: end the server subscription and forget what only it kept.
+        """The last user is gone: end the server subscription.
 
-        The server stops updating entities that no live query holds, so keeping them would let
-        stale copies show up in other queries later; they are evicted, as the server would
-        have done had the query's results emptied.
+        A query the server answered keeps its checkpoint and its cached results, dormant: a
+        later local-first fetch answers from them and a later subscription resumes from the
+        checkpoint (PROTOCOL.md §5.5). Only the :data:`MAX_DORMANT_QUERIES` most recently used
+        stay; older ones are forgotten (see :meth:`_forget`).
         """
         self._disconnect_query(live)
         with self._lock:
             if self._queries.get(live.id) is not live or not live.idle:
                 return
             del self._queries[live.id]
-            mine = self.store.query_ids(live.id)
-            self.store.drop_query(live.id)
-            had_checkpoint = self._checkpoints.pop(live.id, None) is not None
-            for other in self._queries.values():
-                for coll, ids in self.store.query_ids(other.id).items():
-                    if coll in mine:
-                        mine[coll] -= ids
-            mine = {c: ids for c, ids in mine.items() if ids}
-            if mine:
-                changed = self.store.evict(mine)
-                self._refresh_collections(changed)
-            if had_checkpoint:
-                self._checkpoints_dirty = True
+            if live.id in self._checkpoints:
+                self._dormant[live.id] = None
+                self._dormant.move_to_end(live.id)
+                while len(self._dormant) > MAX_DORMANT_QUERIES:
+                    oldest, _ = self._dormant.popitem(last=False)
+                    self._forget(oldest)
+            else:
+                self._forget(live.id)
         self._schedule_checkpoint_save()
+
+    def _forget(self, qid: str) -> None:
+        """Drop a query's checkpoint and evict the cached entities no other query holds.
+
+        The server does not update entities that no live query holds; evicting them, as the
+        server would have done had the query's results emptied, keeps the cache bounded.
+        """
+        mine = self.store.query_ids(qid)
+        self.store.drop_query(qid)
+        if self._checkpoints.pop(qid, None) is not None:
+            self._checkpoints_dirty = True
+        if not mine:
+            return
+        for other in self.store.query_id_list():
+            for coll, ids in self.store.query_ids(other).items():
+                if coll in mine:
+                    mine[coll] -= ids
+        # Live queries the server has not answered yet have no recorded ids; what they match
+        # locally may be exactly what the server holds back as "already sent" for them.
+        for other_live in self._queries.values():
+            for coll, ids in other_live.deps.items():
+                if coll in mine:
+                    mine[coll] -= ids
+        mine = {c: ids for c, ids in mine.items() if ids}
+        if mine:
+            changed = self.store.evict(mine)
+            self._refresh_collections(changed)
 
     def _resume_state(self, live: "_LiveQuery") -> Optional[Dict[str, Any]]:
         """CONNECT_QUERY ``state``: what the client already holds, and since when it is fresh."""
@@ -452,7 +489,15 @@ class SyncEngine:
         timestamp = ZERO_TIMESTAMP
         if checkpoint is not None:
             timestamp = [max(int(checkpoint[0]) - RESUME_MARGIN_MS, 0), 0, "server"]
-        ids: IdSets = {c: set(s) for c, s in known.items()}
+        # Only ids whose copy is in the cache: the server skips a listed entity it finds
+        # unchanged, so listing one the cache lost since (evicted for another query) would
+        # keep it missing for good.
+        get_cached = self.store.get_cached
+        ids: IdSets = {}
+        for coll, known_ids in known.items():
+            have = {i for i in known_ids if get_cached(coll, i) is not None}
+            if have:
+                ids[coll] = have
         for coll, local_ids in local.items():
             extra = {i for i in local_ids if i not in ids.get(coll, ()) and self.store.get_cached(coll, i)}
             if not extra:
@@ -605,6 +650,7 @@ class SyncEngine:
             for qid in list(self._checkpoints):
                 self.store.drop_query(qid)
             self._checkpoints.clear()
+            self._dormant.clear()
             self._checkpoints_dirty = True
         self.flush_checkpoints()
 

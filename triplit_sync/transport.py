@@ -221,6 +221,12 @@ class WebSocketTransport:
         )
 
     @property
+    def wants_connection(self) -> bool:
+        """True while connected or trying to be (connecting, or waiting out a reconnect backoff);
+        False after disconnect(), a close that is not retried, or close()."""
+        return self._want and not self._closed
+
+    @property
     def closed(self) -> bool:
         """True after close(): the transport cannot connect again."""
         return self._closed

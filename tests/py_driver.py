@@ -1,0 +1,129 @@
+"""A TriplitClient in its own process, driven by JSON lines (see tests/client_helpers.py).
+
+argv[1] is a JSON object of TriplitClient keyword arguments plus ``url``; the client is built at
+start. Requests ``{"id", "cmd", ...}`` on stdin, one reply per request on stdout. Rows go out
+normalized (dates as ISO strings, sets as sorted lists).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+from typing import Any, Dict, List
+
+sys.path.insert(0, __import__("os").path.dirname(__file__))
+
+from client_helpers import Collector, SentLog, normalize  # noqa: E402
+
+from triplit_sync import TriplitClient  # noqa: E402
+from triplit_sync.protocol import ConnectQuery, EntityData  # noqa: E402
+
+logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+
+
+def main() -> None:
+    options: Dict[str, Any] = json.loads(sys.argv[1])
+    url = options.pop("url")
+    client = TriplitClient(url, **options)
+    sent = SentLog(client)
+    received: List[Dict[str, Any]] = []
+    original = client._engine.handle_message
+
+    def handle(msg: Any) -> None:
+        if isinstance(msg, EntityData):
+            received.append({
+                "for": list(msg.for_queries),
+                "sets": {c: sorted(v["sets"]) for c, v in msg.changes.items()},
+                "deletes": {c: sorted(v["deletes"]) for c, v in msg.changes.items()},
+            })
+        original(msg)
+
+    client._engine.handle_message = handle  # type: ignore[method-assign]
+    subs: Dict[str, Any] = {}
+
+    def results(sub: str) -> Dict[str, Any]:
+        col, s = subs[sub]
+        latest = col.latest
+        return {"results": None if latest is None else normalize(latest), "count": col.count,
+                "fulfilled": col.fulfilled.is_set(), "error": str(col.errors[0]) if col.errors else None}
+
+    def handle_cmd(req: Dict[str, Any]) -> Any:
+        cmd = req["cmd"]
+        if cmd == "subscribe":
+            col = Collector()
+            s = client.subscribe(req["query"], col, col.on_error, on_remote_fulfilled=col.on_remote_fulfilled)
+            subs[req["sub"]] = (col, s)
+            return True
+        if cmd == "results":
+            return results(req["sub"])
+        if cmd == "waitResults":
+            col, _ = subs[req["sub"]]
+            expected = req["expected"]
+            deadline = time.monotonic() + req.get("timeout", 10)
+            while True:
+                latest = col.latest
+                if latest is not None and normalize(latest) == expected:
+                    return results(req["sub"])
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return results(req["sub"])
+                n = col.count
+                with col.cond:
+                    col.cond.wait_for(lambda: col.count != n, remaining)
+        if cmd == "waitFulfilled":
+            col, _ = subs[req["sub"]]
+            return col.fulfilled.wait(req.get("timeout", 10))
+        if cmd == "fetch":
+            return normalize(client.fetch(req["query"], policy=req.get("policy", "local-first"),
+                                          timeout=req.get("timeout")))
+        if cmd == "insert":
+            return normalize(client.insert(req["collection"], req["entity"]))
+        if cmd == "update":
+            client.update(req["collection"], req["entityId"], req["changes"])
+            return True
+        if cmd == "delete":
+            client.delete(req["collection"], req["entityId"])
+            return True
+        if cmd == "waitSync":
+            client.wait_for_sync(req.get("timeout", 10))
+            return True
+        if cmd == "waitConnected":
+            return client.wait_connected(req.get("timeout", 10))
+        if cmd == "disconnect":
+            client.disconnect()
+            return True
+        if cmd == "connect":
+            client.connect()
+            return True
+        if cmd == "stats":
+            state = [{"id": m.id, "state": m.state} for m in sent.messages if isinstance(m, ConnectQuery)]
+            return {"bytes_received": client._transport.bytes_received,
+                    "bytes_sent": client._transport.bytes_sent,
+                    "sent": sent.types(), "connect_queries": state, "received": received}
+        if cmd == "close":
+            client.close()
+            return True
+        raise ValueError(f"unknown command {cmd!r}")
+
+    lock = threading.Lock()
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        req = json.loads(line)
+        try:
+            reply = {"id": req["id"], "ok": True, "result": handle_cmd(req)}
+        except Exception as e:  # reported to the test, which fails with it
+            reply = {"id": req["id"], "ok": False, "error": f"{type(e).__name__}: {e}"}
+        with lock:
+            sys.stdout.write(json.dumps(reply, default=str) + "\n")
+            sys.stdout.flush()
+        if req["cmd"] == "close":
+            break
+    client.close()
+
+
+if __name__ == "__main__":
+    main()
