@@ -227,7 +227,10 @@ class DriverProcess:
         for line in self.proc.stderr:
             self.stderr.append(line)
 
-    def call(self, cmd: str, timeout: float = 30.0, **args: Any) -> Any:
+    def call(self, cmd: str, **args: Any) -> Any:
+        """Send a request and return its result; ``args`` (``timeout`` too) go to the driver,
+        which gets that long plus 30 s to answer."""
+        timeout = float(args.get("timeout") or 0) + 30.0
         self._next += 1
         rid = self._next
         assert self.proc.stdin is not None
@@ -250,7 +253,7 @@ class DriverProcess:
     def close(self, timeout: float = 10.0) -> None:
         if self.proc.poll() is None:
             try:
-                self.call("close", timeout=timeout)
+                self.call("close")
             except (AssertionError, OSError, ValueError):
                 pass
         try:

@@ -121,7 +121,10 @@ const handlers = {
     return plain(await client.insert(collection, tagIn(entity)));
   },
   // ops: [["set", path[], value] | ["add", path[], item] | ["remove", path[], item] | ["unset", path[]]]
-  async update({ collection, entityId, ops }) {
+  async update({ collection, entityId, ops, skipMissing }) {
+    if (skipMissing && !(await client.fetchById(collection, entityId, { policy: 'local-only' }))) {
+      return false;  // the JS client refuses to update what it does not have
+    }
     await client.update(collection, entityId, (e) => {
       for (const [op, p, value] of ops) {
         let target = e;

@@ -7,6 +7,7 @@ normalized (dates as ISO strings, sets as sorted lists).
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import sys
@@ -19,9 +20,23 @@ sys.path.insert(0, __import__("os").path.dirname(__file__))
 from client_helpers import Collector, SentLog, normalize  # noqa: E402
 
 from triplit_sync import TriplitClient  # noqa: E402
+from triplit_sync.errors import WriteError  # noqa: E402
 from triplit_sync.protocol import ConnectQuery, EntityData  # noqa: E402
 
 logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+
+
+def untag(value: Any) -> Any:
+    """Tagged JSON from the test -> Python values: {"$date": iso} -> datetime, {"$set": [...]} -> set."""
+    if isinstance(value, dict):
+        if "$date" in value:
+            return datetime.datetime.fromisoformat(value["$date"].replace("Z", "+00:00"))
+        if "$set" in value:
+            return {untag(v) for v in value["$set"]}
+        return {k: untag(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [untag(v) for v in value]
+    return value
 
 
 def main() -> None:
@@ -73,6 +88,9 @@ def main() -> None:
                 n = col.count
                 with col.cond:
                     col.cond.wait_for(lambda: col.count != n, remaining)
+        if cmd == "unsubscribe":
+            subs.pop(req["sub"])[1].unsubscribe()
+            return True
         if cmd == "waitFulfilled":
             col, _ = subs[req["sub"]]
             return col.fulfilled.wait(req.get("timeout", 10))
@@ -80,15 +98,20 @@ def main() -> None:
             return normalize(client.fetch(req["query"], policy=req.get("policy", "local-first"),
                                           timeout=req.get("timeout")))
         if cmd == "insert":
-            return normalize(client.insert(req["collection"], req["entity"]))
+            return normalize(client.insert(req["collection"], untag(req["entity"])))
         if cmd == "update":
-            client.update(req["collection"], req["entityId"], req["changes"])
+            client.update(req["collection"], req["entityId"], untag(req["changes"]))
             return True
         if cmd == "delete":
             client.delete(req["collection"], req["entityId"])
             return True
         if cmd == "waitSync":
-            client.wait_for_sync(req.get("timeout", 10))
+            try:
+                client.wait_for_sync(req.get("timeout", 10))
+            except WriteError as e:  # reported, for the test to judge
+                return {"refused": [{"name": f.name, "message": f.message,
+                                     "sets": any(c["sets"] for c in (f.changes or {}).values())}
+                                    for f in e.failures]}
             return True
         if cmd == "waitConnected":
             return client.wait_connected(req.get("timeout", 10))
@@ -116,7 +139,8 @@ def main() -> None:
         try:
             reply = {"id": req["id"], "ok": True, "result": handle_cmd(req)}
         except Exception as e:  # reported to the test, which fails with it
-            reply = {"id": req["id"], "ok": False, "error": f"{type(e).__name__}: {e}"}
+            detail = f" changes={getattr(e, 'changes', None)!r}" if hasattr(e, "changes") else ""
+            reply = {"id": req["id"], "ok": False, "error": f"{type(e).__name__}: {e}{detail}"}
         with lock:
             sys.stdout.write(json.dumps(reply, default=str) + "\n")
             sys.stdout.flush()

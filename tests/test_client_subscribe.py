@@ -298,3 +298,30 @@ def test_callbacks_may_call_the_client(triplit: TriplitTestServer, make_client: 
     sub.unsubscribe()
     client.wait_for_sync(10)
     assert normalize(server_rows(triplit, TODOS))[0]["id"] == "from-callback"
+
+
+def test_an_entity_deleted_and_created_again_while_away_replaces_the_cached_one(
+        rich: TriplitTestServer, make_client: Make) -> None:
+    """On resume the server sends the new entity as a whole document and no delete: what the
+    old one had and the new one lacks must go (a merge would keep it)."""
+    from triplit_sync.http import HttpClient
+
+    from ._rich_schema import rich_schema
+
+    token = rich.user_token("alice")
+    client = make_client(rich, token, schema=rich_schema())
+    q = {"collectionName": "todos", "order": [["id", "ASC"]]}
+    col = Collector()
+    client.subscribe(q, col, on_remote_fulfilled=col.on_remote_fulfilled)
+    assert col.fulfilled.wait(10)
+    with HttpClient(rich.url, rich.service_token(), schema=rich_schema()) as http:
+        http.insert("todos", {"id": "t1", "text": "old", "tags": {"a"}, "meta": {"prio": 1, "label": "L"},
+                              "due": "2025-01-01T00:00:00.000Z"})
+        col.wait(lambda rows: bool(rows) and rows[0]["text"] == "old")
+        client.disconnect()
+        http.delete("todos", "t1")
+        http.insert("todos", {"id": "t1", "text": "new", "meta": {"prio": 2}})
+    client.connect()
+    rows = col.wait(lambda rows: bool(rows) and rows[0]["text"] == "new")
+    assert rows[0]["tags"] == set() and rows[0].get("due") is None and rows[0]["meta"] == {"prio": 2}
+    wait_equal_to_server(client, rich, q, token, col)

@@ -127,7 +127,7 @@ class Subscription:
 
 class _LiveQuery:
     __slots__ = ("id", "query", "collections", "subscribers", "holds", "sent", "fulfilled", "error",
-                 "rows", "deps", "evaluated", "remote")
+                 "rows", "deps", "evaluated", "remote", "listed", "counted")
 
     def __init__(self, qid: str, query: QueryJSON, collections: Set[str]) -> None:
         self.id = qid
@@ -142,6 +142,8 @@ class _LiveQuery:
         self.deps: IdSets = {}
         self.evaluated = False
         self.remote = False  # wanted on the server (not only local-only subscribers)
+        self.listed: IdSets = {}  # the ids its CONNECT_QUERY state listed on this connection
+        self.counted = False  # its deps are counted in SyncEngine._held
 
     @property
     def idle(self) -> bool:
@@ -177,6 +179,15 @@ class SyncEngine:
         self._owner: Optional[str] = None
         self._in_flight = False  # a CHANGES batch is on the wire, waiting for ACK or ERROR
         self._connection = 0  # bumps on every READY and disconnect
+        # What the server keeps fresh on this connection: how many answered live queries (and
+        # verifications) hold each entity in their results. See _track.
+        self._held: Dict[str, Dict[str, int]] = {}
+        self._received: Optional[Dict[str, Any]] = None  # the sets of the ENTITY_DATA being applied
+        self._verifying: Dict[str, Tuple[str, Set[str]]] = {}  # verification query id -> ids
+        self._unverified: IdSets = {}  # ids a verification has not answered yet
+        self._verify_seq = 0
+        self._deferred: List[Message] = []  # sent after the engine lock is released
+        self._writes_first = 0  # batches to be answered before the queries are sent (after READY)
         self._failures: List[WriteError] = []  # rejected batches wait_for_sync has not reported yet
         self._sync_error_callbacks: List[Callable[[WriteError], Any]] = []
         self.closed = False
@@ -189,18 +200,47 @@ class SyncEngine:
             self._owner = owner
 
     def connection_ready(self, send: Callable[[Message], bool]) -> None:
-        """READY arrived: re-send the un-acked batch, then pending writes, then every live query."""
+        """READY arrived: re-send the un-acked batch, then pending writes, then every live query.
+
+        The queries wait until the server has answered the writes made before READY (two
+        batches at most: the un-acked one, then everything pending, merged). A query that
+        starts while a write is being committed can come back with that entity half updated
+        (@triplit/server 1.1.8: the document is right in storage, wrong in the subscription),
+        and the server sends nothing more about it until it changes again.
+        """
         with self._lock:
             self._connection += 1
             self._send = send
             self._in_flight = False
-            for live in self._queries.values():
-                live.sent = live.fulfilled = False
+            self._reset_connection_state()
+            owner = self._owner
+            if owner is not None:
+                entries = self.store.pending_changes(owner)
+                self._writes_first = sum(1 for e in entries if e.inflight) + any(not e.inflight for e in entries)
         self._push()
+        with self._lock:
+            if not self._in_flight:
+                self._writes_first = 0  # nothing could be sent (another identity's batch is in flight)
+        if self._writes_first == 0:
+            self._connect_all()
+        self._send_deferred()
+
+    def _connect_all(self) -> None:
         with self._lock:
             to_connect = [q for q in self._queries.values() if q.remote and q.error is None]
         for live in to_connect:
             self._connect_query(live)
+
+    def _batch_answered(self) -> None:
+        """An ACK or a rejection arrived: the queries may go once the writes before READY are in."""
+        with self._lock:
+            if self._writes_first == 0:
+                return
+            self._writes_first -= 1
+            if self._writes_first > 0 and self._in_flight:
+                return
+            self._writes_first = 0
+        self._connect_all()
 
     def connection_lost(self) -> None:
         """The socket closed: nothing is in flight any more, every query must be sent again."""
@@ -208,10 +248,18 @@ class SyncEngine:
             self._connection += 1
             self._send = None
             self._in_flight = False
-            for live in self._queries.values():
-                live.sent = live.fulfilled = False
+            self._reset_connection_state()
             self._cond.notify_all()
         self.flush_checkpoints()
+
+    def _reset_connection_state(self) -> None:
+        self._writes_first = 0
+        for live in self._queries.values():
+            live.sent = live.fulfilled = live.counted = False
+        self._held = {}
+        self._verifying = {}
+        self._unverified = {}
+        self._deferred = []
 
     # ------------------------------------------------------------------ inbound
 
@@ -227,26 +275,40 @@ class SyncEngine:
             pass  # the client calls connection_ready with the send function
         else:
             log.debug("ignoring %s", type(msg).__name__)
+        self._send_deferred()
 
     def _on_entity_data(self, msg: EntityData) -> None:
         changed = self.store.apply_server_changes(msg.changes, msg.timestamp)
         deliveries: List[Tuple[_LiveQuery, bool]] = []
         with self._lock:
-            newly: Set[str] = set()
-            for qid in msg.for_queries:
-                live = self._queries.get(qid)
-                if live is not None and live.sent and not live.fulfilled:
-                    live.fulfilled = True
-                    newly.add(qid)
-            for live in self._queries.values():
-                if live.fulfilled:
-                    self._checkpoints[live.id] = list(msg.timestamp)
-                if live.id in newly or (live.collections & changed):
-                    deliveries.append((live, live.id in newly))
-            if deliveries or newly:
-                self._checkpoints_dirty = True
-            for live, first in deliveries:
-                self._refresh(live, remote_first=first)
+            self._received = msg.changes
+            try:
+                newly: Set[str] = set()
+                verified: IdSets = {}
+                for qid in msg.for_queries:
+                    live = self._queries.get(qid)
+                    if live is not None and live.sent and not live.fulfilled:
+                        live.fulfilled = True
+                        newly.add(qid)
+                    elif qid in self._verifying:
+                        coll, ids = self._verifying.pop(qid)
+                        verified.setdefault(coll, set()).update(ids)
+                for coll, ids in verified.items():
+                    self._unverified[coll] -= ids
+                for live in self._queries.values():
+                    if live.fulfilled:
+                        self._checkpoints[live.id] = list(msg.timestamp)
+                    if live.id in newly or (live.collections & changed):
+                        deliveries.append((live, live.id in newly))
+                    elif verified and live.fulfilled and any(live.deps.get(c, ()) and live.deps[c] & ids
+                                                             for c, ids in verified.items()):
+                        self._update_ids(live)  # now known fresh: may be listed on resume
+                if deliveries or newly:
+                    self._checkpoints_dirty = True
+                for live, first in deliveries:
+                    self._refresh(live, remote_first=first)
+            finally:
+                self._received = None
             self._cond.notify_all()
         self._schedule_checkpoint_save()
 
@@ -257,6 +319,7 @@ class SyncEngine:
             self._refresh_collections(changed)
             self._cond.notify_all()
         self._push()
+        self._batch_answered()
 
     def _on_error(self, msg: ErrorMessage) -> None:
         if msg.is_query_error:
@@ -281,15 +344,22 @@ class SyncEngine:
         for callback in callbacks:
             self._submit(callback, error)
         self._push()
+        self._batch_answered()
 
     def _on_query_error(self, msg: ErrorMessage) -> None:
         error = msg.to_exception()
         assert isinstance(error, QueryError)
         with self._lock:
+            verification = self._verifying.pop(msg.query_key or "", None)
+            if verification is not None:
+                log.warning("could not verify cached %s entities: %s", verification[0], error)
+                self._unverified[verification[0]] -= verification[1]
+                return
             live = self._queries.get(msg.query_key or "")
             if live is None:
                 return
             live.error = error
+            self._uncount(live)
             live.sent = False
             send = self._send
             for sub in live.subscribers:
@@ -349,6 +419,7 @@ class SyncEngine:
             self._drop(live)
         elif not live.remote:
             self._disconnect_query(live)
+        self._send_deferred()
 
     def hold(self, query: QueryJSON) -> "_LiveQuery":
         """Keep a query subscribed on the server while a fetch waits for it."""
@@ -371,6 +442,7 @@ class SyncEngine:
             self._drop(live)
         elif not live.remote:
             self._disconnect_query(live)
+        self._send_deferred()
 
     def wait_fulfilled(self, live: "_LiveQuery", timeout: Optional[float]) -> bool:
         """Wait until the server answered (True), the query failed (raises) or time ran out (False)."""
@@ -413,9 +485,10 @@ class SyncEngine:
     def _connect_query(self, live: "_LiveQuery") -> None:
         with self._lock:
             send = self._send
-            if send is None or live.sent or not live.remote:
+            if send is None or live.sent or not live.remote or self._writes_first:
                 return
             state = self._resume_state(live)
+            live.listed = {c: set(ids) for c, ids in state["entityIds"].items()} if state else {}
             live.sent = True
             live.error = None
         if not send(ConnectQuery(live.id, live.query, state)):
@@ -425,6 +498,7 @@ class SyncEngine:
     def _disconnect_query(self, live: "_LiveQuery") -> None:
         with self._lock:
             send, was_sent = self._send, live.sent
+            self._uncount(live)
             live.sent = live.fulfilled = False
         if send is not None and was_sent:
             send(DisconnectQuery(live.id))
@@ -528,17 +602,97 @@ class SyncEngine:
 
     # ------------------------------------------------------------------ evaluation and delivery
 
-    def _evaluate(self, live: "_LiveQuery") -> bool:
+    def _evaluate(self, live: "_LiveQuery", first_answer: bool = False) -> bool:
         """Re-run a query locally; True when its rows changed."""
         rows, deps = self.runner.run(live.query)
         changed = not live.evaluated or rows != live.rows
+        old = live.deps
         live.rows, live.deps, live.evaluated = rows, deps, True
-        if changed and live.fulfilled:
+        if live.counted:
+            self._track(old, deps, {})
+        elif first_answer:
+            self._count(live)
+        if (changed or first_answer) and live.fulfilled:
             self._update_ids(live)
         return changed
 
+    # What the server keeps fresh. The server sends changes only for entities in the results
+    # of this connection's live queries (PROTOCOL.md §5.3). The cache also holds entities no
+    # live query holds there (acknowledged writes, results of queries no longer live, entities
+    # that left a query while the client was away): the server will never say that they
+    # changed or were deleted. If such an entity enters a live query's local results without
+    # the server having sent it (a related entity or a limit moved it in), it may be stale: a
+    # verification query (its id, with resume state at timestamp 0) makes the server send it
+    # or delete it, and keeps it fresh for the rest of the connection.
+
+    def _track(self, old: IdSets, new: IdSets, listed: IdSets) -> None:
+        """Count ``new`` and uncount ``old`` in _held; verify entities that came in unheld."""
+        held = self._held
+        received = self._received or {}
+        suspicious: IdSets = {}
+        for coll in set(old) | set(new):
+            before = old.get(coll, set())
+            after = new.get(coll, set())
+            counts = held.setdefault(coll, {})
+            for eid in before - after:
+                n = counts.get(eid, 0) - 1
+                if n > 0:
+                    counts[eid] = n
+                else:
+                    counts.pop(eid, None)
+            added = after - before
+            if not added:
+                continue
+            sent = received.get(coll, {}).get("sets", ()) if received else ()
+            skip = listed.get(coll, ())
+            for eid in added:
+                n = counts.get(eid, 0)
+                counts[eid] = n + 1
+                if n == 0 and eid not in sent and eid not in skip and self.store.get_cached(coll, eid) is not None:
+                    suspicious.setdefault(coll, set()).add(eid)
+        for coll, ids in suspicious.items():
+            self._verify(coll, ids)
+
+    def _count(self, live: "_LiveQuery") -> None:
+        """The server just answered ``live``: its results are held (and fresh) from now on."""
+        if not live.counted:
+            live.counted = True
+            self._track({}, live.deps, live.listed)
+
+    def _uncount(self, live: "_LiveQuery") -> None:
+        if live.counted:
+            live.counted = False
+            self._track(live.deps, {}, {})
+
+    def _verify(self, coll: str, ids: Set[str]) -> None:
+        if self._send is None:
+            return  # the next CONNECT_QUERY's resume state covers them
+        self._verify_seq += 1
+        vid = f"verify-{self._verify_seq}"
+        listed = sorted(ids)
+        self._verifying[vid] = (coll, set(ids))
+        self._unverified.setdefault(coll, set()).update(ids)
+        counts = self._held.setdefault(coll, {})
+        for eid in ids:
+            counts[eid] = counts.get(eid, 0) + 1  # the verification query holds them from now on
+        log.debug("verifying %d cached %s entities", len(ids), coll)
+        self._deferred.append(ConnectQuery(vid, {"collectionName": coll, "where": [["id", "in", listed]]},
+                                           {"timestamp": ZERO_TIMESTAMP, "entityIds": {coll: listed}}))
+
+    def _send_deferred(self) -> None:
+        with self._lock:
+            if not self._deferred:
+                return
+            messages, self._deferred = self._deferred, []
+            send = self._send
+        if send is not None:
+            for msg in messages:
+                send(msg)
+
     def _update_ids(self, live: "_LiveQuery") -> None:
         new = live.deps
+        if self._unverified:  # not known fresh yet: never listed as such on resume
+            new = {c: ids - self._unverified[c] if c in self._unverified else ids for c, ids in new.items()}
         old = self.store.query_ids(live.id)
         added = {c: ids - old.get(c, set()) for c, ids in new.items()}
         removed = {c: ids - new.get(c, set()) for c, ids in old.items()}
@@ -548,9 +702,7 @@ class SyncEngine:
             self.store.update_query_ids(live.id, added, removed)
 
     def _refresh(self, live: "_LiveQuery", *, remote_first: bool = False) -> None:
-        changed = self._evaluate(live)
-        if remote_first and not changed:
-            self._update_ids(live)  # first answer: record ids even if the rows did not change
+        changed = self._evaluate(live, first_answer=remote_first)
         for sub in list(live.subscribers):
             if changed or sub._delivered is None:
                 self._deliver(sub, live.rows)
@@ -580,6 +732,7 @@ class SyncEngine:
             changed = self.store.add_local_changes(changes, self._owner or UNOWNED)
             self._refresh_collections(changed)
         self._push()
+        self._send_deferred()
 
     def _push(self) -> None:
         with self._lock:
@@ -632,11 +785,13 @@ class SyncEngine:
             changed = self.store.clear_pending(collection, entity_id)
             self._refresh_collections(changed)
             self._cond.notify_all()
+        self._send_deferred()
 
     def local_changes_applied(self, changed: Iterable[str]) -> None:
         """The store changed underneath (clear, fork): re-evaluate what depends on it."""
         with self._lock:
             self._refresh_collections(changed)
+        self._send_deferred()
 
     # ------------------------------------------------------------------ checkpoints
 

@@ -175,8 +175,12 @@ class LocalStore(OutboxMixin, ABC):
 
     # --- server data --------------------------------------------------------------------------
 
-    def _stage_server(self, changes: Changes, what: str) -> Tuple[_Staged, Set[str]]:
-        """Compute (without changing anything) what applying server ``changes`` does to the cache."""
+    def _stage_server(self, changes: Changes, what: str, replace: bool = False) -> Tuple[_Staged, Set[str]]:
+        """Compute (without changing anything) what applying server ``changes`` does to the cache.
+
+        ``replace``: a set with an ``"id"`` is the whole document and replaces the cached one
+        (server data); otherwise sets are merged into it (acknowledged writes, as the server did).
+        """
         staged: _Staged = []
         changed: Set[str] = set()
         for coll, cc in changes.items():
@@ -195,7 +199,7 @@ class LocalStore(OutboxMixin, ABC):
                         puts[eid] = patch
                     # else: an update of an entity we don't have, ignored as the server does
                 else:
-                    new = deep_merge(old, patch)
+                    new = patch if replace and "id" in patch else deep_merge(old, patch)
                     if new != old:
                         puts[eid] = new
             if puts or deleted:
@@ -228,8 +232,11 @@ class LocalStore(OutboxMixin, ABC):
     def apply_server_changes(self, changes: Changes, timestamp: Timestamp) -> Set[str]:
         """Apply server data (ENTITY_DATA) to the cache in one transaction; return the changed collections.
 
-        Per collection deletes first, then sets deep-merged (PROTOCOL.md §3.3). A set without
-        ``"id"`` for an entity not in the cache is ignored, as the server does. The documents in
+        Per collection deletes first, then sets. A set with ``"id"`` is a whole document (the
+        server sends nothing else, PROTOCOL.md §5.3) and replaces the cached one: merging would
+        keep what an entity deleted and created again in between no longer has. A set without
+        ``"id"`` is deep-merged (§3.3), and ignored for an entity not in the cache, as the
+        server does. The documents in
         ``changes`` become the store's (they are not copied): don't mutate them afterwards.
 
         >>> gone = {"todos": {"sets": {}, "deletes": {"t1"}}}
@@ -240,7 +247,7 @@ class LocalStore(OutboxMixin, ABC):
         ts = check_timestamp(timestamp)
         with self._lock:
             self._check_open()
-            staged, changed = self._stage_server(changes, "apply_server_changes")
+            staged, changed = self._stage_server(changes, "apply_server_changes", replace=True)
             if staged:
                 writes = Writes()
                 self._entity_writes(writes, staged, ts)
