@@ -104,7 +104,8 @@ class Collector:
                     seen += 1
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise AssertionError(f"no results matched within {timeout} s; last: {self.latest!r:.2000}")
+                    raise AssertionError(f"no results matched within {timeout} s; "
+                                         f"last: {self.latest!r:.2000}")
                 self.cond.wait(remaining)
 
     def wait_ids(self, ids: Sequence[str], timeout: float = 10.0) -> List[Dict[str, Any]]:
@@ -205,7 +206,8 @@ class SentLog:
 class DriverProcess:
     """A client in another process, driven by JSON lines (tests/js_driver.mjs, tests/py_driver.py)."""
 
-    def __init__(self, argv: List[str], cwd: Optional[Path] = None, env: Optional[Dict[str, str]] = None) -> None:
+    def __init__(self, argv: List[str], cwd: Optional[Path] = None,
+                 env: Optional[Dict[str, str]] = None) -> None:
         self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, bufsize=1)
         self._replies: "queue.Queue[Dict[str, Any]]" = queue.Queue()
@@ -293,45 +295,3 @@ def js_driver() -> DriverProcess:
     # The JS client needs a WHATWG WebSocket (an EventTarget): global from Node 22, behind a flag before.
     flags = ["--experimental-websocket"] if major < 22 else []
     return DriverProcess([node, *flags, str(TESTS / "js_driver.mjs"), str(folder)], cwd=folder)
-
-
-# ------------------------------------------------------------------------------------ fixtures
-# Test modules import these names (pytest finds fixtures in the module namespace).
-
-import pytest  # noqa: E402
-from typing import Iterator  # noqa: E402
-
-
-@pytest.fixture
-def make_client(tmp_path: Path) -> Iterator[Callable[..., TriplitClient]]:
-    """``make_client(server, token, **kwargs)``: a TriplitClient closed after the test.
-
-    Memory storage unless ``storage="sqlite"`` (then in the test's tmp_path unless ``data_dir``).
-    """
-    made: List[TriplitClient] = []
-
-    def make(server: TriplitTestServer, token: Optional[str] = None, **kwargs: Any) -> TriplitClient:
-        kwargs.setdefault("storage", "memory")
-        if kwargs["storage"] == "sqlite":
-            kwargs.setdefault("data_dir", tmp_path / "clients")
-        client = TriplitClient(server.url, token=token, **kwargs)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.close()
-
-
-@pytest.fixture
-def rich() -> TriplitTestServer:
-    """A shared server with tests/_rich_schema.py's schema, emptied before the test."""
-    from triplit_sync.testing import shared_server
-
-    from ._rich_schema import rich_schema
-
-    server = shared_server(rich_schema().to_json())
-    if not server.running:
-        server.start()
-    server.reset()
-    return server

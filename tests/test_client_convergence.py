@@ -12,7 +12,6 @@ records, relations, and a collection each user may only read and write their own
 from __future__ import annotations
 
 import datetime as dt
-import os
 import random
 from collections import Counter
 import time
@@ -26,15 +25,16 @@ from triplit_sync.errors import WriteError
 from triplit_sync.testing import TriplitTestServer
 
 from ._rich_schema import rich_schema
-from .client_helpers import (  # noqa: F401  (fixture)
+from .client_helpers import (
     Collector,
     DriverProcess,
     js_driver,
     normalize,
     python_driver,
-    rich,
     server_rows,
 )
+
+pytest_plugins = ["tests.client_fixtures"]  # make_client, rich
 
 QUERIES: Dict[str, Dict[str, Any]] = {
     "all": {"collectionName": "todos", "order": [["id", "ASC"]]},
@@ -147,8 +147,9 @@ class Ops:
             self.dead["todos"].add(eid)
             return ("delete", "todos", eid)
         if x < 0.75:
-            return ("insert", "notes", {"id": self._new_id("notes", "n", js), "todo_id": self._any_id("todos", "t"),
-                                        "body": self._text()})
+            note = {"id": self._new_id("notes", "n", js), "todo_id": self._any_id("todos", "t"),
+                    "body": self._text()}
+            return ("insert", "notes", note)
         if x < 0.8:
             eid = self._any_id("notes", "n", js)
             self.dead["notes"].add(eid)
@@ -224,7 +225,8 @@ class InProcess(Participant):
             lost()
 
         engine.handle_message, transport.send = traced_handle, traced_send  # type: ignore[method-assign]
-        engine.connection_ready, engine.connection_lost = traced_ready, traced_lost  # type: ignore[method-assign]
+        engine.connection_ready = traced_ready  # type: ignore[method-assign]
+        engine.connection_lost = traced_lost  # type: ignore[method-assign]
 
     def write(self, op: tuple) -> None:
         self.trace.append(("write", op))
@@ -265,9 +267,10 @@ class InProcess(Participant):
                 assert not col.errors, col.errors
                 if time.monotonic() > deadline:
                     self.dump.write_text("\n".join(repr(t)[:5000] for t in self.trace))
+                    shown = normalize(latest) if latest is not None else None
                     raise AssertionError(f"{self.name} {key}: local results never equalled the server's "
                                          f"(trace: {self.dump})\n"
-                                         f"local:  {normalize(latest) if latest is not None else None!r:.3000}\n"
+                                         f"local:  {shown!r:.3000}\n"
                                          f"server: {expected!r:.3000}")
                 n = col.count
                 with col.cond:
@@ -463,9 +466,11 @@ def test_random_writes_converge(rich: TriplitTestServer, seed: int, tmp_path: Pa
                     raise
             events["quiet points"] += 1
         assert events["quiet points"] == ROUNDS
-        counts = {k: len(server_rows(rich, {"collectionName": k})) for k in ("todos", "notes", "users", "private")}
+        counts = {k: len(server_rows(rich, {"collectionName": k}))
+                  for k in ("todos", "notes", "users", "private")}
         assert counts["todos"] > 3 and counts["private"] > 0
-        events["verifications"] = sum(p.client._engine._verify_seq for p in people if isinstance(p, InProcess))
+        events["verifications"] = sum(p.client._engine._verify_seq
+                                      for p in people if isinstance(p, InProcess))
         print(f"\nconvergence seed {seed}: {time.monotonic() - started:.1f} s, {len(oplog)} writes, "
               f"{dict(events)}, final server counts {counts}")
     finally:
@@ -487,14 +492,16 @@ def test_js_and_python_clients_see_each_others_writes(rich: TriplitTestServer, t
 
         due = dt.datetime(2025, 6, 7, 8, 9, 10, 123000, tzinfo=dt.timezone.utc)
         js.call("insert", collection="todos", entity=tag(
-            {"id": "j1", "text": "from js", "tags": {"a", "b"}, "meta": {"prio": 2, "label": "x"}, "due": due}))
+            {"id": "j1", "text": "from js", "tags": {"a", "b"}, "meta": {"prio": 2, "label": "x"},
+             "due": due}))
         rows = col.wait(lambda rows: [r["id"] for r in rows] == ["j1"])
         got = rows[0]
         assert got["due"] == due and got["tags"] == {"a", "b"} and got["meta"] == {"prio": 2, "label": "x"}
         assert isinstance(got["created_at"], dt.datetime) and got["n"] == 0 and got["completed"] is False
 
         js.call("update", collection="todos", entityId="j1", ops=[
-            ["add", ["tags"], "c"], ["remove", ["tags"], "a"], ["set", ["meta", "prio"], 5], ["unset", ["due"]]])
+            ["add", ["tags"], "c"], ["remove", ["tags"], "a"], ["set", ["meta", "prio"], 5],
+            ["unset", ["due"]]])
         got = col.wait(lambda rows: bool(rows) and rows[0]["tags"] == {"b", "c"})[0]
         assert got["meta"] == {"prio": 5, "label": "x"} and got.get("due") is None
 

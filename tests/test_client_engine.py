@@ -12,15 +12,15 @@ from triplit_sync import TriplitClient
 from triplit_sync.protocol import ChangesMessage, ConnectQuery
 from triplit_sync.testing import TriplitTestServer
 
-from .client_helpers import (  # noqa: F401  (fixtures)
+from .client_helpers import (
     Collector,
     SentLog,
-    make_client,
-    rich,
     server_rows,
     wait_equal_to_server,
 )
 from .conftest import SAMPLE_SCHEMA
+
+pytest_plugins = ["tests.client_fixtures"]  # make_client, rich
 
 Make = Callable[..., TriplitClient]
 TODOS = {"collectionName": "todos", "order": [["id", "ASC"]]}

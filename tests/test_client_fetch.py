@@ -22,7 +22,9 @@ from triplit_sync.errors import (
 )
 from triplit_sync.testing import TriplitTestServer
 
-from .client_helpers import Collector, SentLog, make_client  # noqa: F401  (fixture)
+from .client_helpers import Collector, SentLog
+
+pytest_plugins = ["tests.client_fixtures"]  # make_client, rich
 
 Make = Callable[..., TriplitClient]
 TODOS = {"collectionName": "todos", "order": [["id", "ASC"]]}
@@ -68,7 +70,8 @@ def test_local_first_waits_for_the_server_when_the_query_was_never_fulfilled(
     assert rows[0]["created_at"] == "2024-01-01T00:00:00.000Z"  # no client schema: plain JSON
 
 
-def test_local_first_answers_locally_while_the_query_is_live(triplit: TriplitTestServer, make_client: Make) -> None:
+def test_local_first_answers_locally_while_the_query_is_live(
+        triplit: TriplitTestServer, make_client: Make) -> None:
     seed(triplit, "t1")
     client = connected(make_client, triplit)
     col = Collector()
@@ -145,7 +148,8 @@ def test_local_and_remote_without_timeout_answers_now_and_refreshes_in_the_backg
     assert ids(client.fetch(TODOS, policy="local-only")) == ["t1"]
 
 
-def test_local_and_remote_with_timeout_waits_for_the_server(triplit: TriplitTestServer, make_client: Make) -> None:
+def test_local_and_remote_with_timeout_waits_for_the_server(
+        triplit: TriplitTestServer, make_client: Make) -> None:
     seed(triplit, "t1")
     client = connected(make_client, triplit)
     assert ids(client.fetch(TODOS, policy="local-and-remote", timeout=10)) == ["t1"]
@@ -167,7 +171,8 @@ def test_local_and_remote_with_timeout_falls_back_to_local_results(
         triplit.start()
 
 
-def test_unknown_policy_and_bad_timeout_raise_at_the_call(triplit: TriplitTestServer, make_client: Make) -> None:
+def test_unknown_policy_and_bad_timeout_raise_at_the_call(
+        triplit: TriplitTestServer, make_client: Make) -> None:
     client = make_client(triplit)
     with pytest.raises(ValueError, match="'remote-only'"):
         client.fetch(TODOS, policy="remote-only")
@@ -227,7 +232,8 @@ def test_a_query_the_server_rejects_raises_query_error(triplit: TriplitTestServe
         client.fetch({"collectionName": "nope"}, timeout=10)
     assert info.value.name == "InvalidCollectionNameError"
     with pytest.raises(QueryError):
-        client.fetch({"collectionName": "todos", "where": [["text", "has", 1]]}, policy="remote-first", timeout=10)
+        client.fetch({"collectionName": "todos", "where": [["text", "has", 1]]},
+                     policy="remote-first", timeout=10)
     # The connection is fine: other queries still work.
     seed(triplit, "t1")
     assert ids(client.fetch(TODOS, policy="remote-first", timeout=10)) == ["t1"]
@@ -236,7 +242,8 @@ def test_a_query_the_server_rejects_raises_query_error(triplit: TriplitTestServe
 # ---------------------------------------------------------------------------------- offline
 
 
-def test_without_a_session_reads_are_local_and_writes_wait(triplit: TriplitTestServer, make_client: Make) -> None:
+def test_without_a_session_reads_are_local_and_writes_wait(
+        triplit: TriplitTestServer, make_client: Make) -> None:
     seed(triplit, "t1")
     client = make_client(triplit)  # no token
     assert client.fetch(TODOS) == []  # local-first without a connection: the local answer

@@ -18,15 +18,16 @@ from triplit_sync.http import HttpClient
 from triplit_sync.protocol import ConnectQuery, EntityData, query_id
 from triplit_sync.testing import TriplitTestServer
 
-from .client_helpers import (  # noqa: F401  (fixture)
+from .client_helpers import (
     Collector,
     SentLog,
-    make_client,
     python_driver,
     server_rows,
     wait_equal_to_server,
 )
 from .conftest import SAMPLE_SCHEMA
+
+pytest_plugins = ["tests.client_fixtures"]  # make_client, rich
 
 Make = Callable[..., TriplitClient]
 OPEN = {"collectionName": "todos", "where": [["completed", "=", False]], "order": [["id", "ASC"]]}
@@ -167,7 +168,8 @@ def test_a_restarted_process_resumes_from_its_checkpoints(triplit: TriplitTestSe
         second.close()
 
 
-def test_resume_after_a_restart_costs_a_fraction_of_a_full_load(triplit: TriplitTestServer, tmp_path: Path) -> None:
+def test_resume_after_a_restart_costs_a_fraction_of_a_full_load(
+        triplit: TriplitTestServer, tmp_path: Path) -> None:
     """10 000 entities cached, 1% changed while the client was down: < 5% of a full load's bytes."""
     n = 10_000
     http = HttpClient(triplit.url, triplit.service_token())
@@ -176,7 +178,8 @@ def test_resume_after_a_restart_costs_a_fraction_of_a_full_load(triplit: Triplit
                                 for i in range(n)]}, no_return=True)
     seeded = time.monotonic()
     token = triplit.user_token("alice")
-    options = {"url": triplit.url, "token": token, "storage": "sqlite", "name": "big", "data_dir": str(tmp_path)}
+    options = {"url": triplit.url, "token": token, "storage": "sqlite", "name": "big",
+               "data_dir": str(tmp_path)}
     timings: Dict[str, float] = {}
 
     first = python_driver(**options)

@@ -16,16 +16,16 @@ from triplit_sync import TriplitClient
 from triplit_sync.errors import QueryError, TriplitTimeoutError
 from triplit_sync.testing import TriplitTestServer
 
-from .client_helpers import (  # noqa: F401  (fixtures)
+from .client_helpers import (
     Collector,
     SentLog,
-    make_client,
     normalize,
-    rich,
     server_rows,
     wait_equal_to_server,
 )
 from .conftest import SAMPLE_SCHEMA
+
+pytest_plugins = ["tests.client_fixtures"]  # make_client, rich
 
 Make = Callable[..., TriplitClient]
 TODOS = {"collectionName": "todos", "order": [["id", "ASC"]]}
@@ -107,7 +107,8 @@ def test_a_failing_query_reports_on_error_and_the_others_keep_syncing(
     assert isinstance(again.wait_error(), QueryError)
 
 
-def test_on_remote_fulfilled_comes_after_the_first_results(triplit: TriplitTestServer, make_client: Make) -> None:
+def test_on_remote_fulfilled_comes_after_the_first_results(
+        triplit: TriplitTestServer, make_client: Make) -> None:
     post_insert(triplit, "todos", todo("t1", "bob"))
     client = user(make_client, triplit, "alice")
     order: List[str] = []

@@ -20,17 +20,17 @@ from triplit_sync import TriplitClient
 from triplit_sync.errors import EntityNotFoundError, InvalidQueryError, TriplitTimeoutError, WriteError
 from triplit_sync.testing import TriplitTestServer
 
-from .client_helpers import (  # noqa: F401  (fixtures)
+from .client_helpers import (
     ROOT,
     Collector,
     SentLog,
-    make_client,
     normalize,
-    rich,
     server_rows,
     wait_equal_to_server,
 )
 from .conftest import SAMPLE_SCHEMA
+
+pytest_plugins = ["tests.client_fixtures"]  # make_client, rich
 
 Make = Callable[..., TriplitClient]
 TODOS = {"collectionName": "todos", "order": [["id", "ASC"]]}
@@ -136,14 +136,16 @@ def test_sets_dates_and_records(rich: TriplitTestServer, make_client: Make) -> N
     token = rich.user_token("alice")
     client = make_client(rich, token, schema=rich_schema())
     due = dt.datetime(2025, 3, 4, 5, 6, 7, 8000, tzinfo=dt.timezone.utc)
-    row = client.insert("todos", {"id": "t1", "text": "x", "tags": {"a", "b"}, "meta": {"prio": 1}, "due": due})
+    row = client.insert("todos", {"id": "t1", "text": "x", "tags": {"a", "b"}, "meta": {"prio": 1},
+                                  "due": due})
     assert row["tags"] == {"a", "b"} and row["due"] == due and row["n"] == 0
     client.update("todos", "t1", lambda t: (t["tags"].add("c"), t["tags"].discard("a")))
     client.update("todos", "t1", {"meta": {"label": "L"}})  # records merge key by key
     client.update("todos", "t1", {"due": None})  # optional: removed
     local = client.fetch_by_id("todos", "t1", policy="local-only")
     assert local is not None
-    assert local["tags"] == {"b", "c"} and local["meta"] == {"prio": 1, "label": "L"} and local.get("due") is None
+    assert local["tags"] == {"b", "c"} and local["meta"] == {"prio": 1, "label": "L"}
+    assert local.get("due") is None
     client.wait_for_sync(10)
     q = {"collectionName": "todos"}
     assert server_rows(rich, q, token) == normalize([local])
@@ -184,7 +186,8 @@ def test_a_transaction_that_raises_writes_nothing(triplit: TriplitTestServer, ma
         tx.insert("todos", {"id": "a2", "text": "x", "owner": "alice"})  # ended
 
 
-def test_many_writes_in_a_row_coalesce_into_few_batches(triplit: TriplitTestServer, make_client: Make) -> None:
+def test_many_writes_in_a_row_coalesce_into_few_batches(
+        triplit: TriplitTestServer, make_client: Make) -> None:
     client = alice(make_client, triplit)
     log = SentLog(client)
     for i in range(200):
@@ -204,7 +207,8 @@ def test_a_write_is_durable_when_insert_returns(triplit: TriplitTestServer, tmp_
     script = (
         "import os, sys\n"
         "from triplit_sync import TriplitClient\n"
-        "c = TriplitClient(sys.argv[1], token=sys.argv[2], auto_connect=False, name='d', data_dir=sys.argv[3])\n"
+        "c = TriplitClient(sys.argv[1], token=sys.argv[2], auto_connect=False, name='d',\n"
+        "                  data_dir=sys.argv[3])\n"
         "c.insert('todos', {'id': 'a1', 'text': 'x', 'owner': 'alice', 'completed': False,\n"
         "                   'created_at': '2024-01-01T00:00:00.000Z'})\n"
         "os._exit(0)\n"
@@ -221,7 +225,7 @@ def test_a_write_is_durable_when_insert_returns(triplit: TriplitTestServer, tmp_
     assert ids(on_server(triplit)) == ["a1"]
 
 
-# ---------------------------------------------------------------------------------- wait_for_sync and rejections
+# ---------------------------------------------------------------------------------- rejections
 
 
 def test_a_rejected_write_is_reported_rolled_back_and_later_writes_go_on(
@@ -254,9 +258,11 @@ def test_a_rejected_write_is_reported_rolled_back_and_later_writes_go_on(
     assert len(reported) == 1  # the removed callback heard nothing
 
 
-def test_a_rejected_update_restores_the_servers_version(triplit: TriplitTestServer, make_client: Make) -> None:
+def test_a_rejected_update_restores_the_servers_version(
+        triplit: TriplitTestServer, make_client: Make) -> None:
     status, _ = triplit.post("insert", {"collectionName": "todos", "entity": {
-        "id": "b1", "text": "bob's", "owner": "bob", "completed": False, "created_at": "2024-01-01T00:00:00.000Z"}})
+        "id": "b1", "text": "bob's", "owner": "bob", "completed": False,
+        "created_at": "2024-01-01T00:00:00.000Z"}})
     assert status == 200
     client = alice(make_client, triplit)
     col = Collector()

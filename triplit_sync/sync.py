@@ -216,7 +216,8 @@ class SyncEngine:
             owner = self._owner
             if owner is not None:
                 entries = self.store.pending_changes(owner)
-                self._writes_first = sum(1 for e in entries if e.inflight) + any(not e.inflight for e in entries)
+                inflight = any(e.inflight for e in entries)
+                self._writes_first = int(inflight) + int(any(not e.inflight for e in entries))
         self._push()
         with self._lock:
             if not self._in_flight:
@@ -628,6 +629,7 @@ class SyncEngine:
     def _track(self, old: IdSets, new: IdSets, listed: IdSets) -> None:
         """Count ``new`` and uncount ``old`` in _held; verify entities that came in unheld."""
         held = self._held
+        get_cached = self.store.get_cached
         received = self._received or {}
         suspicious: IdSets = {}
         for coll in set(old) | set(new):
@@ -648,7 +650,7 @@ class SyncEngine:
             for eid in added:
                 n = counts.get(eid, 0)
                 counts[eid] = n + 1
-                if n == 0 and eid not in sent and eid not in skip and self.store.get_cached(coll, eid) is not None:
+                if n == 0 and eid not in sent and eid not in skip and get_cached(coll, eid) is not None:
                     suspicious.setdefault(coll, set()).add(eid)
         for coll, ids in suspicious.items():
             self._verify(coll, ids)
@@ -849,4 +851,3 @@ class SyncEngine:
 def _call_if_active(sub: Subscription, rows: List[Dict[str, Any]]) -> None:
     if sub.active:
         sub.on_results(rows)
-
