@@ -176,10 +176,8 @@ class DataAPI:
         return self._engine.runner.decode(q, rows)
 
     def _wants_connection(self) -> bool:
-        from .transport import ConnectionStatus
-
-        return self._session is not None and self._transport.status in (  # type: ignore[attr-defined]
-            ConnectionStatus.CONNECTING, ConnectionStatus.OPEN)
+        # Also while waiting out a reconnect backoff (status CLOSED): the session still wants the server.
+        return self._session is not None and self._transport.wants_connection  # type: ignore[attr-defined]
 
     def fetch_one(self, query: QueryArg, policy: str = "local-first", timeout: Optional[float] = None) -> Optional[Row]:
         """The first result of ``query`` or ``None``."""

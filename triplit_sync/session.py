@@ -193,6 +193,7 @@ class TokenRefresher:
         self._lock = threading.Lock()
         self._timer: Optional[threading.Timer] = None
         self._generation = 0
+        self._firing = threading.local()  # the generation the current thread's handler call belongs to
         self._handler: Optional[Callable[[], Optional[str]]] = None
         self._interval: Optional[float] = None
 
@@ -227,6 +228,15 @@ class TokenRefresher:
             self._generation += 1
             self._cancel_timer()
             self._handler = None
+
+    def still_current(self) -> bool:
+        """Inside ``apply``: True while no :meth:`schedule` / :meth:`cancel` came after this refresh began.
+
+        ``apply`` should check it under the same lock its owner holds when it re-schedules or
+        cancels, so that a refresh racing with a newer token or the session's end is dropped.
+        """
+        with self._lock:
+            return getattr(self._firing, "generation", None) == self._generation
 
     @property
     def active(self) -> bool:
@@ -263,11 +273,17 @@ class TokenRefresher:
                 log.debug("discarding a refresh that finished after the session changed")
                 return
         if error is None and token is not None:
+            self._firing.generation = generation
             try:
                 self._apply(token)  # re-schedules through schedule(), which bumps the generation
                 return
             except Exception as e:
                 error = e
+            finally:
+                self._firing.generation = None
+        with self._lock:
+            if generation != self._generation:
+                return  # apply failed because the session changed meanwhile: not a refresh failure
         log.warning("token refresh failed (%s: %s); retrying in %.0f s", type(error).__name__, error, backoff)
         try:
             self._on_failure(error)  # type: ignore[arg-type]

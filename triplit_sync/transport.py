@@ -221,6 +221,12 @@ class WebSocketTransport:
         )
 
     @property
+    def wants_connection(self) -> bool:
+        """True from connect() until disconnect(), close() or a close that ends reconnecting
+        (e.g. a session error): connecting, open, or waiting out a reconnect backoff."""
+        return self._want and not self._closed
+
+    @property
     def closed(self) -> bool:
         """True after close(): the transport cannot connect again."""
         return self._closed

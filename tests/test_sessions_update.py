@@ -1,0 +1,127 @@
+"""update_session_token against the real server: checks at the call, UPDATE_TOKEN, next connect."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from jose import jwt
+
+from tests.session_helpers import (  # noqa: F401
+    SAMPLE_SCHEMA, ClientFactory, Events, WireSpy, clients, session_errors,
+)
+from triplit_sync.errors import (
+    NoActiveSessionError, SessionRolesMismatchError, TokenDecodingError, TokenExpiredError, TriplitError,
+)
+from triplit_sync.protocol import Ping, UpdateToken
+from triplit_sync.testing import TriplitTestServer, mint_token
+from triplit_sync.transport import ConnectionStatus
+
+
+def test_update_session_token_refuses_bad_tokens_at_the_call(
+        triplit: TriplitTestServer, clients: ClientFactory) -> None:
+    client = clients(triplit.url, schema=SAMPLE_SCHEMA)
+    with pytest.raises(NoActiveSessionError):
+        client.update_session_token(triplit.user_token("alice"))
+    alice = triplit.user_token("alice", expires_in=600)
+    client.start_session(alice, False)
+    expired = triplit.user_token("alice", expires_in=-30)
+    bob = triplit.user_token("bob")
+    cases = [("not.a.jwt", TokenDecodingError), ("", TokenDecodingError), (expired, TokenExpiredError),
+             (bob, SessionRolesMismatchError), (triplit.anon_token(), SessionRolesMismatchError)]
+    for token, error in cases:
+        with pytest.raises(error) as e:
+            client.update_session_token(token)
+        assert isinstance(e.value, TriplitError)
+        assert not token or token not in str(e.value)
+    assert client.session is not None and client.session.claims["exp"] == jwt.get_unverified_claims(alice)["exp"]
+    # Same roles, other claims: accepted.
+    client.update_session_token(triplit.user_token("alice", expires_in=900, plan="pro"))
+    assert client.session is not None and client.session.claims["plan"] == "pro"
+
+
+def test_roles_are_checked_with_the_default_roles_without_a_schema(
+        triplit: TriplitTestServer, clients: ClientFactory) -> None:
+    client = clients(triplit.url, triplit.user_token("alice"), auto_connect=False)
+    assert client.session is not None and client.session.roles == {"authenticated": {"sub": "alice"}}
+    with pytest.raises(SessionRolesMismatchError) as e:
+        client.update_session_token(triplit.user_token("bob"))
+    assert "authenticated" in str(e.value)
+    with pytest.raises(SessionRolesMismatchError):
+        client.update_session_token(triplit.anon_token())
+    client.update_session_token(triplit.user_token("alice", extra=1))
+    anon = clients(triplit.url, triplit.anon_token(), auto_connect=False)
+    assert anon.session is not None and anon.session.roles == {"anonymous": {}}
+    anon.update_session_token(triplit.anon_token())
+    with pytest.raises(SessionRolesMismatchError):
+        anon.update_session_token(triplit.user_token("alice"))
+
+
+def test_update_on_a_live_socket_moves_the_servers_expiry(triplit: TriplitTestServer, clients: ClientFactory) -> None:
+    short = triplit.user_token("alice", expires_in=2)
+    client = clients(triplit.url, short, auto_connect=False)
+    errors = session_errors(client)
+    spy = WireSpy(client)
+    client.connect()
+    assert client.wait_connected(10)
+    client_id = client._transport.client_id
+    client.update_session_token(triplit.user_token("alice", expires_in=600))
+    sent = spy.wait_sent("UPDATE_TOKEN")
+    assert jwt.get_unverified_claims(sent[0].token)["exp"] > time.time() + 500  # type: ignore[attr-defined]
+    # Keep messages crossing the socket until well past the old exp: the server checks the
+    # expiry on every one of them, so each PONG proves it holds the new token.
+    old_exp = jwt.get_unverified_claims(short)["exp"]
+    pongs = 0
+    while time.time() < old_exp + 1.0:
+        assert client._transport.send(Ping(int(time.time() * 1000)))
+        pongs += 1
+        spy.wait_received("PONG", pongs, timeout=5)
+    assert client._transport.is_ready and client._transport.client_id == client_id
+    client._dispatcher.flush(2)
+    assert errors.items == []
+
+
+def test_an_update_while_disconnected_is_used_at_the_next_connect(
+        triplit: TriplitTestServer, clients: ClientFactory) -> None:
+    # A forged token (bad signature) would be refused at connect: only the update can make it work.
+    forged = mint_token("wrong-secret", sub="alice")
+    client = clients(triplit.url, forged, auto_connect=False)
+    errors = session_errors(client)
+    spy = WireSpy(client)
+    good = triplit.user_token("alice", expires_in=600)
+    client.update_session_token(good)
+    assert spy.events.items == []  # nothing to send it on
+    client.connect()
+    assert client.wait_connected(10)
+    assert spy.sent("UPDATE_TOKEN") == []  # it was in the URL, not sent again
+    client._dispatcher.flush(2)
+    assert errors.items == []
+
+
+def test_a_roles_mismatch_close_from_the_server_reaches_on_session_error(
+        triplit: TriplitTestServer, clients: ClientFactory) -> None:
+    client = clients(triplit.url, triplit.user_token("alice"))
+    errors = session_errors(client)
+    assert client.wait_connected(10)
+    # The client refuses this at the call; a raw frame makes the server judge it.
+    assert client._transport.send(UpdateToken(triplit.user_token("bob")))
+    got = errors.wait_count("session_error")
+    assert [v for _, v, _, _ in got] == ["ROLES_MISMATCH"]
+    assert got[0][2] == "triplit-callbacks"
+    assert client.connection_status is ConnectionStatus.CLOSED
+    assert not client.wait_connected(0.5)
+
+
+@pytest.mark.parametrize("how", ["forged", "garbage"])
+def test_a_token_the_server_refuses_in_update_token_is_unauthorized(
+        triplit: TriplitTestServer, clients: ClientFactory, how: str) -> None:
+    client = clients(triplit.url, triplit.user_token("alice"))
+    errors = session_errors(client)
+    assert client.wait_connected(10)
+    if how == "forged":  # decodable, same roles: the client can't tell, the server can
+        client.update_session_token(mint_token("wrong-secret", sub="alice"))
+    else:
+        assert client._transport.send(UpdateToken("garbage"))
+    got = errors.wait_count("session_error")
+    assert [v for _, v, _, _ in got] == ["UNAUTHORIZED"]
+    assert client.connection_status is ConnectionStatus.CLOSED
