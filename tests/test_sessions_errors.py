@@ -91,7 +91,7 @@ def test_a_compatible_schema_passes_the_handshake(triplit: TriplitTestServer, cl
     assert [m.TYPE for m in spy.events.values("received")][-1] == "READY"
 
 
-@pytest.mark.parametrize("action", ["end_session", "start_session", "clear"])
+@pytest.mark.parametrize("action", ["end_session", "start_session", "clear", "close"])
 def test_the_callback_may_end_start_or_clear(triplit: TriplitTestServer, clients: ClientFactory,
                                              action: str) -> None:
     done = threading.Event()
@@ -106,6 +106,8 @@ def test_the_callback_may_end_start_or_clear(triplit: TriplitTestServer, clients
                 client.end_session()
             elif action == "start_session":
                 client.start_session(good)
+            elif action == "close":
+                client.close()
             else:
                 client.clear()
                 client.end_session()
@@ -120,6 +122,9 @@ def test_the_callback_may_end_start_or_clear(triplit: TriplitTestServer, clients
     client.insert("todos", {"text": "local", "owner": "alice", "completed": False})
     client.connect()
     assert done.wait(10) and failures == []
+    if action == "close":
+        assert client.closed
+        return
     if action == "end_session":
         assert client.session is None and client.connection_status is ConnectionStatus.UNINITIALIZED
     else:

@@ -6,10 +6,16 @@ import json
 import os
 import signal
 import socket
+import time
 from pathlib import Path
 
-from tests.session_helpers import Script, iter_lines, run_script
+import pytest
+
+from tests.session_helpers import Script, iter_lines, run_script, wait_until
+from triplit_sync import TriplitClient
+from triplit_sync.errors import NoActiveSessionError, TriplitTimeoutError
 from triplit_sync.testing import TriplitTestServer
+from triplit_sync.transport import ConnectionStatus
 
 # Creates a connected client with everything running (subscription, refresh timer, a pending
 # write, a session error callback) and simply returns.
@@ -116,7 +122,11 @@ def announce(step):
             time.sleep(0.01)
     threading.Thread(target=run, daemon=True).start()
 
-client = TriplitClient(url, token, storage="memory")  # nothing answers at url
+client = TriplitClient(url, token, storage="memory", auto_connect=False)  # nothing answers at url
+client._transport.backoff_initial = client._transport.backoff_max = 3.0
+client.connect()
+while client._transport.status.value != "CLOSED":  # between two attempts: still a session that wants the server
+    time.sleep(0.01)
 for step in ("fetch", "watch", "wait_for_sync"):
     announce(step)
     started = time.monotonic()
@@ -151,7 +161,7 @@ def test_ctrl_c_interrupts_fetch_watch_and_wait_for_sync(triplit: TriplitTestSer
     try:
         for step in ("fetch", "watch", "wait_for_sync"):
             script.wait_line("BLOCKED " + step)
-            sent_at = __import__("time").monotonic()
+            sent_at = time.monotonic()
             os.kill(script.proc.pid, signal.SIGINT)
             at, line = script.wait_line(f"INTERRUPTED {step}", timeout=5)
             assert at - sent_at < 1.0
@@ -160,3 +170,15 @@ def test_ctrl_c_interrupts_fetch_watch_and_wait_for_sync(triplit: TriplitTestSer
     finally:
         script.kill()
     assert not [line for line in script.output() if line.startswith(("RAISED", "RETURNED"))], script.output()
+
+
+def test_remote_first_waits_through_a_reconnect_backoff(triplit: TriplitTestServer) -> None:
+    with TriplitClient(_dead_url(), triplit.service_token(), storage="memory", auto_connect=False) as client:
+        client._transport.backoff_initial = client._transport.backoff_max = 5.0
+        client.connect()
+        assert wait_until(lambda: client._transport.status is ConnectionStatus.CLOSED)
+        with pytest.raises(TriplitTimeoutError):  # it waited for the server, as it would while connecting
+            client.fetch(client.query("todos"), "remote-first", timeout=0.3)
+        client.disconnect()
+        with pytest.raises(NoActiveSessionError):  # deliberately offline: nothing to wait for
+            client.fetch(client.query("todos"), "remote-first", timeout=0.3)

@@ -213,3 +213,14 @@ def _join_refresh_threads() -> None:
     for thread in threading.enumerate():
         if thread.name == "triplit-token-refresh" and thread is not threading.current_thread():
             thread.join(10)
+
+
+def test_the_first_call_is_never_sooner_than_one_second_from_now() -> None:
+    from triplit_sync.session import TokenRefresher
+
+    refresher = TokenRefresher(lambda token: None, lambda error: None)
+    assert refresher.delay_for(time.time() + 0.3, None) == 1.0
+    assert refresher.delay_for(time.time() - 60, None) == 1.0  # already expired: no 0-second spin
+    assert 8.5 < refresher.delay_for(time.time() + 10, None) <= 9.0  # type: ignore[operator]
+    assert refresher.delay_for(time.time() + 10, 0.2) == 0.2  # an interval wins
+    assert refresher.delay_for(None, None) is None  # a token without exp and no interval: no timer

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
-from tests.session_helpers import SAMPLE_SCHEMA, ClientFactory, Events, clients, session_errors  # noqa: F401
+from tests.session_helpers import (  # noqa: F401
+    SAMPLE_SCHEMA, ClientFactory, Events, WireSpy, clients, session_errors,
+)
 from triplit_sync.errors import NoActiveSessionError, TokenDecodingError, TokenExpiredError
 from triplit_sync.testing import TriplitTestServer, mint_token
 from triplit_sync.transport import ConnectionStatus
@@ -121,3 +124,31 @@ def test_a_bad_signature_is_refused_by_the_server_not_the_client(
     errors.wait_count("session_error")
     assert errors.values("session_error") == ["UNAUTHORIZED"]
     assert client.connection_status is ConnectionStatus.CLOSED
+
+
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_another_identity_does_not_resume_from_the_previous_ones_checkpoints(
+        triplit: TriplitTestServer, clients: ClientFactory, tmp_path: Path, storage: str) -> None:
+    status, _ = triplit.post("insert", {"collectionName": "todos", "entity": {
+        "id": "t1", "text": "x", "completed": False, "owner": "carol", "created_at": "2025-01-01T00:00:00.000Z"}})
+    assert status == 200
+    client = clients(triplit.url, triplit.user_token("alice"), schema=SAMPLE_SCHEMA, storage=storage,
+                     data_dir=tmp_path, name="who", auto_connect=False)
+    spy = WireSpy(client)
+    got = Events()
+    client.subscribe(client.query("todos"), got.recorder("rows"))
+    client.connect()
+    assert got.wait_for(lambda: any(len(v) == 1 for v in got.values("rows")))
+    assert client._engine.checkpoints()
+    client.disconnect()
+    client.connect()  # the same identity resumes: CONNECT_QUERY carries its checkpoint
+    spy.wait_sent("CONNECT_QUERY", 2)
+    assert spy.sent("CONNECT_QUERY")[1].state["timestamp"][0] > 0  # type: ignore[attr-defined]
+    client.start_session(triplit.user_token("bob"), False)
+    transport = client._transport
+    assert client._engine.checkpoints() == {}
+    client.connect()
+    assert transport is client._transport
+    sent = spy.wait_sent("CONNECT_QUERY", 3)
+    state = sent[2].state  # type: ignore[attr-defined]
+    assert state is None or state["timestamp"][0] == 0  # bob's server answer is not assumed

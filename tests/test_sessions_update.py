@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
+from typing import List, Optional
 
 import pytest
 from jose import jwt
@@ -125,3 +128,62 @@ def test_a_token_the_server_refuses_in_update_token_is_unauthorized(
     got = errors.wait_count("session_error")
     assert [v for _, v, _, _ in got] == ["UNAUTHORIZED"]
     assert client.connection_status is ConnectionStatus.CLOSED
+
+
+def test_a_token_updated_while_the_connection_opens_is_sent_once_ready(
+        triplit: TriplitTestServer, clients: ClientFactory) -> None:
+    client = clients(triplit.url, triplit.user_token("alice", v=1), auto_connect=False)
+    errors = session_errors(client)
+    spy = WireSpy(client)
+    provided, proceed = threading.Event(), threading.Event()
+    provider = client._transport._token_provider
+
+    def slow_provider() -> Optional[str]:
+        token = provider()  # the URL is built from this one
+        provided.set()
+        proceed.wait(10)
+        return token
+
+    client._transport._token_provider = slow_provider  # type: ignore[method-assign]
+    client.connect()
+    assert provided.wait(10)
+    client.update_session_token(triplit.user_token("alice", v=2))
+    proceed.set()
+    assert client.wait_connected(10)
+    sent = spy.wait_sent("UPDATE_TOKEN")
+    assert [jwt.get_unverified_claims(m.token)["v"] for m in sent] == [2]  # type: ignore[attr-defined]
+    kinds = [(k, v.TYPE) for k, v, _, _ in spy.events.items]
+    assert kinds.index(("received", "READY")) < kinds.index(("sent", "UPDATE_TOKEN"))
+    assert errors.items == []
+
+
+def test_tokens_never_reach_logs_reprs_or_errors(triplit: TriplitTestServer, clients: ClientFactory,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    tokens = [triplit.user_token("alice", expires_in=600), triplit.user_token("alice", expires_in=900),
+              mint_token("wrong-secret", sub="alice"), triplit.user_token("bob")]
+    texts: List[str] = []
+    with caplog.at_level(logging.DEBUG):
+        failing = [RuntimeError("down")]
+
+        def handler() -> str:
+            if failing:
+                raise failing.pop()
+            return tokens[1]
+
+        client = clients(triplit.url, tokens[0], refresh_handler=handler, refresh_interval=0.05)
+        errors = session_errors(client)
+        assert client.wait_connected(10)
+        errors.wait_count("refresh_error")
+        client.update_session_token(tokens[1])
+        try:
+            client.update_session_token(tokens[3])
+        except SessionRolesMismatchError as e:
+            texts.append(str(e))
+        client._refresher.cancel()
+        client.update_session_token(tokens[2])  # forged: the server closes with UNAUTHORIZED
+        errors.wait_count("session_error")
+        texts += [repr(client), repr(client.session), repr(client._session)]
+    texts.append(caplog.text)
+    for token in tokens:
+        for text in texts:
+            assert token not in text and token.split(".")[1] not in text
