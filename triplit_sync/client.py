@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, Optional, Union
 from urllib.parse import urlsplit
 
 from ._filelock import FileLock
-from .data import DataAPI, SchemaArg, load_schema
+from .data import DataAPI
 from .dispatch import Dispatcher
 from .errors import (
     ClientClosedError,
@@ -32,7 +32,7 @@ from .errors import (
     TriplitError,
 )
 from .protocol import Message, Ping, Ready, UpdateToken, redact
-from .schema import Schema
+from .schema import Schema, SchemaArg, load_schema
 from .session import Session, SessionErrorType, SessionInfo, SessionStore, TokenRefresher
 from .store import LocalStore, MemoryStore, SqliteStore
 from .sync import UNOWNED, SyncEngine

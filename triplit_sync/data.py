@@ -7,10 +7,8 @@ and the schema through the client's attributes.
 from __future__ import annotations
 
 import copy
-import os
 import threading
 import time
-from pathlib import Path
 from typing import (
     TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Set, Tuple, Union,
 )
@@ -26,24 +24,12 @@ from .sync import QueryRunner, Subscription
 if TYPE_CHECKING:  # pragma: no cover
     from .client import TriplitClient
 
-__all__ = ["DataAPI", "RowsStream", "Transaction", "load_schema", "FETCH_POLICIES"]
+__all__ = ["DataAPI", "RowsStream", "Transaction", "FETCH_POLICIES"]
 
-SchemaArg = Union[None, Schema, Mapping[str, Any], str, "os.PathLike[str]"]
 QueryArg = Union[Query, Mapping[str, Any]]
 Row = Dict[str, Any]
 
 FETCH_POLICIES = ("local-first", "local-only", "remote-first", "local-and-remote")
-
-
-def load_schema(schema: SchemaArg) -> Optional[Schema]:
-    """A Schema from a Schema, a dict in the server's JSON format, or a JSON file path."""
-    if schema is None or isinstance(schema, Schema):
-        return schema
-    if isinstance(schema, (str, os.PathLike)):
-        return Schema.from_file(Path(schema))
-    if isinstance(schema, Mapping):
-        return Schema.from_json(schema)
-    raise TypeError(f"schema must be a Schema, a dict or a file path, not {type(schema).__name__}")
 
 
 def _collection_names(value: Any, out: Set[str]) -> Set[str]:

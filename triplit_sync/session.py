@@ -194,7 +194,6 @@ class TokenRefresher:
         self._timer: Optional[threading.Timer] = None
         self._generation = 0
         self._handler: Optional[Callable[[], Optional[str]]] = None
-        self._interval: Optional[float] = None
 
     def delay_for(self, exp: Optional[float], interval: Optional[float]) -> Optional[float]:
         """Seconds until the next call: the interval, else ``lead_time`` before ``exp`` (>= ``min_delay``)."""
@@ -214,7 +213,7 @@ class TokenRefresher:
         with self._lock:
             self._generation += 1
             self._cancel_timer()
-            self._handler, self._interval = handler, interval
+            self._handler = handler
             if handler is None:
                 return
             delay = self.delay_for(exp, interval)
@@ -249,7 +248,7 @@ class TokenRefresher:
         with self._lock:
             if generation != self._generation or self._handler is None:
                 return
-            handler, interval = self._handler, self._interval
+            handler = self._handler
         error: Optional[BaseException] = None
         token: Optional[str] = None
         try:
