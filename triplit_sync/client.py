@@ -118,6 +118,7 @@ class TriplitClient(DataAPI):
         self.persist_token = persist_token
         self.storage = storage
         self._schema: Optional[Schema] = load_schema(schema)
+        self._schema_json = self._schema.to_json() if self._schema is not None else None
         self._lock = threading.RLock()
         self._closed = False
         self._session: Optional[Session] = None

@@ -53,7 +53,7 @@ class _Runner(QueryRunner):
 
     def _compiled(self, query: QueryJSON) -> Any:
         client = self._client
-        schema = client._schema.to_json() if client._schema is not None else None
+        schema = client._schema_json
         session = client._session
         claims = dict(session.claims) if session is not None else {}
         return compile_query(query, schema=schema, variables={"$session": claims, "$global": {}})
@@ -74,6 +74,8 @@ class DataAPI:
     """Queries and writes. Everything here is available on :class:`TriplitClient`."""
 
     _schema: Optional[Schema]
+    #: the schema's JSON, made once: compiled queries are cached per schema object
+    _schema_json: Optional[Dict[str, Any]]
 
     # ------------------------------------------------------------------ queries
 
@@ -86,8 +88,7 @@ class DataAPI:
 
             rows = client.fetch(client.query("todos").where("completed", "=", False).limit(10))
         """
-        schema = self._schema.to_json() if self._schema is not None else None
-        return Query(collection, schema=schema)
+        return Query(collection, schema=self._schema_json)
 
     def _query_json(self, query: QueryArg) -> QueryJSON:
         to_json = getattr(query, "to_json", None)
