@@ -8,12 +8,20 @@ or against your own: TRIPLIT_URL=... TRIPLIT_TOKEN=... TRIPLIT_SCHEMA=schema.jso
 """
 
 import os
+import sys
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
 from triplit_sync import TriplitClient, WriteError
 from triplit_sync.testing import TriplitTestServer
+
+
+
+def say(text: str) -> None:
+    # One write per line: the live query's callback prints from another thread.
+    sys.stdout.write(text + "\n")
+
 
 SCHEMA = Path(__file__).resolve().parent.parent / "triplit_sync" / "server" / "demo-schema.json"
 
@@ -22,11 +30,11 @@ def main(url: str, token: str, schema: str, data_dir: str) -> None:
     # A session starts with a token; the local database lives in data_dir/<name>/.
     with TriplitClient(url, token=token, schema=schema, data_dir=data_dir, name="todos-example") as client:
         client.wait_connected(timeout=10)
-        print("signed in with roles", sorted(client.session.roles))
+        say(f"signed in with roles {sorted(client.session.roles)}")
 
         # A live query: called now and whenever the results change.
         open_todos = client.query("todos").where("completed", "=", False).order("created_at", "DESC")
-        with client.subscribe(open_todos, lambda rows: print("open todos:", [t["text"] for t in rows])):
+        with client.subscribe(open_todos, lambda rows: say(f"open todos: {[t['text'] for t in rows]}")):
             # Optimistic writes: visible locally at once, durable in the outbox, synced in the background.
             milk = client.insert("todos", {"text": "buy milk", "owner": "dev-user"})
             client.insert("todos", {"text": "call mum", "owner": "dev-user"})
@@ -44,10 +52,10 @@ def main(url: str, token: str, schema: str, data_dir: str) -> None:
             try:
                 client.wait_for_sync(timeout=10)
             except WriteError as e:
-                print("rejected:", e.name)
+                say(f"rejected: {e.name}")
 
-        print("done:", client.fetch_one(client.query("todos").where("completed", "=", True))["text"])
-        print("via HTTP:", len(client.http.fetch(client.query("todos"))), "todos")
+        say(f"done: {client.fetch_one(client.query('todos').where('completed', '=', True))['text']}")
+        say(f"via HTTP: {len(client.http.fetch(client.query('todos')))} todos")
 
 
 if __name__ == "__main__":
