@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, Optional, Union
 from urllib.parse import urlsplit
 
 from ._filelock import FileLock
-from .data import DataAPI, SchemaArg, load_schema
+from .data import DataAPI
 from .dispatch import Dispatcher
 from .errors import (
     ClientClosedError,
@@ -33,7 +33,7 @@ from .errors import (
     TriplitError,
 )
 from .protocol import Message, Ping, Ready, UpdateToken, redact
-from .schema import Schema
+from .schema import Schema, SchemaArg, load_schema
 from .session import Session, SessionErrorType, SessionInfo, SessionStore, TokenRefresher
 from .store import LocalStore, MemoryStore, SqliteStore
 from .sync import UNOWNED, SyncEngine
@@ -119,6 +119,7 @@ class TriplitClient(DataAPI):
         self.persist_token = persist_token
         self.storage = storage
         self._schema: Optional[Schema] = load_schema(schema)
+        self._schema_json = self._schema.to_json() if self._schema is not None else None
         self._lock = threading.RLock()
         self._closed = False
         self._session: Optional[Session] = None

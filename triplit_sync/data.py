@@ -7,10 +7,8 @@ and the schema through the client's attributes.
 from __future__ import annotations
 
 import copy
-import os
 import threading
 import time
-from pathlib import Path
 from typing import (
     TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Set, Tuple, Union,
 )
@@ -26,24 +24,12 @@ from .sync import QueryRunner, Subscription
 if TYPE_CHECKING:  # pragma: no cover
     from .client import TriplitClient
 
-__all__ = ["DataAPI", "RowsStream", "Transaction", "load_schema", "FETCH_POLICIES"]
+__all__ = ["DataAPI", "RowsStream", "Transaction", "FETCH_POLICIES"]
 
-SchemaArg = Union[None, Schema, Mapping[str, Any], str, "os.PathLike[str]"]
 QueryArg = Union[Query, Mapping[str, Any]]
 Row = Dict[str, Any]
 
 FETCH_POLICIES = ("local-first", "local-only", "remote-first", "local-and-remote")
-
-
-def load_schema(schema: SchemaArg) -> Optional[Schema]:
-    """A Schema from a Schema, a dict in the server's JSON format, or a JSON file path."""
-    if schema is None or isinstance(schema, Schema):
-        return schema
-    if isinstance(schema, (str, os.PathLike)):
-        return Schema.from_file(Path(schema))
-    if isinstance(schema, Mapping):
-        return Schema.from_json(schema)
-    raise TypeError(f"schema must be a Schema, a dict or a file path, not {type(schema).__name__}")
 
 
 def _collection_names(value: Any, out: Set[str]) -> Set[str]:
@@ -67,7 +53,7 @@ class _Runner(QueryRunner):
 
     def _compiled(self, query: QueryJSON) -> Any:
         client = self._client
-        schema = client._schema.to_json() if client._schema is not None else None
+        schema = client._schema_json
         session = client._session
         claims = dict(session.claims) if session is not None else {}
         return compile_query(query, schema=schema, variables={"$session": claims, "$global": {}})
@@ -88,6 +74,8 @@ class DataAPI:
     """Queries and writes. Everything here is available on :class:`TriplitClient`."""
 
     _schema: Optional[Schema]
+    #: the schema's JSON, made once: compiled queries are cached per schema object
+    _schema_json: Optional[Dict[str, Any]]
 
     # ------------------------------------------------------------------ queries
 
@@ -100,8 +88,7 @@ class DataAPI:
 
             rows = client.fetch(client.query("todos").where("completed", "=", False).limit(10))
         """
-        schema = self._schema.to_json() if self._schema is not None else None
-        return Query(collection, schema=schema)
+        return Query(collection, schema=self._schema_json)
 
     def _query_json(self, query: QueryArg) -> QueryJSON:
         to_json = getattr(query, "to_json", None)

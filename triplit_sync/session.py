@@ -195,7 +195,6 @@ class TokenRefresher:
         self._generation = 0
         self._firing = threading.local()  # the generation the current thread's handler call belongs to
         self._handler: Optional[Callable[[], Optional[str]]] = None
-        self._interval: Optional[float] = None
 
     def delay_for(self, exp: Optional[float], interval: Optional[float]) -> Optional[float]:
         """Seconds until the next call: the interval, else ``lead_time`` before ``exp`` (>= ``min_delay``)."""
@@ -215,7 +214,7 @@ class TokenRefresher:
         with self._lock:
             self._generation += 1
             self._cancel_timer()
-            self._handler, self._interval = handler, interval
+            self._handler = handler
             if handler is None:
                 return
             delay = self.delay_for(exp, interval)
@@ -259,7 +258,7 @@ class TokenRefresher:
         with self._lock:
             if generation != self._generation or self._handler is None:
                 return
-            handler, interval = self._handler, self._interval
+            handler = self._handler
         error: Optional[BaseException] = None
         token: Optional[str] = None
         try:
