@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-import pytest
 
 from triplit_sync.client import TriplitClient
 from triplit_sync.protocol import Message
@@ -235,12 +234,12 @@ def iter_lines(lines: List[str], prefix: str) -> Iterator[str]:
             yield line[len(prefix):].strip()
 
 
-# --------------------------------------------------------------------------- fixtures (import them)
+# --------------------------------------------------------------------------- the clients fixture
 
 
-@pytest.fixture
-def clients() -> Iterator[ClientFactory]:
-    """``clients(url, token, **kw)`` makes a TriplitClient (memory storage by default); all closed after."""
+def client_factory() -> Iterator[ClientFactory]:
+    """Body of each module's ``clients`` fixture: ``clients(url, token, **kw)`` makes a
+    TriplitClient (memory storage by default); every one is closed after the test."""
     factory = ClientFactory()
     yield factory
     factory.close_all()

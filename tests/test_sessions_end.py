@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import List
+from typing import Iterator, List
 
-from tests.session_helpers import (  # noqa: F401
-    SAMPLE_SCHEMA, ClientFactory, Events, WireSpy, clients, session_errors,
+import pytest
+
+from tests.session_helpers import (
+    SAMPLE_SCHEMA, ClientFactory, Events, WireSpy, client_factory,
 )
 from triplit_sync.testing import TriplitTestServer
 from triplit_sync.transport import ConnectionStatus
+
+
+@pytest.fixture
+def clients() -> Iterator[ClientFactory]:
+    yield from client_factory()
 
 
 def _server_ids(server: TriplitTestServer) -> List[str]:
@@ -133,5 +140,3 @@ def test_end_session_then_clear_is_a_logout(triplit: TriplitTestServer, clients:
     client.clear()
     assert client.session is None and client.pending_changes() == []
     assert client.fetch(client.query("todos"), "local-only") == []
-
-

@@ -5,20 +5,24 @@ from __future__ import annotations
 import copy
 import json
 import threading
-import time
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, List
 
 import pytest
 from jose import jwt
 
-from tests.session_helpers import (  # noqa: F401
-    SAMPLE_SCHEMA, ClientFactory, Events, WireSpy, clients, ready_count, session_errors,
+from tests.session_helpers import (
+    SAMPLE_SCHEMA, ClientFactory, Events, WireSpy, client_factory, ready_count,
 )
 from triplit_sync.client import TriplitClient
 from triplit_sync.protocol import UpdateToken
 from triplit_sync.session import SessionErrorType
 from triplit_sync.testing import TriplitTestServer, mint_token
 from triplit_sync.transport import ConnectionStatus
+
+
+@pytest.fixture
+def clients() -> Iterator[ClientFactory]:
+    yield from client_factory()
 
 
 def _incompatible_schema() -> Dict[str, Any]:

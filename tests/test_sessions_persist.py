@@ -11,15 +11,20 @@ import stat
 import threading
 import time
 from pathlib import Path
-from typing import Any, List
+from typing import Any, Iterator, List
 
 import pytest
 
-from tests.session_helpers import (  # noqa: F401
-    SAMPLE_SCHEMA, ClientFactory, Events, Script, clients, iter_lines, run_script, wait_until,
+from tests.session_helpers import (
+    SAMPLE_SCHEMA, ClientFactory, Events, Script, client_factory, iter_lines, run_script, wait_until,
 )
 from triplit_sync.errors import StorageLockedError
 from triplit_sync.testing import TriplitTestServer
+
+
+@pytest.fixture
+def clients() -> Iterator[ClientFactory]:
+    yield from client_factory()
 
 
 def _seed(server: TriplitTestServer, ids: List[str]) -> None:
@@ -153,8 +158,8 @@ def test_one_process_owns_a_name(triplit: TriplitTestServer, clients: ClientFact
     assert other.folder == tmp_path / "other"
 
 
-def test_a_corrupt_session_file_is_moved_aside(triplit: TriplitTestServer, clients: ClientFactory,
-                                              tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_corrupt_session_file_is_moved_aside(
+        triplit: TriplitTestServer, clients: ClientFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     client = clients(triplit.url, triplit.user_token("alice"), storage="sqlite", data_dir=tmp_path, name="app")
     client.insert("todos", {"text": "kept", "owner": "alice", "completed": False})
     client.close()
@@ -203,6 +208,7 @@ threading.Event().wait()
 RESUMED = """
 import json, sys, threading
 from triplit_sync import TriplitClient
+
 url, data_dir = sys.argv[1:3]
 client = TriplitClient(url, data_dir=data_dir, name="app")
 transport, first = client._transport, threading.Event()
@@ -240,6 +246,7 @@ def test_a_killed_client_resumes_and_gets_only_what_it_missed(
         threading.Event().wait(max(0.0, seeded_at + 2.5 - time.time()))
         _seed(triplit, ["live1"])  # arrives while the client syncs: moves its checkpoint
         syncing.wait_line("ROWS 201")
+
         def checkpoint_saved() -> bool:
             stamps = [c["timestamp"][0] for c in
                       json.loads((tmp_path / "app" / "session.json").read_text())["checkpoints"].values()]

@@ -10,11 +10,16 @@ from typing import Iterator, List, Optional
 import pytest
 from jose import jwt
 
-from tests.session_helpers import (  # noqa: F401
-    SAMPLE_SCHEMA, ClientFactory, Events, WireSpy, clients, session_errors,
+from tests.session_helpers import (
+    SAMPLE_SCHEMA, ClientFactory, Events, WireSpy, client_factory, session_errors,
 )
 from triplit_sync.testing import TriplitTestServer
 from triplit_sync.transport import ConnectionStatus
+
+
+@pytest.fixture
+def clients() -> Iterator[ClientFactory]:
+    yield from client_factory()
 
 
 @pytest.fixture(scope="module")

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
-from tests.session_helpers import (  # noqa: F401
-    SAMPLE_SCHEMA, ClientFactory, Events, WireSpy, clients, session_errors,
+from tests.session_helpers import (
+    SAMPLE_SCHEMA, ClientFactory, Events, WireSpy, client_factory, session_errors,
 )
 from triplit_sync.errors import NoActiveSessionError, TokenDecodingError, TokenExpiredError
 from triplit_sync.testing import TriplitTestServer, mint_token
 from triplit_sync.transport import ConnectionStatus
+
+
+@pytest.fixture
+def clients() -> Iterator[ClientFactory]:
+    yield from client_factory()
 
 
 def test_a_token_in_the_constructor_starts_a_session_and_connects(

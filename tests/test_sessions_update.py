@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import List, Optional
+from typing import Iterator, List, Optional
 
 import pytest
 from jose import jwt
 
-from tests.session_helpers import (  # noqa: F401
-    SAMPLE_SCHEMA, ClientFactory, Events, WireSpy, clients, session_errors,
+from tests.session_helpers import (
+    SAMPLE_SCHEMA, ClientFactory, WireSpy, client_factory, session_errors,
 )
 from triplit_sync.errors import (
     NoActiveSessionError, SessionRolesMismatchError, TokenDecodingError, TokenExpiredError, TriplitError,
@@ -19,6 +19,11 @@ from triplit_sync.errors import (
 from triplit_sync.protocol import Ping, UpdateToken
 from triplit_sync.testing import TriplitTestServer, mint_token
 from triplit_sync.transport import ConnectionStatus
+
+
+@pytest.fixture
+def clients() -> Iterator[ClientFactory]:
+    yield from client_factory()
 
 
 def test_update_session_token_refuses_bad_tokens_at_the_call(
@@ -157,8 +162,8 @@ def test_a_token_updated_while_the_connection_opens_is_sent_once_ready(
     assert errors.items == []
 
 
-def test_tokens_never_reach_logs_reprs_or_errors(triplit: TriplitTestServer, clients: ClientFactory,
-                                                caplog: pytest.LogCaptureFixture) -> None:
+def test_tokens_never_reach_logs_reprs_or_errors(
+        triplit: TriplitTestServer, clients: ClientFactory, caplog: pytest.LogCaptureFixture) -> None:
     tokens = [triplit.user_token("alice", expires_in=600), triplit.user_token("alice", expires_in=900),
               mint_token("wrong-secret", sub="alice"), triplit.user_token("bob")]
     texts: List[str] = []

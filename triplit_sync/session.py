@@ -22,6 +22,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional
 
+from ._redact import redact
 from .tokens import Roles, decode_claims, expires_at, identity_key, match_roles
 
 __all__ = [
@@ -283,7 +284,8 @@ class TokenRefresher:
         with self._lock:
             if generation != self._generation:
                 return  # apply failed because the session changed meanwhile: not a refresh failure
-        log.warning("token refresh failed (%s: %s); retrying in %.0f s", type(error).__name__, error, backoff)
+        log.warning("token refresh failed (%s: %s); retrying in %.0f s", type(error).__name__,
+                    redact(error, 300), backoff)  # application text: may quote a token
         try:
             self._on_failure(error)  # type: ignore[arg-type]
         finally:
