@@ -21,21 +21,20 @@ from typing import Any, Callable, Dict, List, Optional, Union
 from urllib.parse import urlsplit
 
 from ._filelock import FileLock
+from ._folder import default_data_dir, default_name, open_folder
 from .data import DataAPI
 from .dispatch import Dispatcher
 from .errors import (
     ClientClosedError,
     NoActiveSessionError,
     SessionRolesMismatchError,
-    StorageCorruptError,
-    StorageLockedError,
     TokenExpiredError,
     TriplitError,
 )
 from .protocol import Message, Ping, Ready, UpdateToken, redact
 from .schema import Schema, SchemaArg, load_schema
 from .session import Session, SessionErrorType, SessionInfo, SessionStore, TokenRefresher
-from .store import LocalStore, MemoryStore, SqliteStore
+from .store import LocalStore, MemoryStore
 from .sync import UNOWNED, SyncEngine
 from .tokens import is_expired, roles_equivalent
 from .transport import CloseInfo, ConnectionStatus, WebSocketTransport
@@ -53,19 +52,6 @@ _EXPIRY_PROBE_DELAY = 0.25
 _EXPIRY_GIVE_UP_DELAY = 1.5
 
 _clients: "weakref.WeakSet[TriplitClient]" = weakref.WeakSet()
-
-
-def default_data_dir() -> Path:
-    """Where durable clients keep their folders: the platform's user data dir for triplit_sync."""
-    import platformdirs
-
-    return Path(platformdirs.user_data_path("triplit_sync", appauthor=False))
-
-
-def _default_name(server_url: str) -> str:
-    parts = urlsplit(server_url)
-    raw = f"{parts.hostname or 'server'}_{parts.port or ('443' if parts.scheme == 'https' else '80')}{parts.path}"
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", raw).strip("_") or "default"
 
 
 class TriplitClient(DataAPI):
@@ -115,7 +101,7 @@ class TriplitClient(DataAPI):
         if on_session_error is not None and not callable(on_session_error):
             raise TypeError("on_session_error must be callable")
         self.server_url = server_url.rstrip("/")
-        self.name = name or _default_name(self.server_url)
+        self.name = name or default_name(self.server_url)
         self.persist_token = persist_token
         self.storage = storage
         self._schema: Optional[Schema] = load_schema(schema)
@@ -164,29 +150,10 @@ class TriplitClient(DataAPI):
     def _open_storage(self, data_dir: Optional[Union[str, "os.PathLike[str]"]]) -> LocalStore:
         if self.storage == "memory":
             return MemoryStore()
-        folder = Path(data_dir) if data_dir is not None else default_data_dir()
-        folder = folder / self.name
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(folder, 0o700)
-        lock = FileLock(folder / "lock")
-        if not lock.acquire(timeout=0):
-            raise StorageLockedError(
-                f"another process is using the local database {str(folder)!r} (lock file {str(lock.path)!r}). "
-                "Give this client another name=..., or use storage='memory'."
-            )
-        try:
-            try:
-                store = SqliteStore(folder)
-            except StorageCorruptError as e:
-                _move_aside(Path(e.path) if e.path else folder / "cache.sqlite", e)
-                self._cache_reset = True  # the stored checkpoints describe the lost cache
-                store = SqliteStore(folder)
-        except BaseException:
-            lock.release()
-            raise
-        self.folder, self._name_lock = folder, lock
-        self._session_store = SessionStore(folder)
-        return store
+        opened = open_folder(data_dir if data_dir is not None else default_data_dir(), self.name)
+        self.folder, self._name_lock, self._session_store = opened.path, opened.lock, opened.session_store
+        self._cache_reset = opened.cache_reset  # the stored checkpoints describe the lost cache
+        return opened.store
 
     def _init_engine(self) -> None:
         from .data import _Runner
@@ -641,25 +608,6 @@ class TriplitClient(DataAPI):
             self._arm_expiry_watch(session)
         if pending == "connect":
             self._transport.connect()
-
-
-def _move_aside(path: Path, error: StorageCorruptError) -> None:
-    """Rename an unusable cache file (and its WAL files) to ``*.corrupt-<time>``, keeping it for inspection."""
-    stamp = int(time.time())
-    moved = []
-    for suffix in ("", "-wal", "-shm"):
-        source = path.with_name(path.name + suffix)
-        if not os.path.lexists(source):
-            continue
-        target = path.with_name(f"{path.name}.corrupt-{stamp}{suffix}")
-        try:
-            os.replace(source, target)
-        except OSError as e:
-            raise StorageCorruptError(
-                f"{error} (and moving it aside failed: {e}); remove it by hand", path=str(path)) from error
-        moved.append(target.name)
-    log.warning("the local database was unusable (%s); moved it aside as %s and starting with an empty one",
-                error, ", ".join(moved) or "nothing")
 
 
 def _check_refresh_options(handler: Optional[RefreshHandler], interval: Optional[float]) -> None:
