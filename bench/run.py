@@ -101,11 +101,11 @@ class Bench:
             self.log(f"    seeded {n} todos in {time.perf_counter() - t:.1f} s")
 
     def job(self, scenario: str, kind: str, rnd: int, **extra: Any) -> Dict[str, Any]:
-        assert self.server is not None
+        assert self.server is not None and self.runner is not None
         return {
             "scenario": scenario, "url": self.server.url, "token": self.server.user_token(seed.USER_ID),
             "schema_path": str(SCHEMA), "user_id": seed.USER_ID, "id_prefix": f"{kind}r{rnd}w",
-            "timeout_ms": self.args.timeout * 1000, **extra,
+            "timeout_ms": self.args.timeout * 1000, "scratch": str(self.runner.data_root), **extra,
         }
 
     def run(self, kind: str, label: str, rnd: int, job: Dict[str, Any]) -> Optional[Dict[str, Any]]:
