@@ -131,8 +131,7 @@ def p2(job: Dict[str, Any]) -> Dict[str, Any]:
         t0 = now()
         started[todo["id"]] = t0
         writer.insert("todos", todo)
-        if not writer.wait_for_sync(30):
-            raise TimeoutError("no ack within 30 s")
+        writer.wait_for_sync(30)  # raises on timeout or a rejected write
         ack_ms.append((now() - t0) * 1000)
     all_seen.wait(30, "all inserts seen by the subscriber")
     latency = [(seen[i] - started[i]) * 1000 for i in started]
@@ -149,8 +148,7 @@ def p3a(job: Dict[str, Any]) -> Dict[str, Any]:
         todo = new_todo(job, i)
         t0 = now()
         client.insert("todos", todo)
-        if not client.wait_for_sync(30):
-            raise TimeoutError("no ack within 30 s")
+        client.wait_for_sync(30)
         ms.append((now() - t0) * 1000)
     client.close()
     return {"ack_ms": ms}
@@ -164,8 +162,7 @@ def p3b(job: Dict[str, Any]) -> Dict[str, Any]:
     for i in range(count):
         client.insert("todos", new_todo(job, i))
     t_local = now()
-    if not client.wait_for_sync(timeout_s(job)):
-        raise TimeoutError("not all inserts were acknowledged")
+    client.wait_for_sync(timeout_s(job))
     t1 = now()
     client.close()
     return {"total_ms": (t1 - t0) * 1000, "local_ms": (t_local - t0) * 1000, "inserts_per_s": count / (t1 - t0)}
