@@ -149,23 +149,29 @@ def test_refresher_calls_one_second_before_exp() -> None:
 
 def test_refresher_backs_off_on_failure_and_is_discarded_after_cancel() -> None:
     rec = _Recorder()
-    results: List[Optional[str]] = [None, None, "ok"]
+    applied = threading.Event()
+    outcomes: List[object] = [None, RuntimeError("auth server down"), "ok"]
 
     def handler() -> Optional[str]:
         with rec.lock:
             rec.calls.append(time.monotonic())
-        rec.event.set()
-        if len(results) > 1:
-            return results.pop(0)
-        raise RuntimeError("auth server down")
+            outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome  # type: ignore[return-value]
 
-    refresher = TokenRefresher(rec.applied.append, rec.failures.append, first_backoff=0.2)
+    def apply(token: str) -> None:
+        rec.applied.append(token)
+        applied.set()
+
+    refresher = TokenRefresher(apply, rec.failures.append, first_backoff=0.2)
     refresher.schedule(handler, 0.1, None)
-    rec.wait_calls(3)
+    assert applied.wait(10)
+    refresher.cancel()
     gaps = [b - a for a, b in zip(rec.calls, rec.calls[1:])]
     assert gaps[0] >= 0.18 and gaps[1] >= 0.38  # 0.2 s, then doubled: never a fixed-rate spin
-    assert len(rec.failures) == 2
-    refresher.cancel()
+    assert [type(e) for e in rec.failures] == [ValueError, RuntimeError]
+    assert rec.applied == ["ok"]
     assert not refresher.active
 
 

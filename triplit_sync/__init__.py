@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import logging
 
+from .client import TriplitClient
+from .data import RowsStream, Transaction
 from .errors import (
     AuthenticationError,
     ClientClosedError,
+    EntityNotFoundError,
     InvalidQueryError,
     NoActiveSessionError,
     NotFoundError,
@@ -21,6 +24,7 @@ from .errors import (
     SchemaValidationError,
     ServerError,
     SessionRolesMismatchError,
+    StorageCorruptError,
     StorageLockedError,
     TokenDecodingError,
     TokenExpiredError,
@@ -29,6 +33,12 @@ from .errors import (
     TriplitTimeoutError,
     WriteError,
 )
+from .http import HttpClient
+from .query import Query, and_, exists, or_
+from .schema import Collection, Relation, S, Schema
+from .session import SessionErrorType, SessionInfo
+from .sync import Subscription
+from .transport import ConnectionStatus
 
 __version__ = "0.1.0"
 
@@ -40,21 +50,39 @@ __all__ = [
     "__version__",
     "AuthenticationError",
     "ClientClosedError",
+    "Collection",
+    "ConnectionStatus",
+    "EntityNotFoundError",
+    "HttpClient",
     "InvalidQueryError",
     "NoActiveSessionError",
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "ProtocolError",
+    "Query",
     "QueryError",
+    "Relation",
+    "RowsStream",
+    "S",
+    "Schema",
     "SchemaValidationError",
     "ServerError",
+    "SessionErrorType",
+    "SessionInfo",
     "SessionRolesMismatchError",
+    "StorageCorruptError",
     "StorageLockedError",
+    "Subscription",
     "TokenDecodingError",
     "TokenExpiredError",
+    "Transaction",
+    "TriplitClient",
     "TriplitConnectionError",
     "TriplitError",
     "TriplitTimeoutError",
     "WriteError",
+    "and_",
+    "exists",
+    "or_",
 ]

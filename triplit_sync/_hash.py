@@ -7,8 +7,9 @@ the JS client's ids lets both kinds of client agree on a query's identity.
 
 from __future__ import annotations
 
-import math
 from typing import Any
+
+from ._values import js_number_str
 
 _FNV_OFFSET = 2166136261
 _FNV_PRIME = 16777619
@@ -26,13 +27,8 @@ def js_string(value: Any) -> str:
         return "false"
     if value is None:
         return "null"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        if math.isinf(value):
-            return "Infinity" if value > 0 else "-Infinity"
-        if value.is_integer() and abs(value) < 1e21:
-            return str(int(value))
+    if isinstance(value, (int, float)):
+        return js_number_str(value)
     return str(value)
 
 

@@ -23,6 +23,7 @@ that is what a Python user would catch. Errors that come from the server carry i
     ├── TokenExpiredError           a token whose ``exp`` has passed
     ├── SessionRolesMismatchError   a new token whose roles differ from the session's
     ├── StorageLockedError          another process owns this client's local database
+    ├── StorageCorruptError         the local database file cannot be used
     └── ClientClosedError           the client was closed
 
 Messages never contain tokens.
@@ -52,6 +53,7 @@ __all__ = [
     "TokenExpiredError",
     "SessionRolesMismatchError",
     "StorageLockedError",
+    "StorageCorruptError",
     "ClientClosedError",
     "server_error_from_json",
 ]
@@ -152,7 +154,10 @@ class EntityNotFoundError(TriplitError, LookupError):
 
 
 class SchemaValidationError(TriplitError, ValueError):
-    """A value that does not fit the schema, named with its collection and attribute."""
+    """A value that does not fit the schema, named with its collection and (dotted) attribute."""
+
+    collection: Optional[str] = None
+    attribute: Optional[str] = None
 
 
 class TriplitConnectionError(TriplitError, ConnectionError):
@@ -187,6 +192,17 @@ class StorageLockedError(TriplitError):
     """Another process owns this client name's local database."""
 
 
+class StorageCorruptError(TriplitError):
+    """The local database file is unreadable, not a triplit_sync cache, or holds malformed rows.
+
+    ``path`` names it; moving it aside and opening again starts fresh (TriplitClient does that).
+    """
+
+    def __init__(self, message: str, *, path: Optional[str] = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.path = path
+
+
 class ClientClosedError(TriplitError):
     """The client has been closed and cannot be used any more."""
 
@@ -210,7 +226,25 @@ _BY_NAME = {
     "InvalidOrderClauseError": InvalidQueryError,
     "IncludedNonRelationError": InvalidQueryError,
     "RelationDoesNotExistError": InvalidQueryError,
+    "InvalidQueryInclusionError": InvalidQueryError,
+    "InvalidQueryLimitError": InvalidQueryError,
+    "InvalidQueryAfterError": InvalidQueryError,
+    "InvalidWhereClauseError": InvalidQueryError,
+    "InvalidSelectClauseError": InvalidQueryError,
+    "QueryClauseFormattingError": InvalidQueryError,
+    "AfterClauseWithNoOrderError": InvalidQueryError,
+    "InvalidQueryCardinalityError": InvalidQueryError,
+    "SessionVariableNotFoundError": InvalidQueryError,
+    "UnauthorizedError": AuthenticationError,
+    "InvalidTokenProjectIdError": AuthenticationError,
+    "TokenMissingProjectIdError": AuthenticationError,
+    "UnrecognizedTokenTypeError": AuthenticationError,
+    "EntityNotFoundError": NotFoundError,
     "DBSerializationError": SchemaValidationError,
+    "DBDeserializationError": SchemaValidationError,
+    "JSONSerializationError": SchemaValidationError,
+    "JSONDeserializationError": SchemaValidationError,
+    "InvalidInsertDocumentError": SchemaValidationError,
 }
 
 

@@ -267,7 +267,7 @@ class TriplitTestServer:
         if schema is None:
             return None
         if isinstance(schema, (str, os.PathLike)):
-            path = Path(schema)
+            path = Path(schema).resolve()  # the server runs in another folder
             if not path.is_file():
                 raise ValueError(f"schema file {str(path)!r} does not exist")
             return path

@@ -18,6 +18,7 @@ from jose import jwt
 from jose.exceptions import JOSEError
 
 from .errors import TokenDecodingError
+from .schema import DEFAULT_ROLES
 
 __all__ = [
     "DEFAULT_ROLES",
@@ -30,11 +31,6 @@ __all__ = [
     "roles_equivalent",
 ]
 
-#: The roles a Triplit server uses when its schema defines none.
-DEFAULT_ROLES: Dict[str, Any] = {
-    "anonymous": {"match": {"x-triplit-token-type": "anon"}},
-    "authenticated": {"match": {"sub": "$sub"}},
-}
 
 #: role name -> the variables its pattern captured, e.g. ``{"user": {"userId": "alice"}}``
 Roles = Dict[str, Dict[str, Any]]

@@ -1,0 +1,98 @@
+"""Splitting outgoing text into CHUNK-sized UTF-8 pieces and joining incoming CHUNK pieces.
+
+The message class itself lives in ``protocol``; this module only needs its ``id``, ``index``,
+``total`` and ``data`` attributes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
+
+from .errors import ProtocolError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .protocol import Chunk
+
+__all__ = ["utf8_pieces", "ChunkAssembler"]
+
+
+def utf8_pieces(data: bytes, limit: int) -> List[bytes]:
+    """Cut UTF-8 ``data`` into pieces of at most ``limit`` bytes, never inside a character."""
+    pieces = []
+    start, n = 0, len(data)
+    while start < n:
+        end = min(start + limit, n)
+        while end < n and end > start and (data[end] & 0xC0) == 0x80:  # continuation byte
+            end -= 1
+        if end == start:  # limit smaller than one character: take the whole character
+            end = start + 1
+            while end < n and (data[end] & 0xC0) == 0x80:
+                end += 1
+        pieces.append(data[start:end])
+        start = end
+    return pieces
+
+
+class ChunkAssembler:
+    """Joins incoming CHUNK pieces (in any order) back into the original message text.
+
+    Holds at most ``max_pending`` unfinished messages and about ``max_bytes`` of pieces; beyond
+    that the oldest unfinished message is dropped, so a peer that never finishes cannot fill
+    memory.
+
+        >>> from triplit_sync.protocol import chunk_message
+        >>> a = ChunkAssembler()
+        >>> [a.add(c) for c in chunk_message('{"type":"PING"}', 8, chunk_id="x")]
+        [None, '{"type":"PING"}']
+    """
+
+    def __init__(self, max_pending: int = 16, max_bytes: int = 512 * 1024 * 1024) -> None:
+        self._pending: Dict[str, Tuple[int, Dict[int, str]]] = {}
+        self._max_pending = max_pending
+        self._max_bytes = max_bytes
+        self._bytes = 0
+
+    def add(self, chunk: "Chunk") -> Optional[str]:
+        """Store one piece; return the whole text once every piece of its message is there.
+        Raises ProtocolError when a piece contradicts the earlier ones."""
+        entry = self._pending.get(chunk.id)
+        if entry is None:
+            if chunk.total == 1 and chunk.index == 0:
+                return chunk.data
+            while len(self._pending) >= self._max_pending:
+                self._drop_oldest()
+            entry = (chunk.total, {})
+            self._pending[chunk.id] = entry
+        total, pieces = entry
+        if chunk.total != total or not 0 <= chunk.index < total:
+            self._drop(chunk.id)
+            raise ProtocolError(
+                f"CHUNK frame: piece {chunk.index}/{chunk.total} contradicts total {total}"
+                f" of chunk id {chunk.id!r}"
+            )
+        old = pieces.get(chunk.index)
+        self._bytes += len(chunk.data) - (len(old) if old is not None else 0)
+        pieces[chunk.index] = chunk.data
+        if len(pieces) == total:
+            self._drop(chunk.id)
+            return "".join(pieces[i] for i in range(total))
+        while self._bytes > self._max_bytes and len(self._pending) > 1:
+            self._drop_oldest()
+        return None
+
+    @property
+    def pending(self) -> int:
+        """How many messages are partly received."""
+        return len(self._pending)
+
+    def clear(self) -> None:
+        self._pending.clear()
+        self._bytes = 0
+
+    def _drop(self, chunk_id: str) -> None:
+        entry = self._pending.pop(chunk_id, None)
+        if entry is not None:
+            self._bytes -= sum(len(p) for p in entry[1].values())
+
+    def _drop_oldest(self) -> None:
+        self._drop(next(iter(self._pending)))

@@ -1,0 +1,630 @@
+"""TriplitClient: the facade. Sessions and the connection live here; the data API in data.py.
+
+    from triplit_sync import TriplitClient
+
+    with TriplitClient("http://localhost:6543", token=token) as client:
+        client.insert("todos", {"text": "buy milk"})
+        print(client.fetch(client.query("todos")))
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import re
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Union
+from urllib.parse import urlsplit
+
+from ._filelock import FileLock
+from .data import DataAPI, SchemaArg, load_schema
+from .dispatch import Dispatcher
+from .errors import (
+    ClientClosedError,
+    NoActiveSessionError,
+    SessionRolesMismatchError,
+    StorageLockedError,
+    TokenExpiredError,
+    TriplitError,
+)
+from .protocol import Message, Ping, Ready, UpdateToken, redact
+from .schema import Schema
+from .session import Session, SessionErrorType, SessionInfo, SessionStore, TokenRefresher
+from .store import LocalStore, MemoryStore, SqliteStore
+from .sync import UNOWNED, SyncEngine
+from .tokens import is_expired, roles_equivalent
+from .transport import CloseInfo, ConnectionStatus, WebSocketTransport
+
+__all__ = ["TriplitClient", "default_data_dir"]
+
+log = logging.getLogger(__name__)
+
+RefreshHandler = Callable[[], Optional[str]]
+SessionErrorCallback = Callable[[SessionErrorType], Any]
+
+#: How long after ``exp`` an idle connection is probed, and when the client gives up waiting
+#: for the server to notice (PROTOCOL.md §1.5: the server only checks when a message passes).
+_EXPIRY_PROBE_DELAY = 0.25
+_EXPIRY_GIVE_UP_DELAY = 1.5
+
+_clients: "weakref.WeakSet[TriplitClient]" = weakref.WeakSet()
+
+
+def default_data_dir() -> Path:
+    """Where durable clients keep their folders: the platform's user data dir for triplit_sync."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_path("triplit_sync", appauthor=False))
+
+
+def _default_name(server_url: str) -> str:
+    parts = urlsplit(server_url)
+    raw = f"{parts.hostname or 'server'}_{parts.port or ('443' if parts.scheme == 'https' else '80')}{parts.path}"
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", raw).strip("_") or "default"
+
+
+class TriplitClient(DataAPI):
+    """A client for one Triplit server, with a local database and a session.
+
+    A ``token`` starts a session at once (and connects unless ``auto_connect=False``); without
+    one the client works locally until :meth:`start_session`. With ``storage="sqlite"`` (the
+    default) the local database, the outbox and the session live in
+    ``<data_dir>/<name>/`` and a restarted process picks up where the last one stopped.
+
+        client = TriplitClient("https://triplit.example.com", token=token,
+                               refresh_handler=get_fresh_token)
+        client.on_session_error(lambda error: print("session ended:", error))
+
+    Arguments: ``refresh_handler`` returns a new token (called 1 s before ``exp``, or every
+    ``refresh_interval`` seconds); ``schema`` is a :class:`~triplit_sync.schema.Schema`, a dict
+    in the server's JSON format or the path of such a file; ``name`` picks the local folder
+    (default: derived from the server URL); ``persist_token=False`` keeps the token out of
+    ``session.json``; ``ping_interval=None`` turns pings off.
+    """
+
+    def __init__(
+        self,
+        server_url: str,
+        token: Optional[str] = None,
+        *,
+        auto_connect: bool = True,
+        refresh_handler: Optional[RefreshHandler] = None,
+        refresh_interval: Optional[float] = None,
+        on_session_error: Optional[SessionErrorCallback] = None,
+        schema: SchemaArg = None,
+        storage: str = "sqlite",
+        name: Optional[str] = None,
+        data_dir: Optional[Union[str, "os.PathLike[str]"]] = None,
+        persist_token: bool = True,
+        ping_interval: Optional[float] = 45.0,
+    ) -> None:
+        if not isinstance(server_url, str) or urlsplit(server_url).scheme not in ("http", "https") \
+                or not urlsplit(server_url).hostname:
+            raise ValueError(f"server_url must be an http:// or https:// URL, not {redact(repr(server_url))}")
+        if storage not in ("sqlite", "memory"):
+            raise ValueError(f"storage must be 'sqlite' or 'memory', not {storage!r}")
+        if name is not None and (not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9._-]+", name)
+                                 or name in (".", "..")):
+            raise ValueError(f"name must be a folder name of letters, digits, '.', '_' or '-', not {name!r}")
+        _check_refresh_options(refresh_handler, refresh_interval)
+        if on_session_error is not None and not callable(on_session_error):
+            raise TypeError("on_session_error must be callable")
+        self.server_url = server_url.rstrip("/")
+        self.name = name or _default_name(self.server_url)
+        self.persist_token = persist_token
+        self.storage = storage
+        self._schema: Optional[Schema] = load_schema(schema)
+        self._lock = threading.RLock()
+        self._closed = False
+        self._session: Optional[Session] = None
+        self._session_callbacks: List[SessionErrorCallback] = []
+        if on_session_error is not None:
+            self._session_callbacks.append(on_session_error)
+        self._refresh_error_callbacks: List[Callable[[BaseException], Any]] = []
+        self._session_error_sent = False  # one report per session error (until the next connect)
+        self._expiry_timers: List[threading.Timer] = []
+        self._http: Any = None
+
+        self.folder: Optional[Path] = None
+        self._name_lock: Optional[FileLock] = None
+        self._session_store: Optional[SessionStore] = None
+        self._store: LocalStore = self._open_storage(data_dir)
+        stored = self._session_store.load() if self._session_store else None
+        if stored is not None and stored.get("server_url") != self.server_url:
+            log.warning("%s belongs to another server; starting a fresh session", self._session_store.path)
+            stored = None
+        self._stored: Dict[str, Any] = stored or {}
+
+        self._dispatcher = Dispatcher(error_hook=self._callback_failed, name="triplit-callbacks")
+        self._init_engine()
+        self._transport = self._new_transport(ping_interval)
+        self._ping_interval = ping_interval
+        self._refresher = TokenRefresher(self._apply_refreshed_token, self._refresh_failed)
+        _clients.add(self)
+
+        if token is not None:
+            self.start_session(token, auto_connect, refresh_handler=refresh_handler,
+                               refresh_interval=refresh_interval)
+        else:
+            self._resume_stored_session(auto_connect, refresh_handler, refresh_interval)
+
+    # ------------------------------------------------------------------ construction helpers
+
+    def _open_storage(self, data_dir: Optional[Union[str, "os.PathLike[str]"]]) -> LocalStore:
+        if self.storage == "memory":
+            return MemoryStore()
+        folder = Path(data_dir) if data_dir is not None else default_data_dir()
+        folder = folder / self.name
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(folder, 0o700)
+        lock = FileLock(folder / "lock")
+        if not lock.acquire(timeout=0):
+            raise StorageLockedError(
+                f"another process is using the local database {str(folder)!r} (lock file {str(lock.path)!r}). "
+                "Give this client another name=..., or use storage='memory'."
+            )
+        try:
+            store = SqliteStore(folder)
+        except BaseException:
+            lock.release()
+            raise
+        self.folder, self._name_lock = folder, lock
+        self._session_store = SessionStore(folder)
+        return store
+
+    def _init_engine(self) -> None:
+        from .data import _Runner
+
+        identity = self._stored.get("identity")
+        self._engine = SyncEngine(
+            self._store, _Runner(self), self._dispatcher.submit,
+            checkpoints=self._stored.get("checkpoints") if identity else None,
+            on_checkpoints=self._save_checkpoints if self._session_store else None,
+        )
+
+    def _new_transport(self, ping_interval: Optional[float]) -> WebSocketTransport:
+        schema = self._schema
+        return WebSocketTransport(
+            self.server_url,
+            token_provider=self._token_for_connect,
+            on_message=self._on_message,
+            on_close=self._on_close,
+            ping_interval=ping_interval,
+            schema_hash=schema.hash() if schema is not None else None,
+            schema_provider=(lambda: schema.to_json()) if schema is not None else None,
+            error_hook=self._callback_failed,
+        )
+
+    def _resume_stored_session(
+        self, auto_connect: bool, handler: Optional[RefreshHandler], interval: Optional[float]
+    ) -> None:
+        token = self._stored.get("token")
+        if not token:
+            return
+        try:
+            session = self._new_session(token, handler, interval)
+        except TriplitError as e:
+            log.warning("not resuming the stored session: %s", e)
+            return
+        if is_expired(session.claims) and handler is None:
+            log.info("the stored session's token has expired and there is no refresh handler; "
+                     "call start_session() with a new token")
+            return
+        self._begin(session, auto_connect)
+
+    # ------------------------------------------------------------------ sessions
+
+    @property
+    def session(self) -> Optional[SessionInfo]:
+        """The current session's claims, roles, expiry and status; ``None`` without a session."""
+        session = self._session
+        return None if session is None else session.info(self.connection_status.value)
+
+    @property
+    def connection_status(self) -> ConnectionStatus:
+        """UNINITIALIZED without a session, else the socket's CONNECTING / OPEN / CLOSING / CLOSED."""
+        if self._session is None:
+            return ConnectionStatus.UNINITIALIZED
+        status = self._transport.status
+        return ConnectionStatus.CLOSED if status is ConnectionStatus.UNINITIALIZED else status
+
+    def start_session(
+        self,
+        token: str,
+        auto_connect: bool = True,
+        *,
+        refresh_handler: Optional[RefreshHandler] = None,
+        refresh_interval: Optional[float] = None,
+    ) -> None:
+        """Start a session with ``token`` (ending any other) and connect unless ``auto_connect=False``.
+
+        Raises :class:`TokenDecodingError` for a token that is not a JWT, and
+        :class:`TokenExpiredError` for an expired one unless ``refresh_handler`` can renew it
+        (it is then called before connecting).
+
+            client.start_session(token, refresh_handler=lambda: auth.fresh_token())
+        """
+        self._check_open()
+        _check_refresh_options(refresh_handler, refresh_interval)
+        session = self._new_session(token, refresh_handler, refresh_interval)
+        if is_expired(session.claims) and refresh_handler is None:
+            raise TokenExpiredError("the token has expired; pass a fresh token or a refresh_handler")
+        with self._lock:
+            current = self._session
+            if current is not None and current.token == token:
+                current.refresh_handler, current.refresh_interval = refresh_handler, refresh_interval
+                self._refresher.schedule(refresh_handler, refresh_interval, current.expires_at)
+                same = True
+            else:
+                same = False
+                if current is not None:
+                    self._teardown_session()
+        if same:
+            if auto_connect:
+                self.connect()
+            return
+        self._begin(session, auto_connect)
+
+    def _begin(self, session: Session, auto_connect: bool) -> None:
+        with self._lock:
+            if self._stored.get("identity") not in (None, session.identity):
+                self._engine.reset_checkpoints()  # another identity: its resume state is not ours
+            self._store.adopt_pending(UNOWNED, session.identity)  # writes made without a session
+            self._session = session
+            self._session_error_sent = False
+            self._engine.set_owner(session.identity)
+            self._refresher.schedule(session.refresh_handler, session.refresh_interval, session.expires_at)
+            self._arm_expiry_watch(session)
+            self._save_session()
+        if auto_connect:
+            self.connect()
+
+    def _new_session(self, token: str, handler: Optional[RefreshHandler], interval: Optional[float]) -> Session:
+        roles = self._schema.roles if self._schema is not None else None
+        return Session(token, roles, refresh_handler=handler, refresh_interval=interval)
+
+    def end_session(self) -> None:
+        """End the session: disconnect, stop refreshing, forget the token and resume checkpoints.
+
+        The local database stays (``clear()`` empties it: ``end_session(); clear()`` is a
+        logout). Pending writes stay with the identity that made them and are sent only when
+        a session of that identity starts again.
+        """
+        self._check_open()
+        with self._lock:
+            if self._session is None:
+                return
+            self._teardown_session()
+            self._engine.reset_checkpoints()
+            self._stored = {}
+            if self._session_store is not None:
+                self._session_store.delete()
+
+    def _teardown_session(self) -> None:
+        self._session = None
+        self._refresher.cancel()
+        self._cancel_expiry_watch()
+        self._engine.set_owner(None)
+        self._transport.disconnect()
+
+    def update_session_token(self, token: str) -> None:
+        """Swap in a fresh token for the same identity, on the live connection if there is one.
+
+        Raises at the call: :class:`NoActiveSessionError`, :class:`TokenDecodingError`,
+        :class:`TokenExpiredError`, or :class:`SessionRolesMismatchError` when the token's roles
+        differ from the session's (a different user needs :meth:`start_session`).
+        """
+        self._check_open()
+        with self._lock:
+            current = self._session
+            if current is None:
+                raise NoActiveSessionError("update_session_token needs a session; call start_session first")
+            session = self._new_session(token, current.refresh_handler, current.refresh_interval)
+            if is_expired(session.claims):
+                raise TokenExpiredError("the new token has already expired")
+            if not roles_equivalent(session.roles, current.roles):
+                raise SessionRolesMismatchError(
+                    f"the new token's roles {sorted(session.roles)} differ from the session's "
+                    f"{sorted(current.roles)} (or capture other values); start a new session instead"
+                )
+            session.identity = current.identity  # the server treats it as the same session
+            self._session = session
+            self._refresher.schedule(session.refresh_handler, session.refresh_interval, session.expires_at)
+            self._arm_expiry_watch(session)
+            self._save_session()
+        if self._transport.is_ready:
+            self._transport.send(UpdateToken(token))
+
+    def on_session_error(self, callback: SessionErrorCallback) -> Callable[[], None]:
+        """Call ``callback(SessionErrorType)`` on the callback thread when the server ends the
+        session (UNAUTHORIZED, SCHEMA_MISMATCH, TOKEN_EXPIRED, ROLES_MISMATCH). The client then
+        stays disconnected; the callback may call ``start_session``, ``end_session`` or ``clear``.
+        Returns a function that removes the callback."""
+        return _add_callback(self._lock, self._session_callbacks, callback)
+
+    def on_refresh_error(self, callback: Callable[[BaseException], Any]) -> Callable[[], None]:
+        """Call ``callback(error)`` on the callback thread when the refresh handler fails (it is retried)."""
+        return _add_callback(self._lock, self._refresh_error_callbacks, callback)
+
+    def _apply_refreshed_token(self, token: str) -> None:
+        self.update_session_token(token)
+
+    def _refresh_failed(self, error: BaseException) -> None:
+        for callback in list(self._refresh_error_callbacks):
+            self._dispatcher.submit(callback, error)
+
+    def _emit_session_error(self, kind: SessionErrorType) -> None:
+        with self._lock:
+            if self._session_error_sent or self._session is None:
+                return
+            self._session_error_sent = True
+            callbacks = list(self._session_callbacks)
+        log.warning("session error: %s", kind.value)
+        for callback in callbacks:
+            self._dispatcher.submit(callback, kind)
+
+    # token expiry: the server notices only when a message passes, so probe it right after exp
+
+    def _arm_expiry_watch(self, session: Session) -> None:
+        self._cancel_expiry_watch()
+        exp = session.expires_at
+        if exp is None:
+            return
+        for delay, action in ((_EXPIRY_PROBE_DELAY, self._probe_expiry), (_EXPIRY_GIVE_UP_DELAY, self._expired)):
+            timer = threading.Timer(max(exp - time.time() + delay, 0.0), action, args=(session,))
+            timer.daemon = True
+            timer.name = "triplit-expiry"
+            self._expiry_timers.append(timer)
+            timer.start()
+
+    def _cancel_expiry_watch(self) -> None:
+        timers, self._expiry_timers = self._expiry_timers, []
+        for timer in timers:
+            timer.cancel()
+
+    def _probe_expiry(self, session: Session) -> None:
+        if self._session is session and self._transport.is_ready:
+            self._transport.send(Ping(int(time.time() * 1000)))  # the server answers TOKEN_EXPIRED
+
+    def _expired(self, session: Session) -> None:
+        if self._session is not session or not self._transport.is_ready:
+            return
+        log.info("the token expired and the server did not close the connection; closing it")
+        self._emit_session_error(SessionErrorType.TOKEN_EXPIRED)
+        self._transport.disconnect()
+
+    # ------------------------------------------------------------------ connection
+
+    def connect(self) -> None:
+        """Connect with the session's token (in the background). Raises without a session."""
+        self._check_open()
+        with self._lock:
+            if self._session is None:
+                raise NoActiveSessionError("connect needs a session; call start_session(token) first")
+            self._session_error_sent = False
+        self._transport.connect()
+
+    def disconnect(self) -> None:
+        """Close the connection; the session stays and :meth:`connect` resumes it."""
+        self._check_open()
+        self._transport.disconnect()
+
+    def wait_connected(self, timeout: Optional[float] = None) -> bool:
+        """Block until the server said READY (True) or ``timeout`` passed / no connection is wanted (False)."""
+        return self._transport.wait_ready(timeout)
+
+    def _token_for_connect(self) -> Optional[str]:
+        """Before every connection attempt (transport thread): renew an expired token first."""
+        session = self._session
+        if session is None:
+            return None
+        if not is_expired(session.claims):
+            return session.token
+        handler = session.refresh_handler
+        if handler is not None:
+            try:
+                token = handler()
+                if token is None:
+                    raise ValueError("the refresh handler returned None")
+                self.update_session_token(token)
+                return self._session.token if self._session is not None else None
+            except Exception as e:
+                log.warning("could not renew the expired token before connecting: %s", redact(str(e)))
+                self._refresh_failed(e)
+        self._emit_session_error(SessionErrorType.TOKEN_EXPIRED)
+        return None
+
+    def _on_message(self, msg: Message) -> None:
+        if isinstance(msg, Ready):
+            self._engine.connection_ready(self._transport.send)
+        else:
+            self._engine.handle_message(msg)
+
+    def _on_close(self, info: CloseInfo) -> None:
+        self._engine.connection_lost()
+        if info.is_session_error and not info.manual:
+            self._emit_session_error(SessionErrorType(info.type))
+
+    # ------------------------------------------------------------------ persistence
+
+    def _session_data(self) -> Dict[str, Any]:
+        session = self._session
+        data: Dict[str, Any] = {"server_url": self.server_url, "checkpoints": self._engine.checkpoints()}
+        if session is not None:
+            data["identity"] = session.identity
+            data["roles"] = session.roles
+            if self.persist_token:
+                data["token"] = session.token
+        return data
+
+    def _save_session(self) -> None:
+        if self._session_store is None:
+            return
+        data = self._session_data()
+        self._stored = data
+        self._session_store.save(data)
+
+    def _save_checkpoints(self, checkpoints: Dict[str, Any]) -> None:
+        if self._session_store is None or self._session is None:
+            return
+        with self._lock:
+            data = self._session_data()
+            data["checkpoints"] = checkpoints
+            self._stored = data
+            self._session_store.save(data)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def clear(self) -> None:
+        """Empty the local database: cached entities, pending writes and resume checkpoints.
+
+        Live subscriptions stay and are filled again from the server.
+        """
+        self._check_open()
+        with self._lock:
+            collections = self._store.collections()
+            self._store.clear()
+            self._engine.reset_checkpoints()
+            self._engine.local_changes_applied(collections)
+            reconnect = self._session is not None and self._transport.status in (
+                ConnectionStatus.OPEN, ConnectionStatus.CONNECTING)
+        if reconnect:
+            # The server thinks this connection still holds everything it sent; a new
+            # connection makes it send every live query's results again.
+            self._transport.reconnect()
+
+    def close(self) -> None:
+        """Disconnect, stop every thread and timer, and release the local database. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._refresher.cancel()
+            self._cancel_expiry_watch()
+        self._engine.close()
+        self._transport.close(timeout=1.0)
+        if not self._dispatcher.in_dispatcher_thread:
+            self._dispatcher.close(timeout=1.0)
+        else:
+            self._dispatcher.close(timeout=0)
+        if self._http is not None:
+            self._http.close()
+        self._store.close()
+        if self._name_lock is not None:
+            self._name_lock.release()
+        _clients.discard(self)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosedError("this TriplitClient has been closed")
+
+    def __enter__(self) -> "TriplitClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        session = self._session
+        who = f" identity={session.identity}" if session is not None else ""
+        return (f"<TriplitClient {self.server_url!r} name={self.name!r} storage={self.storage}"
+                f" status={self.connection_status.value}{who}>")
+
+    def _callback_failed(self, error: BaseException) -> None:
+        log.error("a callback raised %s: %s", type(error).__name__, redact(str(error)))
+
+    # ------------------------------------------------------------------ http
+
+    @property
+    def http(self) -> Any:
+        """An :class:`~triplit_sync.http.HttpClient` that uses this session's current token."""
+        with self._lock:
+            if self._http is None:
+                from .http import HttpClient
+
+                self._http = HttpClient(self.server_url, self._current_token, schema=self._schema)
+            return self._http
+
+    def _current_token(self) -> Optional[str]:
+        session = self._session
+        return None if session is None else session.token
+
+    # ------------------------------------------------------------------ fork
+
+    def _after_fork_in_child(self) -> None:
+        """The child of a fork owns no thread and must not touch the parent's socket or files.
+
+        It keeps a private in-memory copy of the local database (the parent owns the durable
+        one and its pending writes) and connects its own socket on first use.
+        """
+        self._lock = threading.RLock()
+        self._expiry_timers = []
+        self._store = self._store.detach_after_fork()
+        self._session_store = None
+        self._name_lock = None  # the parent's lock; the child holds no files
+        self._dispatcher = Dispatcher(error_hook=self._callback_failed, name="triplit-callbacks")
+        self._stored = {}
+        self._init_engine()
+        self._engine.set_owner(self._session.identity if self._session is not None else None)
+        self._transport = self._new_transport(self._ping_interval)
+        self._refresher = TokenRefresher(self._apply_refreshed_token, self._refresh_failed)
+        self._http = None
+        session = self._session
+        if session is not None:
+            self._refresher.schedule(session.refresh_handler, session.refresh_interval, session.expires_at)
+            self._arm_expiry_watch(session)
+            self._transport.connect()
+
+
+def _check_refresh_options(handler: Optional[RefreshHandler], interval: Optional[float]) -> None:
+    if handler is not None and not callable(handler):
+        raise TypeError(f"refresh_handler must be callable, not {type(handler).__name__}")
+    if interval is not None:
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not interval > 0:
+            raise ValueError(f"refresh_interval must be a positive number of seconds, not {interval!r}")
+        if handler is None:
+            raise ValueError("refresh_interval needs a refresh_handler")
+
+
+def _add_callback(lock: Any, callbacks: List[Any], callback: Any) -> Callable[[], None]:
+    if not callable(callback):
+        raise TypeError(f"callback must be callable, not {type(callback).__name__}")
+    with lock:
+        callbacks.append(callback)
+
+    def remove() -> None:
+        with lock:
+            if callback in callbacks:
+                callbacks.remove(callback)
+
+    return remove
+
+
+def _after_fork() -> None:
+    for client in list(_clients):
+        if not client._closed:
+            try:
+                client._after_fork_in_child()
+            except Exception:  # pragma: no cover - never break the child's start
+                log.exception("could not reset %r after fork", client)
+
+
+def _close_all_at_exit() -> None:
+    for client in list(_clients):
+        try:
+            client.close()
+        except Exception:  # pragma: no cover
+            log.debug("closing %r at exit failed", client, exc_info=True)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+atexit.register(_close_all_at_exit)

@@ -1,0 +1,472 @@
+"""The data API of TriplitClient: queries, fetch policies, subscriptions, watch streams, writes.
+
+Mixed into :class:`~triplit_sync.client.TriplitClient`; it reaches the sync engine, the store
+and the schema through the client's attributes.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import threading
+import time
+from pathlib import Path
+from typing import (
+    TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Set, Tuple, Union,
+)
+
+from ._types import Changes, Document, QueryJSON
+from .errors import EntityNotFoundError, InvalidQueryError, NoActiveSessionError, TriplitTimeoutError, WriteError
+from .query import Query, compile_query
+from .schema import PLAIN, Schema
+from .store._changes import deep_merge
+from .store._outbox import merge_entry
+from .sync import QueryRunner, Subscription
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .client import TriplitClient
+
+__all__ = ["DataAPI", "RowsStream", "Transaction", "load_schema", "FETCH_POLICIES"]
+
+SchemaArg = Union[None, Schema, Mapping[str, Any], str, "os.PathLike[str]"]
+QueryArg = Union[Query, Mapping[str, Any]]
+Row = Dict[str, Any]
+
+FETCH_POLICIES = ("local-first", "local-only", "remote-first", "local-and-remote")
+
+
+def load_schema(schema: SchemaArg) -> Optional[Schema]:
+    """A Schema from a Schema, a dict in the server's JSON format, or a JSON file path."""
+    if schema is None or isinstance(schema, Schema):
+        return schema
+    if isinstance(schema, (str, os.PathLike)):
+        return Schema.from_file(Path(schema))
+    if isinstance(schema, Mapping):
+        return Schema.from_json(schema)
+    raise TypeError(f"schema must be a Schema, a dict or a file path, not {type(schema).__name__}")
+
+
+def _collection_names(value: Any, out: Set[str]) -> Set[str]:
+    if isinstance(value, Mapping):
+        name = value.get("collectionName")
+        if isinstance(name, str):
+            out.add(name)
+        for item in value.values():
+            _collection_names(item, out)
+    elif isinstance(value, list):
+        for item in value:
+            _collection_names(item, out)
+    return out
+
+
+class _Runner(QueryRunner):
+    """Evaluates queries over the client's store with its schema and session variables."""
+
+    def __init__(self, client: "TriplitClient") -> None:
+        self._client = client
+
+    def _compiled(self, query: QueryJSON) -> Any:
+        client = self._client
+        schema = client._schema.to_json() if client._schema is not None else None
+        session = client._session
+        claims = dict(session.claims) if session is not None else {}
+        return compile_query(query, schema=schema, variables={"$session": claims, "$global": {}})
+
+    def run(self, query: QueryJSON) -> Tuple[List[Document], Dict[str, Set[str]]]:
+        return self._compiled(query).run_with_dependencies(self._client._store)  # type: ignore[no-any-return]
+
+    def collections(self, query: QueryJSON) -> Set[str]:
+        return _collection_names(self._compiled(query).prepared, set())
+
+    def decode(self, query: QueryJSON, rows: List[Document]) -> List[Row]:
+        codec = self._client._codec
+        collection = query["collectionName"]
+        return [codec.decode_entity(collection, row) for row in rows]
+
+
+class DataAPI:
+    """Queries and writes. Everything here is available on :class:`TriplitClient`."""
+
+    _schema: Optional[Schema]
+
+    # ------------------------------------------------------------------ queries
+
+    @property
+    def _codec(self) -> Any:
+        return self._schema if self._schema is not None else PLAIN
+
+    def query(self, collection: str) -> Query:
+        """A query builder for ``collection``, checked against the client's schema.
+
+            rows = client.fetch(client.query("todos").where("completed", "=", False).limit(10))
+        """
+        schema = self._schema.to_json() if self._schema is not None else None
+        return Query(collection, schema=schema)
+
+    def _query_json(self, query: QueryArg) -> QueryJSON:
+        to_json = getattr(query, "to_json", None)
+        data = to_json() if callable(to_json) else query
+        if not isinstance(data, Mapping) or not isinstance(data.get("collectionName"), str):
+            raise InvalidQueryError(f"expected a Query or a CollectionQuery dict with a collectionName, got {query!r:.200}")
+        data = dict(data)
+        self._engine.runner.collections(data)  # compiles it: a bad query raises here, at the call
+        return data
+
+    def fetch(self, query: QueryArg, policy: str = "local-first", timeout: Optional[float] = None) -> List[Row]:
+        """The query's results, by ``policy``:
+
+        - ``"local-first"``: from the local database, unless the server has never answered this
+          query here (no live subscription, no checkpoint): then wait for the server;
+        - ``"local-only"``: from the local database, never the network;
+        - ``"remote-first"``: ask the server and wait for its answer;
+        - ``"local-and-remote"``: from the local database now, refreshed from the server in the
+          background, or after waiting up to ``timeout`` for the server.
+
+        ``timeout`` bounds every wait for the server (:class:`TriplitTimeoutError`). Without a
+        session (or while deliberately disconnected) ``local-first`` answers locally and
+        ``remote-first`` raises :class:`NoActiveSessionError`.
+
+            todos = client.fetch(client.query("todos").where("completed", "=", False))
+        """
+        if policy not in FETCH_POLICIES:
+            raise ValueError(f"policy must be one of {', '.join(FETCH_POLICIES)}, not {policy!r}")
+        if timeout is not None and not timeout >= 0:
+            raise ValueError(f"timeout must be a non-negative number of seconds or None, not {timeout!r}")
+        self._check_open()  # type: ignore[attr-defined]
+        q = self._query_json(query)
+        engine = self._engine
+        if policy == "local-only":
+            return self._local(q)
+        if policy == "local-first" and (engine.has_checkpoint(q) or not self._wants_connection()):
+            return self._local(q)
+        if policy == "local-and-remote":
+            if not self._wants_connection():
+                return self._local(q)
+            live = engine.hold(q)
+            if timeout is None:
+                rows = self._local(q)
+                threading.Thread(target=self._release_when_fulfilled, args=(live,),
+                                 name="triplit-fetch-refresh", daemon=True).start()
+                return rows
+            try:
+                engine.wait_fulfilled(live, timeout)
+                return self._local(q)
+            finally:
+                engine.release(live)
+        if not self._wants_connection():
+            raise NoActiveSessionError(f"a {policy} fetch needs a connection; start a session first")
+        live = engine.hold(q)
+        try:
+            if not engine.wait_fulfilled(live, timeout):
+                raise TriplitTimeoutError(f"the server did not answer the query within {timeout} s")
+            return self._local(q)
+        finally:
+            engine.release(live)
+
+    def _release_when_fulfilled(self, live: Any) -> None:
+        try:
+            self._engine.wait_fulfilled(live, 60.0)
+        except Exception:
+            pass  # the query's own error reached whoever subscribed; this was only a refresh
+        finally:
+            self._engine.release(live)
+
+    def _local(self, q: QueryJSON) -> List[Row]:
+        rows = self._engine.run_local(q)
+        return self._engine.runner.decode(q, rows)
+
+    def _wants_connection(self) -> bool:
+        from .transport import ConnectionStatus
+
+        return self._session is not None and self._transport.status in (  # type: ignore[attr-defined]
+            ConnectionStatus.CONNECTING, ConnectionStatus.OPEN)
+
+    def fetch_one(self, query: QueryArg, policy: str = "local-first", timeout: Optional[float] = None) -> Optional[Row]:
+        """The first result of ``query`` or ``None``."""
+        q = self._query_json(query)
+        q["limit"] = 1
+        rows = self.fetch(q, policy, timeout)
+        return rows[0] if rows else None
+
+    def fetch_by_id(self, collection: str, entity_id: str, policy: str = "local-first",
+                    timeout: Optional[float] = None) -> Optional[Row]:
+        """The entity with ``entity_id`` or ``None``.
+
+            todo = client.fetch_by_id("todos", "t1")
+        """
+        if not isinstance(entity_id, str):
+            raise TypeError(f"entity_id must be a string, not {type(entity_id).__name__}")
+        return self.fetch_one({"collectionName": collection, "where": [["id", "=", entity_id]]}, policy, timeout)
+
+    def subscribe(
+        self,
+        query: QueryArg,
+        on_results: Callable[[List[Row]], Any],
+        on_error: Optional[Callable[[BaseException], Any]] = None,
+        *,
+        local_only: bool = False,
+        on_remote_fulfilled: Optional[Callable[[], Any]] = None,
+    ) -> Subscription:
+        """Call ``on_results(rows)`` on the callback thread now (if there are local results) and
+        whenever the results change. ``on_error`` gets a :class:`QueryError` if the server cannot
+        run the query; ``on_remote_fulfilled`` is called when the server has answered.
+
+            with client.subscribe(client.query("todos"), lambda rows: print(len(rows))):
+                ...
+        """
+        if not callable(on_results):
+            raise TypeError("on_results must be callable")
+        for label, cb in (("on_error", on_error), ("on_remote_fulfilled", on_remote_fulfilled)):
+            if cb is not None and not callable(cb):
+                raise TypeError(f"{label} must be callable")
+        self._check_open()  # type: ignore[attr-defined]
+        return self._engine.subscribe(self._query_json(query), on_results, on_error, local_only=local_only,
+                                      on_remote_fulfilled=on_remote_fulfilled)
+
+    def watch(self, query: QueryArg, *, timeout: Optional[float] = None, local_only: bool = False) -> "RowsStream":
+        """Live results as a blocking iterator, for scripts and notebooks.
+
+            with client.watch(client.query("todos"), timeout=30) as rows_stream:
+                for rows in rows_stream:
+                    print(len(rows))
+
+        Each step waits for the next change (at most ``timeout`` seconds, then
+        :class:`TriplitTimeoutError`); if several changes arrive meanwhile, only the latest
+        rows are yielded.
+        """
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
+        return RowsStream(self, self._query_json(query), timeout, local_only)
+
+    # ------------------------------------------------------------------ writes
+
+    def insert(self, collection: str, entity: Mapping[str, Any]) -> Row:
+        """Insert an entity (defaults filled, an id generated if missing); returns it.
+
+        Optimistic: local queries see it at once; it is durable in the outbox before this
+        returns and is sent to the server in the background (see :meth:`wait_for_sync`).
+
+            todo = client.insert("todos", {"text": "buy milk"})
+        """
+        with self.transact() as tx:
+            return tx.insert(collection, entity)
+
+    def update(self, collection: str, entity_id: str,
+               changes: Union[Mapping[str, Any], Callable[[Dict[str, Any]], Any]]) -> None:
+        """Update an entity with a dict patch, or with a function that edits a mutable copy.
+
+            client.update("todos", todo_id, {"completed": True})
+            client.update("todos", todo_id, lambda todo: todo["tags"].add("urgent"))
+
+        A dict patch is sent even if the entity is not in the local database (the server
+        ignores updates to entities it does not have); a function needs the entity locally.
+        """
+        with self.transact() as tx:
+            tx.update(collection, entity_id, changes)
+
+    def delete(self, collection: str, entity_id: str) -> None:
+        """Delete an entity (optimistically, like every write)."""
+        with self.transact() as tx:
+            tx.delete(collection, entity_id)
+
+    def transact(self) -> "Transaction":
+        """Several writes sent as one batch; nothing is written if the block raises.
+
+            with client.transact() as tx:
+                list_ = tx.insert("lists", {"name": "groceries"})
+                tx.insert("todos", {"text": "milk", "list_id": list_["id"]})
+        """
+        self._check_open()  # type: ignore[attr-defined]
+        return Transaction(self)
+
+    def wait_for_sync(self, timeout: Optional[float] = None) -> None:
+        """Block until every pending write of this session is acknowledged by the server.
+
+        Raises :class:`WriteError` (server error name, message and the rejected ``changes``)
+        if the server rejected a batch since the last call, :class:`TriplitTimeoutError` on
+        timeout. Rejected writes are rolled back locally and never retried.
+        """
+        if timeout is not None and not timeout >= 0:
+            raise ValueError(f"timeout must be a non-negative number of seconds or None, not {timeout!r}")
+        if not self._engine.wait_for_sync(timeout):
+            raise TriplitTimeoutError(f"pending writes were not acknowledged within {timeout} s")
+
+    def pending_changes(self) -> List[Dict[str, Any]]:
+        """What waits for the server, oldest first: ``[{"owner", "changes", "in_flight"}]``."""
+        return [{"owner": e.owner, "changes": e.changes, "in_flight": e.inflight}
+                for e in self._store.pending_changes()]  # type: ignore[attr-defined]
+
+    def on_sync_error(self, callback: Callable[[WriteError], Any]) -> Callable[[], None]:
+        """Call ``callback(WriteError)`` on the callback thread when the server rejects writes.
+        Returns a function that removes the callback."""
+        if not callable(callback):
+            raise TypeError("callback must be callable")
+        return self._engine.on_sync_error(callback)
+
+    def clear_pending_changes(self, collection: Optional[str] = None, entity_id: Optional[str] = None) -> None:
+        """Drop writes that have not been sent yet: all, a collection's, or one entity's."""
+        if entity_id is not None and collection is None:
+            raise ValueError("clear_pending_changes(entity_id=...) needs the collection too")
+        self._engine.clear_pending(collection, entity_id)
+
+
+class Transaction:
+    """Writes collected by :meth:`DataAPI.transact`, stored and sent together on exit."""
+
+    def __init__(self, client: DataAPI) -> None:
+        self._client = client
+        self._changes: Changes = {}
+        self._done = False
+
+    def _visible(self, collection: str, entity_id: str) -> Optional[Document]:
+        entry = self._changes.get(collection)
+        base = self._client._store.get(collection, entity_id)  # type: ignore[attr-defined]
+        if entry is None:
+            return base
+        if entity_id in entry["deletes"]:
+            base = None
+        patch = entry["sets"].get(entity_id)
+        if patch is None:
+            return base
+        if base is None:
+            return patch if "id" in patch else None
+        return deep_merge(base, patch)
+
+    def _add(self, collection: str, entity_id: str, delete: bool, patch: Optional[Document]) -> None:
+        if self._done:
+            raise InvalidQueryError("this transaction has ended")
+        entry = self._changes.setdefault(collection, {"sets": {}, "deletes": set()})
+        pending = (entry["sets"].get(entity_id), entity_id in entry["deletes"])
+        store = self._client._store  # type: ignore[attr-defined]
+        new_set, new_delete = merge_entry(pending, delete, patch,
+                                          lambda: store.get(collection, entity_id) is not None)
+        if new_set is None:
+            entry["sets"].pop(entity_id, None)
+        else:
+            entry["sets"][entity_id] = new_set
+        if new_delete:
+            entry["deletes"].add(entity_id)
+        else:
+            entry["deletes"].discard(entity_id)
+
+    def insert(self, collection: str, entity: Mapping[str, Any]) -> Row:
+        codec = self._client._codec
+        doc = codec.encode_entity(collection, entity)
+        self._add(collection, doc["id"], False, doc)
+        return codec.decode_entity(collection, doc)  # type: ignore[no-any-return]
+
+    def update(self, collection: str, entity_id: str,
+               changes: Union[Mapping[str, Any], Callable[[Dict[str, Any]], Any]]) -> None:
+        if not isinstance(entity_id, str):
+            raise TypeError(f"entity_id must be a string, not {type(entity_id).__name__}")
+        codec = self._client._codec
+        current = self._visible(collection, entity_id)
+        if callable(changes):
+            if current is None:
+                raise EntityNotFoundError(f"no entity {entity_id!r} in collection {collection!r} to update")
+            before = codec.decode_entity(collection, current)
+            after = copy.deepcopy(before)
+            returned = changes(after)
+            if isinstance(returned, dict):
+                after = returned
+            patch = _diff(before, after)
+            if "id" in patch:
+                raise InvalidQueryError(f"cannot change the id of {collection!r} entity {entity_id!r}")
+            if not patch:
+                return
+        elif isinstance(changes, Mapping):
+            patch = dict(changes)
+            if patch.get("id", entity_id) != entity_id:
+                raise InvalidQueryError(f"cannot change the id of {collection!r} entity {entity_id!r}")
+            patch.pop("id", None)
+        else:
+            raise TypeError(f"changes must be a dict or a function, not {type(changes).__name__}")
+        encoded = codec.encode_entity(collection, patch, partial=True, current=current)
+        self._add(collection, entity_id, False, encoded)
+
+    def delete(self, collection: str, entity_id: str) -> None:
+        if not isinstance(entity_id, str):
+            raise TypeError(f"entity_id must be a string, not {type(entity_id).__name__}")
+        if self._client._schema is not None and not self._client._schema.has_collection(collection):
+            raise InvalidQueryError(f"unknown collection {collection!r}")
+        self._add(collection, entity_id, True, None)
+
+    def __enter__(self) -> "Transaction":
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        self._done = True
+        if exc_type is None and self._changes:
+            self._client._engine.write(self._changes)  # type: ignore[attr-defined]
+
+
+def _diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> Dict[str, Any]:
+    """The patch that turns ``before`` into ``after`` (records diffed key by key; removed -> None)."""
+    patch: Dict[str, Any] = {}
+    for key, value in after.items():
+        old = before.get(key, _MISSING)
+        if old is _MISSING or old != value:
+            if isinstance(old, dict) and isinstance(value, dict):
+                patch[key] = _diff(old, value)
+            else:
+                patch[key] = value
+    for key in before:
+        if key not in after:
+            patch[key] = None
+    return patch
+
+
+_MISSING = object()
+
+
+class RowsStream:
+    """The iterator returned by :meth:`DataAPI.watch`; close it (or leave ``with``) to stop."""
+
+    def __init__(self, client: DataAPI, query: QueryJSON, timeout: Optional[float], local_only: bool) -> None:
+        self._cond = threading.Condition()
+        self._latest: Optional[List[Row]] = None
+        self._error: Optional[BaseException] = None
+        self._closed = False
+        self.timeout = timeout
+        self._subscription = client.subscribe(query, self._on_results, self._on_error, local_only=local_only)
+
+    def _on_results(self, rows: List[Row]) -> None:
+        with self._cond:
+            self._latest = rows
+            self._cond.notify_all()
+
+    def _on_error(self, error: BaseException) -> None:
+        with self._cond:
+            self._error = error
+            self._cond.notify_all()
+
+    def __iter__(self) -> Iterator[List[Row]]:
+        return self
+
+    def __next__(self) -> List[Row]:
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        with self._cond:
+            while True:
+                if self._error is not None:
+                    raise self._error
+                if self._latest is not None:
+                    rows, self._latest = self._latest, None
+                    return rows
+                if self._closed:
+                    raise StopIteration
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TriplitTimeoutError(f"no new results within {self.timeout} s")
+                self._cond.wait(0.25 if remaining is None else min(remaining, 0.25))
+
+    def close(self) -> None:
+        self._subscription.unsubscribe()
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def __enter__(self) -> "RowsStream":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

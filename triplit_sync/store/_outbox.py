@@ -1,0 +1,380 @@
+"""The outbox (PROTOCOL.md §6): pending writes per owner, the one in-flight batch, merging rules.
+
+A *segment* is a run of pending writes by one owner (an identity key chosen by the session
+layer). Writes by the same owner merge into the last segment; a write by a different owner starts
+a new segment, so reads keep the real order of writes across owners. Promoting an owner's
+segments makes the in-flight batch, which sits below every pending segment.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, NamedTuple, Optional, Set, Tuple
+
+from .._types import Changes, Document, Timestamp
+from ._changes import (
+    check_changes,
+    check_doc,
+    check_ids,
+    check_owner,
+    check_timestamp,
+    copy_changes,
+    copy_doc,
+    deep_merge,
+)
+from ._writes import Writes
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["OutboxEntry", "Segment", "OutboxMixin", "merge_entry"]
+
+Entry = Tuple[Optional[Document], bool]
+"""One entity's state inside an outbox segment: (pending set or None, pending delete)."""
+
+
+def merge_entry(
+    entry: Entry,
+    delete: bool,
+    patch: Optional[Document],
+    visible_below: Callable[[], bool],
+) -> Entry:
+    """Merge one entity's new local write (a delete, then a set) into its outbox entry.
+
+    - a later set deep-merges into an earlier one;
+    - a delete replaces a pending update;
+    - a delete of a pending insert cancels both, unless the entity is visible *below* this
+      outbox segment (cache, in-flight batch, earlier segments): then the "insert" was really an
+      upsert of an existing entity and the delete must still reach the server;
+    - a set after a delete keeps both (the server deletes, then re-creates); an update (a set
+      without ``id``) after a delete is dropped, as the server would ignore it.
+    """
+    pending_set, pending_delete = entry
+    if delete:
+        if pending_set is not None and "id" in pending_set and not pending_delete and not visible_below():
+            pending_set, pending_delete = None, False
+        else:
+            pending_set, pending_delete = None, True
+    if patch is not None and not (delete and "id" not in patch):
+        pending_set = patch if pending_set is None else deep_merge(pending_set, patch)
+        if pending_delete and "id" not in pending_set:
+            # dead on the server (the entity is gone by then); kept, it would leak into a later re-insert
+            pending_set = None
+    return pending_set, pending_delete
+
+
+class OutboxEntry(NamedTuple):
+    """One group of writes waiting for the server: the in-flight batch or a pending segment."""
+
+    owner: str
+    changes: Changes
+    inflight: bool
+
+
+class Segment:
+    """One owner's run of writes: ``changes`` in the Changes shape, at most one entry per entity."""
+
+    __slots__ = ("sid", "owner", "changes")
+
+    def __init__(self, sid: int, owner: str, changes: Optional[Changes] = None) -> None:
+        self.sid = sid  # orders segments in the database: in-flight < pending, older < newer
+        self.owner = owner
+        self.changes: Changes = changes if changes is not None else {}
+
+    def entry(self, collection: str, entity_id: str) -> Entry:
+        c = self.changes.get(collection)
+        if c is None:
+            return None, False
+        return c["sets"].get(entity_id), entity_id in c["deletes"]
+
+    def put(self, collection: str, entity_id: str, entry: Entry) -> None:
+        pending_set, pending_delete = entry
+        c = self.changes.get(collection)
+        if c is None:
+            if pending_set is None and not pending_delete:
+                return
+            c = self.changes[collection] = {"sets": {}, "deletes": set()}
+        if pending_set is None:
+            c["sets"].pop(entity_id, None)
+        else:
+            c["sets"][entity_id] = pending_set
+        if pending_delete:
+            c["deletes"].add(entity_id)
+        else:
+            c["deletes"].discard(entity_id)
+        if not c["sets"] and not c["deletes"]:
+            del self.changes[collection]
+
+    def rows(self) -> Iterable[Tuple[str, str, Optional[Document], bool]]:
+        for coll, c in self.changes.items():
+            for eid in c["deletes"]:
+                yield coll, eid, c["sets"].get(eid), True
+            for eid, doc in c["sets"].items():
+                if eid not in c["deletes"]:
+                    yield coll, eid, doc, False
+
+
+_Staged = List[Tuple[str, Dict[str, Document], Set[str]]]
+
+
+class OutboxMixin:
+    """The outbox half of :class:`~triplit_sync.store.base.LocalStore` (state and helpers live there)."""
+
+    if TYPE_CHECKING:  # provided by LocalStore
+        _lock: threading.RLock
+        _cache: Dict[str, Dict[str, Document]]
+        _inflight: Optional[Segment]
+        _pending: List[Segment]
+
+        def _check_open(self) -> None: ...
+        def _layers(self) -> List[Segment]: ...
+        def _persist(self, writes: Writes) -> None: ...
+        def _stage_server(self, changes: Changes, what: str) -> Tuple[_Staged, Set[str]]: ...
+        def _commit_entities(self, staged: _Staged, timestamp: Timestamp) -> None: ...
+
+        @staticmethod
+        def _overlay(collection: str, entity_id: str, doc: Optional[Document],
+                     layers: Iterable[Segment]) -> Optional[Document]: ...
+
+        @staticmethod
+        def _entity_writes(writes: Writes, staged: _Staged, timestamp: Timestamp) -> None: ...
+
+    def add_local_changes(self, changes: Changes, owner: str) -> Set[str]:
+        """Queue local writes of ``owner``; durable before it returns. Returns the collections written.
+
+        Merged per entity into the owner's latest pending writes (PROTOCOL.md §6.1): later sets
+        deep-merge into earlier ones; a delete replaces a pending update; a delete of a pending
+        insert cancels both unless the entity also exists below it (cache or earlier writes), in
+        which case the delete is kept; a set after a delete keeps both.
+
+        >>> new = {"todos": {"sets": {"t2": {"id": "t2", "done": False}}, "deletes": set()}}
+        >>> store.add_local_changes(new, owner="alice")  # doctest: +SKIP
+        {'todos'}
+        """
+        check_owner(owner)
+        check_changes(changes, "add_local_changes")
+        # validate and copy outside the lock: user documents may be large
+        incoming: List[Tuple[str, Set[str], Dict[str, Document]]] = []
+        for coll, cc in changes.items():
+            deletes = check_ids(coll, cc.get("deletes") or (), "add_local_changes")
+            sets: Dict[str, Document] = {}
+            for eid, doc in (cc.get("sets") or {}).items():
+                check_doc(coll, eid, doc, "add_local_changes")
+                sets[eid] = copy_doc(coll, eid, doc, "add_local_changes")
+            if deletes or sets:
+                incoming.append((coll, deletes, sets))
+        with self._lock:
+            self._check_open()
+            if not incoming:
+                return set()
+            if self._pending and self._pending[-1].owner == owner:
+                seg = self._pending[-1]
+                below = self._layers()[:-1]
+                new_segment = False
+            else:
+                seg = Segment(self._next_sid(), owner)
+                below = self._layers()
+                new_segment = True
+            staged: Dict[Tuple[str, str], Entry] = {}
+            for coll, deletes, sets in incoming:
+                cache = self._cache.get(coll) or {}
+                for eid in deletes | sets.keys():
+                    staged[(coll, eid)] = merge_entry(
+                        seg.entry(coll, eid),
+                        eid in deletes,
+                        sets.get(eid),
+                        lambda: self._overlay(coll, eid, cache.get(eid), below) is not None,  # noqa: B023
+                    )
+            writes = Writes()
+            writes.outbox_rows = [
+                (seg.sid, owner, False, coll, eid, pending_set, pending_delete)
+                for (coll, eid), (pending_set, pending_delete) in staged.items()
+            ]
+            self._persist(writes)
+            for (coll, eid), entry in staged.items():
+                seg.put(coll, eid, entry)
+            if new_segment and seg.changes:
+                self._pending.append(seg)
+            elif not new_segment and not seg.changes:
+                self._pending.pop()
+            return {coll for coll, _, _ in incoming}
+
+    def _next_sid(self) -> int:
+        sids = [seg.sid for seg in self._layers()]
+        return max(sids) + 1 if sids else 1
+
+    def next_batch(self, owner: str) -> Optional[Changes]:
+        """The batch to send now for ``owner``, or ``None``.
+
+        If a batch is in flight it is returned again (to re-send after a reconnect), but only to
+        its own owner: ``None`` for anyone else (see :meth:`requeue_inflight`). Otherwise all of
+        ``owner``'s pending writes are merged into a new in-flight batch, durably. Other owners'
+        pending writes stay pending and overlay it in reads, as the server will apply them later.
+        """
+        check_owner(owner)
+        with self._lock:
+            self._check_open()
+            if self._inflight is not None:
+                return copy_changes(self._inflight.changes) if self._inflight.owner == owner else None
+            mine = [seg for seg in self._pending if seg.owner == owner]
+            if not mine:
+                return None
+            sids = [seg.sid for seg in self._pending]
+            batch = Segment(min(sids) - 1, owner)
+            for seg in mine:
+                for coll, eid, pending_set, pending_delete in list(seg.rows()):
+                    cache = self._cache.get(coll) or {}
+                    batch.put(coll, eid, merge_entry(
+                        batch.entry(coll, eid), pending_delete, pending_set,
+                        lambda: eid in cache,  # noqa: B023
+                    ))
+            writes = Writes()
+            writes.segment_deletes = [seg.sid for seg in mine]
+            writes.outbox_rows = [
+                (batch.sid, owner, True, coll, eid, doc, deleted) for coll, eid, doc, deleted in batch.rows()
+            ]
+            self._persist(writes)
+            self._pending = [seg for seg in self._pending if seg.owner != owner]
+            if not batch.changes:
+                return None
+            self._inflight = batch
+            return copy_changes(batch.changes)
+
+    def inflight(self) -> Optional[Tuple[str, Changes]]:
+        """``(owner, changes)`` of the batch on the wire, or ``None``."""
+        with self._lock:
+            self._check_open()
+            if self._inflight is None:
+                return None
+            return self._inflight.owner, copy_changes(self._inflight.changes)
+
+    def ack_inflight(self, timestamp: Timestamp) -> Set[str]:
+        """The server committed the in-flight batch under ``timestamp`` (CHANGES_ACK).
+
+        Applies it to the cache as server data and clears it, in one transaction. Returns the
+        collections whose cache changed (reads already showed the batch, so views rarely change).
+        Without a batch in flight: nothing happens and an empty set is returned.
+        """
+        ts = check_timestamp(timestamp)
+        with self._lock:
+            self._check_open()
+            seg = self._inflight
+            if seg is None:
+                logger.warning("ack_inflight: no batch in flight; ignoring the ack")
+                return set()
+            staged, changed = self._stage_server(seg.changes, "ack_inflight")
+            writes = Writes()
+            self._entity_writes(writes, staged, ts)
+            writes.segment_deletes = [seg.sid]
+            self._persist(writes)
+            self._commit_entities(staged, ts)
+            self._inflight = None
+            return changed
+
+    def reject_inflight(self) -> Optional[Changes]:
+        """Drop the in-flight batch (its optimistic effect leaves reads) and return it, or ``None``."""
+        with self._lock:
+            self._check_open()
+            seg = self._inflight
+            if seg is None:
+                return None
+            writes = Writes()
+            writes.segment_deletes = [seg.sid]
+            self._persist(writes)
+            self._inflight = None
+            return seg.changes
+
+    def requeue_inflight(self) -> bool:
+        """Turn the in-flight batch back into its owner's oldest pending writes (nothing is lost).
+
+        For a batch that must not be re-sent as is: rejected writes kept for a retry (the JS
+        policy), or a batch whose owner is not the current identity. Returns whether there was one.
+        """
+        with self._lock:
+            self._check_open()
+            seg = self._inflight
+            if seg is None:
+                return False
+            writes = Writes()
+            writes.segment_flags = [(seg.sid, False)]
+            self._persist(writes)
+            self._inflight = None
+            self._pending.insert(0, seg)  # its sid is below every pending one
+            return True
+
+    def adopt_pending(self, from_owner: str, to_owner: str) -> bool:
+        """Give ``from_owner``'s pending writes to ``to_owner`` (writes made before any session
+        belong to the first session that starts). Returns whether there were any."""
+        check_owner(to_owner)
+        with self._lock:
+            self._check_open()
+            segments = [seg for seg in self._pending if seg.owner == from_owner]
+            if not segments or from_owner == to_owner:
+                return False
+            writes = Writes()
+            for seg in segments:
+                writes.outbox_rows.extend(
+                    (seg.sid, to_owner, False, coll, eid, doc, delete) for coll, eid, doc, delete in seg.rows())
+            self._persist(writes)
+            for seg in segments:
+                seg.owner = to_owner
+            return True
+
+    def pending_changes(self, owner: Optional[str] = None) -> List[OutboxEntry]:
+        """Everything not yet acknowledged, oldest first: the in-flight batch, then pending writes.
+
+        Each :class:`OutboxEntry` is ``(owner, changes, inflight)``; ``owner`` filters.
+        """
+        with self._lock:
+            self._check_open()
+            out = []
+            for seg in self._layers():
+                if owner is None or seg.owner == owner:
+                    out.append(OutboxEntry(seg.owner, copy_changes(seg.changes), seg is self._inflight))
+            return out
+
+    def has_pending(self, owner: Optional[str] = None) -> bool:
+        """Whether anything (pending or in flight; of ``owner`` if given) awaits the server."""
+        with self._lock:
+            self._check_open()
+            return any(owner is None or seg.owner == owner for seg in self._layers())
+
+    def clear_pending(
+        self, collection: Optional[str] = None, entity_id: Optional[str] = None, owner: Optional[str] = None
+    ) -> Set[str]:
+        """Drop pending (not in-flight) writes: all, one collection's, or one entity's; of ``owner`` if given.
+
+        Reads fall back to the cache (and the in-flight batch). The in-flight batch is not touched:
+        it is already on the wire; resolve it with :meth:`ack_inflight`, :meth:`reject_inflight` or
+        :meth:`requeue_inflight`. Returns the collections whose pending writes were dropped.
+        """
+        if entity_id is not None and collection is None:
+            raise ValueError(f"clear_pending: entity_id {entity_id!r} needs a collection")
+        with self._lock:
+            self._check_open()
+            segs = [seg for seg in self._pending if owner is None or seg.owner == owner]
+            writes = Writes()
+            touched: Set[str] = set()
+            staged: List[Tuple[Segment, str, str]] = []
+            for seg in segs:
+                if collection is None:
+                    touched.update(seg.changes)
+                    writes.segment_deletes.append(seg.sid)
+                    continue
+                c = seg.changes.get(collection)
+                if c is None:
+                    continue
+                ids = (set(c["sets"]) | c["deletes"]) if entity_id is None else {entity_id}
+                for eid in ids:
+                    if seg.entry(collection, eid) != (None, False):
+                        staged.append((seg, collection, eid))
+                        writes.outbox_rows.append((seg.sid, seg.owner, False, collection, eid, None, False))
+                        touched.add(collection)
+            if not writes.segment_deletes and not writes.outbox_rows:
+                return set()
+            self._persist(writes)
+            for seg, coll, eid in staged:
+                seg.put(coll, eid, (None, False))
+            dropped = set(writes.segment_deletes)
+            self._pending = [seg for seg in self._pending if seg.sid not in dropped and seg.changes]
+            return touched

@@ -1,0 +1,349 @@
+"""SqliteStore: the LocalStore, persisted in one SQLite file (stdlib sqlite3).
+
+The in-memory state of :class:`LocalStore` stays the read path (queries scan Python dicts);
+SQLite is the durable copy, written in one transaction per store operation and read back
+whole on open.
+
+Settings and why:
+- ``journal_mode=WAL`` + ``synchronous=NORMAL``: a commit is an append to the WAL without an
+  fsync, so a killed process loses nothing committed and a half-done transaction leaves no trace
+  (a power cut may lose the last commits, never tear one).
+- ``locking_mode=EXCLUSIVE``, taken at open: the in-memory state is only right while no one
+  else writes the file, so a second store on the same file (in any process) fails at open with
+  :class:`~triplit_sync.errors.StorageLockedError`. The lock dies with the process.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, NoReturn, Optional, Set, Tuple, Union
+
+from .._types import Document
+from ..errors import StorageCorruptError, StorageLockedError, TriplitError
+from ._changes import dumps, loads
+from ._outbox import Segment
+from ._writes import Writes
+from .base import LocalStore
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SqliteStore", "DB_FILENAME"]
+
+DB_FILENAME = "cache.sqlite"
+
+_SCHEMA_VERSION = 1
+_APPLICATION_ID = 0x54535943  # "TSYC": marks the file as a triplit_sync cache
+_FILE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
+_BUSY_TIMEOUT_S = 1.0
+
+_SCHEMA = (
+    """CREATE TABLE entities (
+        collection TEXT NOT NULL, id TEXT NOT NULL, doc BLOB NOT NULL, ts TEXT NOT NULL,
+        PRIMARY KEY (collection, id)) WITHOUT ROWID""",
+    """CREATE TABLE outbox (
+        segment INTEGER NOT NULL, owner TEXT NOT NULL, inflight INTEGER NOT NULL,
+        collection TEXT NOT NULL, id TEXT NOT NULL, doc BLOB, deleted INTEGER NOT NULL,
+        PRIMARY KEY (segment, collection, id)) WITHOUT ROWID""",
+    """CREATE TABLE query_ids (
+        query_id TEXT NOT NULL, collection TEXT NOT NULL, id TEXT NOT NULL,
+        PRIMARY KEY (query_id, collection, id)) WITHOUT ROWID""",
+    """CREATE TABLE meta (key TEXT NOT NULL PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID""",
+)
+_TABLES = {"entities", "outbox", "query_ids", "meta"}
+
+
+def _is_locked(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while loading: tens of thousands of new dicts would otherwise trigger
+    repeated full collections (a third of the load time) that can't free anything."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def resolve_db_path(path: Union[str, "os.PathLike[str]"]) -> Path:
+    """The database file for ``path``: the file itself if it ends in .sqlite/.sqlite3/.db and is not
+    a folder, else ``<path>/cache.sqlite``."""
+    p = Path(path).expanduser()
+    if p.suffix.lower() in _FILE_SUFFIXES and not p.is_dir():
+        return p
+    return p / DB_FILENAME
+
+
+class SqliteStore(LocalStore):
+    """A durable :class:`~triplit_sync.store.base.LocalStore` in one SQLite file.
+
+    ``path`` is a folder (the file ``cache.sqlite`` in it is used; a missing folder is created
+    with mode 0700) or a file path ending in ``.sqlite``, ``.sqlite3`` or ``.db``. A new database
+    file is created with mode 0600.
+
+    Raises at open:
+      - :class:`~triplit_sync.errors.StorageLockedError` if another store (in this or another
+        process) has the file open;
+      - :class:`~triplit_sync.errors.StorageCorruptError` if the file
+        is unreadable, not an SQLite database, not a triplit_sync cache, or holds malformed rows.
+        The message names the file; moving it aside and opening again starts fresh.
+
+    >>> with SqliteStore(tmp_path / "myclient") as store:  # doctest: +SKIP
+    ...     store.set_meta("k", 1)
+    """
+
+    def __init__(self, path: Union[str, "os.PathLike[str]"]) -> None:
+        super().__init__()
+        self.path: Path = resolve_db_path(path)
+        self._conn: Optional[sqlite3.Connection] = None
+        self._prepare_files()
+        conn = self._connect()
+        try:
+            self._load(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    # --- opening ------------------------------------------------------------------------------
+
+    def _corrupt(self, problem: str, exc: Optional[BaseException] = None) -> NoReturn:
+        detail = f": {exc}" if exc is not None else ""
+        raise StorageCorruptError(
+            f"local database {self.path} cannot be used ({problem}{detail}); move it aside to start fresh",
+            path=str(self.path),
+        ) from exc
+
+    def _prepare_files(self) -> None:
+        folder = self.path.parent
+        if not folder.exists():
+            try:
+                os.makedirs(folder, mode=0o700, exist_ok=True)
+                os.chmod(folder, 0o700)  # makedirs' mode is filtered by the umask
+            except OSError as exc:
+                raise TriplitError(f"cannot create the local database folder {folder}: {exc}") from exc
+        if not self.path.exists():
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+                os.close(fd)
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise TriplitError(f"cannot create the local database {self.path}: {exc}") from exc
+        elif not self.path.is_file():
+            self._corrupt("not a regular file")
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                str(self.path), timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            self._corrupt("cannot open", exc)
+        try:
+            conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                logger.warning("local database %s: journal_mode is %s, not wal", self.path, mode)
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("BEGIN EXCLUSIVE")  # takes the lock now, and keeps it (locking_mode)
+            self._ensure_schema(conn)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.close()
+            if _is_locked(exc):
+                raise StorageLockedError(
+                    f"local database {self.path} is in use by another store or process"
+                ) from exc
+            self._corrupt("not a readable SQLite database", exc)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not tables and version == 0 and app_id == 0:
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            return
+        if app_id != _APPLICATION_ID:
+            self._corrupt(f"not a triplit_sync cache (application_id {app_id})")
+        if version != _SCHEMA_VERSION:
+            self._corrupt(f"cache format {version}, this version reads format {_SCHEMA_VERSION}")
+        if not _TABLES <= tables:
+            self._corrupt(f"missing tables {sorted(_TABLES - tables)}")
+
+    def _load(self, conn: sqlite3.Connection) -> None:
+        try:
+            with _gc_paused():
+                self._load_entities(conn)
+            self._load_outbox(conn)
+            self._load_query_ids(conn)
+            self._meta = {key: bytes(value) for key, value in conn.execute("SELECT key, value FROM meta")}
+        except sqlite3.Error as exc:
+            self._corrupt("unreadable rows", exc)
+        except (ValueError, TypeError, KeyError) as exc:  # bad JSON or bad shapes inside rows
+            self._corrupt("malformed rows", exc)
+
+    def _load_entities(self, conn: sqlite3.Connection) -> None:
+        cache: Dict[str, Dict[str, Document]] = {}
+        stamps: Dict[str, Dict[str, Any]] = {}
+        parsed_ts: Dict[str, Any] = {}  # one list per distinct timestamp: most rows share a few
+        docs: Dict[str, Document] = {}
+        tss: Dict[str, Any] = {}
+        current = None
+        for coll, eid, raw, ts_text in conn.execute("SELECT collection, id, doc, ts FROM entities"):
+            if coll != current:
+                current = coll
+                docs = cache.setdefault(coll, {})
+                tss = stamps.setdefault(coll, {})
+            doc = docs[eid] = loads(raw)
+            if type(doc) is not dict:
+                raise TypeError(f"entity {coll}/{eid} is not an object")
+            ts = parsed_ts.get(ts_text)
+            if ts is None:
+                ts = parsed_ts[ts_text] = loads(ts_text)
+            tss[eid] = ts
+        self._cache = cache
+        self._timestamps = stamps
+
+    def _load_outbox(self, conn: sqlite3.Connection) -> None:
+        segments: Dict[int, Segment] = {}
+        inflight: Optional[Segment] = None
+        for sid, owner, is_inflight, coll, eid, raw, deleted in conn.execute(
+            "SELECT segment, owner, inflight, collection, id, doc, deleted FROM outbox ORDER BY segment"
+        ):
+            seg = segments.get(sid)
+            if seg is None:
+                seg = segments[sid] = Segment(sid, owner)
+                if is_inflight:
+                    if inflight is not None:
+                        raise ValueError("two in-flight batches in the outbox")
+                    inflight = seg
+            doc = None if raw is None else loads(raw)
+            if doc is not None and type(doc) is not dict:
+                raise TypeError(f"outbox entry {coll}/{eid} is not an object")
+            seg.put(coll, eid, (doc, bool(deleted)))
+        self._inflight = inflight
+        self._pending = [seg for seg in segments.values() if seg is not inflight and seg.changes]
+
+    def _load_query_ids(self, conn: sqlite3.Connection) -> None:
+        out: Dict[str, Dict[str, Set[str]]] = {}
+        for qid, coll, eid in conn.execute("SELECT query_id, collection, id FROM query_ids"):
+            out.setdefault(qid, {}).setdefault(coll, set()).add(eid)
+        self._query_ids = out
+
+    # --- writing ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _entity_rows(
+        coll: str, docs: Dict[str, Document], ts_text: str
+    ) -> Iterator[Tuple[str, str, bytes, str]]:
+        for eid, doc in docs.items():
+            yield coll, eid, dumps(doc), ts_text
+
+    def _persist(self, writes: Writes) -> None:
+        conn = self._conn
+        if conn is None:  # pragma: no cover - _persist is never reached before open or after close
+            raise TriplitError(f"local database {self.path} is not open")
+        try:
+            conn.execute("BEGIN")
+            try:
+                self._write(conn, writes)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise TriplitError(f"writing the local database {self.path} failed: {exc}") from exc
+
+    def _write(self, conn: sqlite3.Connection, w: Writes) -> None:
+        if w.clear:
+            for table in sorted(_TABLES):
+                conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+        if w.entity_deletes or w.entity_puts:
+            ts_text = dumps(w.timestamp).decode("utf-8")
+            for coll, ids in w.entity_deletes:
+                conn.executemany(
+                    "DELETE FROM entities WHERE collection = ? AND id = ?", [(coll, eid) for eid in ids]
+                )
+            for coll, docs in w.entity_puts:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO entities (collection, id, doc, ts) VALUES (?, ?, ?, ?)",
+                    self._entity_rows(coll, docs, ts_text),
+                )
+        if w.segment_deletes:
+            conn.executemany("DELETE FROM outbox WHERE segment = ?", [(sid,) for sid in w.segment_deletes])
+        if w.outbox_rows:
+            upserts: List[Tuple[Any, ...]] = []
+            removals: List[Tuple[Any, ...]] = []
+            for sid, owner, inflight, coll, eid, doc, deleted in w.outbox_rows:
+                if doc is None and not deleted:
+                    removals.append((sid, coll, eid))
+                else:
+                    raw = None if doc is None else dumps(doc)
+                    upserts.append((sid, owner, int(inflight), coll, eid, raw, int(deleted)))
+            if removals:
+                conn.executemany(
+                    "DELETE FROM outbox WHERE segment = ? AND collection = ? AND id = ?", removals
+                )
+            if upserts:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO outbox (segment, owner, inflight, collection, id, doc, deleted)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    upserts,
+                )
+        if w.segment_flags:
+            conn.executemany(
+                "UPDATE outbox SET inflight = ? WHERE segment = ?",
+                [(int(flag), sid) for sid, flag in w.segment_flags],
+            )
+        if w.query_drops:
+            conn.executemany("DELETE FROM query_ids WHERE query_id = ?", [(q,) for q in w.query_drops])
+        if w.query_removed:
+            conn.executemany(
+                "DELETE FROM query_ids WHERE query_id = ? AND collection = ? AND id = ?", w.query_removed
+            )
+        if w.query_added:
+            conn.executemany(
+                "INSERT OR IGNORE INTO query_ids (query_id, collection, id) VALUES (?, ?, ?)", w.query_added
+            )
+        if w.meta:
+            conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", w.meta)
+
+    def _close_storage(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except sqlite3.Error as exc:  # pragma: no cover - close of a healthy connection
+                logger.warning("closing the local database %s failed: %s", self.path, exc)
+
+    def _abandon_after_fork(self) -> None:
+        # Closing the parent's connection from the child could checkpoint its WAL or drop its
+        # locks; keeping a reference forever stops garbage collection from closing it.
+        _ABANDONED.append(self._conn)
+        self._conn = None
+        self._closed = True
+
+    def __repr__(self) -> str:
+        return super().__repr__()[:-1] + f" path={str(self.path)!r}>"
+
+
+_ABANDONED: List[Optional[sqlite3.Connection]] = []

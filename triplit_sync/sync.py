@@ -1,0 +1,651 @@
+"""SyncEngine: joins the connection to the local database.
+
+It keeps the registry of live queries (one server subscription per distinct query, shared by
+its subscribers), applies ENTITY_DATA to the store and re-evaluates only the queries whose
+collections changed, pushes the outbox one CHANGES batch at a time, and keeps a resume
+checkpoint per query (PROTOCOL.md §5.5: the timestamp of the last ENTITY_DATA received while
+the query was live and fulfilled, plus the ids of its results then).
+
+Everything here runs either on a caller's thread (subscribe, write, fetch) or on the
+transport's reader thread (``handle_message``); user callbacks only ever run on the
+dispatcher thread. The engine knows nothing of sessions or tokens: the client tells it whose
+writes may be sent (``owner``) and gives it a ``send`` function for the current connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple
+
+from ._types import Changes, Document, QueryJSON, Timestamp
+from .errors import QueryError, WriteError
+from .protocol import (
+    ChangesAck,
+    ChangesMessage,
+    ConnectQuery,
+    DisconnectQuery,
+    EntityData,
+    ErrorMessage,
+    Message,
+    Ready,
+    query_id as compute_query_id,
+)
+from .store.base import LocalStore
+
+__all__ = ["SyncEngine", "Subscription", "QueryRunner"]
+
+log = logging.getLogger(__name__)
+
+ZERO_TIMESTAMP: Timestamp = [0, 0, "server"]
+#: Resume asks for changes since a little before the checkpoint: the server stamps a write
+#: when it commits but sends it when its views have caught up, so an ENTITY_DATA timestamp
+#: can be later than a write it does not contain yet. Re-sending a few entities is cheap;
+#: skipping one would leave it stale for good.
+RESUME_MARGIN_MS = 2000
+#: The owner of writes made while no session exists; the next session to start adopts them.
+UNOWNED = "unowned"
+#: Checkpoints are persisted at most this often (and on close).
+CHECKPOINT_INTERVAL = 0.5
+
+IdSets = Dict[str, Set[str]]
+
+
+class QueryRunner:
+    """How the engine evaluates queries; the client supplies one that knows the schema."""
+
+    def run(self, query: QueryJSON) -> Tuple[List[Document], IdSets]:  # pragma: no cover - interface
+        """The rows, and every (collection, id) they were built from, includes too."""
+        raise NotImplementedError
+
+    def collections(self, query: QueryJSON) -> Set[str]:  # pragma: no cover
+        """Every collection whose changes can change the query's result."""
+        raise NotImplementedError
+
+    def decode(self, query: QueryJSON, rows: List[Document]) -> List[Dict[str, Any]]:  # pragma: no cover
+        """Wire documents -> what the application sees (datetimes, sets)."""
+        raise NotImplementedError
+
+
+class Subscription:
+    """A live query's callbacks. ``unsubscribe()`` (or leaving its ``with`` block) ends it.
+
+        with client.subscribe(client.query("todos"), print) as sub:
+            ...
+    """
+
+    def __init__(
+        self,
+        engine: "SyncEngine",
+        live: "_LiveQuery",
+        on_results: Callable[[List[Dict[str, Any]]], Any],
+        on_error: Optional[Callable[[BaseException], Any]],
+        on_remote_fulfilled: Optional[Callable[[], Any]],
+        local_only: bool,
+    ) -> None:
+        self._engine = engine
+        self._live = live
+        self.on_results = on_results
+        self.on_error = on_error
+        self.on_remote_fulfilled = on_remote_fulfilled
+        self.local_only = local_only
+        self.active = True
+        self._delivered: Optional[List[Document]] = None  # wire rows last handed out
+
+    @property
+    def query(self) -> QueryJSON:
+        return self._live.query
+
+    @property
+    def query_id(self) -> str:
+        return self._live.id
+
+    @property
+    def fulfilled(self) -> bool:
+        """True once the server has answered this query on the current connection."""
+        return self._live.fulfilled
+
+    def unsubscribe(self) -> None:
+        """Stop the callbacks; the last subscriber of a query also ends its server subscription."""
+        self._engine._unsubscribe(self)
+
+    def __enter__(self) -> "Subscription":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.unsubscribe()
+
+    def __repr__(self) -> str:
+        state = "active" if self.active else "ended"
+        return f"<Subscription {self._live.query.get('collectionName')!r} id={self._live.id} {state}>"
+
+
+class _LiveQuery:
+    __slots__ = ("id", "query", "collections", "subscribers", "holds", "sent", "fulfilled", "error",
+                 "rows", "deps", "evaluated", "remote")
+
+    def __init__(self, qid: str, query: QueryJSON, collections: Set[str]) -> None:
+        self.id = qid
+        self.query = query
+        self.collections = collections
+        self.subscribers: List[Subscription] = []
+        self.holds = 0  # fetches waiting for the server
+        self.sent = False  # CONNECT_QUERY sent on this connection
+        self.fulfilled = False  # answered on this connection
+        self.error: Optional[QueryError] = None
+        self.rows: List[Document] = []
+        self.deps: IdSets = {}
+        self.evaluated = False
+        self.remote = False  # wanted on the server (not only local-only subscribers)
+
+    @property
+    def idle(self) -> bool:
+        return not self.subscribers and self.holds == 0
+
+
+class SyncEngine:
+    def __init__(
+        self,
+        store: LocalStore,
+        runner: QueryRunner,
+        submit: Callable[..., None],
+        *,
+        checkpoints: Optional[Mapping[str, Any]] = None,
+        on_checkpoints: Optional[Callable[[Dict[str, Any]], None]] = None,
+    ) -> None:
+        self.store = store
+        self.runner = runner
+        self._submit = submit  # runs a callback on the dispatcher thread
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        self._queries: Dict[str, _LiveQuery] = {}
+        self._checkpoints: Dict[str, Timestamp] = {
+            k: list(v["timestamp"]) for k, v in (checkpoints or {}).items()
+            if isinstance(v, Mapping) and isinstance(v.get("timestamp"), list)
+        }
+        self._on_checkpoints = on_checkpoints
+        self._checkpoints_dirty = False
+        self._checkpoint_timer: Optional[threading.Timer] = None
+        self._send: Optional[Callable[[Message], bool]] = None
+        self._owner: Optional[str] = None
+        self._in_flight = False  # a CHANGES batch is on the wire, waiting for ACK or ERROR
+        self._connection = 0  # bumps on every READY and disconnect
+        self._failures: List[WriteError] = []  # rejected batches wait_for_sync has not reported yet
+        self._sync_error_callbacks: List[Callable[[WriteError], Any]] = []
+        self.closed = False
+
+    # ------------------------------------------------------------------ wiring
+
+    def set_owner(self, owner: Optional[str]) -> None:
+        """Whose pending writes may go out on the connection (the session's identity)."""
+        with self._lock:
+            self._owner = owner
+
+    def connection_ready(self, send: Callable[[Message], bool]) -> None:
+        """READY arrived: re-send the un-acked batch, then pending writes, then every live query."""
+        with self._lock:
+            self._connection += 1
+            self._send = send
+            self._in_flight = False
+            for live in self._queries.values():
+                live.sent = live.fulfilled = False
+        self._push()
+        with self._lock:
+            to_connect = [q for q in self._queries.values() if q.remote and q.error is None]
+        for live in to_connect:
+            self._connect_query(live)
+
+    def connection_lost(self) -> None:
+        """The socket closed: nothing is in flight any more, every query must be sent again."""
+        with self._lock:
+            self._connection += 1
+            self._send = None
+            self._in_flight = False
+            for live in self._queries.values():
+                live.sent = live.fulfilled = False
+            self._cond.notify_all()
+        self.flush_checkpoints()
+
+    # ------------------------------------------------------------------ inbound
+
+    def handle_message(self, msg: Message) -> None:
+        """Everything the server sends, on the reader thread."""
+        if isinstance(msg, EntityData):
+            self._on_entity_data(msg)
+        elif isinstance(msg, ChangesAck):
+            self._on_ack(msg.timestamp)
+        elif isinstance(msg, ErrorMessage):
+            self._on_error(msg)
+        elif isinstance(msg, Ready):
+            pass  # the client calls connection_ready with the send function
+        else:
+            log.debug("ignoring %s", type(msg).__name__)
+
+    def _on_entity_data(self, msg: EntityData) -> None:
+        changed = self.store.apply_server_changes(msg.changes, msg.timestamp)
+        deliveries: List[Tuple[_LiveQuery, bool]] = []
+        with self._lock:
+            newly: Set[str] = set()
+            for qid in msg.for_queries:
+                live = self._queries.get(qid)
+                if live is not None and live.sent and not live.fulfilled:
+                    live.fulfilled = True
+                    newly.add(qid)
+            for live in self._queries.values():
+                if live.fulfilled:
+                    self._checkpoints[live.id] = list(msg.timestamp)
+                if live.id in newly or (live.collections & changed):
+                    deliveries.append((live, live.id in newly))
+            if deliveries or newly:
+                self._checkpoints_dirty = True
+            for live, first in deliveries:
+                self._refresh(live, remote_first=first)
+            self._cond.notify_all()
+        self._schedule_checkpoint_save()
+
+    def _on_ack(self, timestamp: Timestamp) -> None:
+        changed = self.store.ack_inflight(timestamp)
+        with self._lock:
+            self._in_flight = False
+            self._refresh_collections(changed)
+            self._cond.notify_all()
+        self._push()
+
+    def _on_error(self, msg: ErrorMessage) -> None:
+        if msg.is_query_error:
+            self._on_query_error(msg)
+        elif msg.message_type == "CHANGES":
+            self._on_write_rejected(msg)
+        else:
+            log.warning("server error for %s: %s", msg.message_type or "a frame", msg.message)
+
+    def _on_write_rejected(self, msg: ErrorMessage) -> None:
+        rejected = self.store.reject_inflight() or {}
+        error = msg.to_exception()
+        assert isinstance(error, WriteError)
+        error.changes = rejected
+        log.warning("the server rejected a write batch (%s): %s", error.name, error.message)
+        with self._lock:
+            self._in_flight = False
+            self._failures.append(error)
+            self._refresh_collections(set(rejected))
+            callbacks = list(self._sync_error_callbacks)
+            self._cond.notify_all()
+        for callback in callbacks:
+            self._submit(callback, error)
+        self._push()
+
+    def _on_query_error(self, msg: ErrorMessage) -> None:
+        error = msg.to_exception()
+        assert isinstance(error, QueryError)
+        with self._lock:
+            live = self._queries.get(msg.query_key or "")
+            if live is None:
+                return
+            live.error = error
+            live.sent = False
+            send = self._send
+            for sub in live.subscribers:
+                if sub.on_error is not None:
+                    self._submit(sub.on_error, error)
+                else:
+                    log.warning("query %s failed: %s", live.id, error)
+            self._cond.notify_all()
+        if send is not None:
+            send(DisconnectQuery(live.id))  # as the JS client does: stop a query that cannot run
+
+    # ------------------------------------------------------------------ queries
+
+    def subscribe(
+        self,
+        query: QueryJSON,
+        on_results: Callable[[List[Dict[str, Any]]], Any],
+        on_error: Optional[Callable[[BaseException], Any]] = None,
+        *,
+        local_only: bool = False,
+        on_remote_fulfilled: Optional[Callable[[], Any]] = None,
+    ) -> Subscription:
+        with self._lock:
+            live = self._live_for(query)
+            sub = Subscription(self, live, on_results, on_error, on_remote_fulfilled, local_only)
+            live.subscribers.append(sub)
+            if not live.evaluated:
+                self._evaluate(live)
+            # Local results right away when they mean something: the query was answered by the
+            # server before (it has a checkpoint), or only local results were asked for.
+            if local_only or live.fulfilled or live.id in self._checkpoints or live.rows:
+                self._deliver(sub, live.rows)
+            if live.error is not None and on_error is not None:
+                self._submit(on_error, live.error)
+            need_connect = not local_only and not live.remote
+            if need_connect:
+                live.remote = True
+        if need_connect:
+            self._connect_query(live)
+        return sub
+
+    def _unsubscribe(self, sub: Subscription) -> None:
+        with self._lock:
+            if not sub.active:
+                return
+            sub.active = False
+            live = sub._live
+            if sub in live.subscribers:
+                live.subscribers.remove(sub)
+            if not sub.local_only and not any(not s.local_only for s in live.subscribers) and live.holds == 0:
+                live.remote = False
+            drop = live.idle
+        if drop:
+            self._drop(live)
+        elif not live.remote:
+            self._disconnect_query(live)
+
+    def hold(self, query: QueryJSON) -> "_LiveQuery":
+        """Keep a query subscribed on the server while a fetch waits for it."""
+        with self._lock:
+            live = self._live_for(query)
+            live.holds += 1
+            need_connect = not live.remote
+            live.remote = True
+        if need_connect:
+            self._connect_query(live)
+        return live
+
+    def release(self, live: "_LiveQuery") -> None:
+        with self._lock:
+            live.holds -= 1
+            if live.holds == 0 and not any(not s.local_only for s in live.subscribers):
+                live.remote = False
+            drop = live.idle
+        if drop:
+            self._drop(live)
+        elif not live.remote:
+            self._disconnect_query(live)
+
+    def wait_fulfilled(self, live: "_LiveQuery", timeout: Optional[float]) -> bool:
+        """Wait until the server answered (True), the query failed (raises) or time ran out (False)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while True:
+                if live.error is not None:
+                    raise live.error
+                if live.fulfilled:
+                    return True
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                # Short slices keep Ctrl-C responsive on every platform.
+                self._cond.wait(0.25 if remaining is None else min(remaining, 0.25))
+
+    def has_checkpoint(self, query: QueryJSON) -> bool:
+        qid = compute_query_id(query)
+        with self._lock:
+            live = self._queries.get(qid)
+            return qid in self._checkpoints or (live is not None and live.fulfilled)
+
+    def run_local(self, query: QueryJSON) -> List[Document]:
+        with self._lock:
+            return self.runner.run(query)[0]
+
+    def _live_for(self, query: QueryJSON) -> "_LiveQuery":
+        qid = compute_query_id(query)
+        live = self._queries.get(qid)
+        if live is None:
+            live = _LiveQuery(qid, query, self.runner.collections(query))
+            self._queries[qid] = live
+        return live
+
+    def _connect_query(self, live: "_LiveQuery") -> None:
+        with self._lock:
+            send = self._send
+            if send is None or live.sent or not live.remote:
+                return
+            state = self._resume_state(live)
+            live.sent = True
+            live.error = None
+        if not send(ConnectQuery(live.id, live.query, state)):
+            with self._lock:
+                live.sent = False  # not connected after all: READY will send it
+
+    def _disconnect_query(self, live: "_LiveQuery") -> None:
+        with self._lock:
+            send, was_sent = self._send, live.sent
+            live.sent = live.fulfilled = False
+        if send is not None and was_sent:
+            send(DisconnectQuery(live.id))
+
+    def _drop(self, live: "_LiveQuery") -> None:
+        """The last user is gone: end the server subscription and forget what only it kept.
+
+        The server stops updating entities that no live query holds, so keeping them would let
+        stale copies show up in other queries later; they are evicted, as the server would
+        have done had the query's results emptied.
+        """
+        self._disconnect_query(live)
+        with self._lock:
+            if self._queries.get(live.id) is not live or not live.idle:
+                return
+            del self._queries[live.id]
+            mine = self.store.query_ids(live.id)
+            self.store.drop_query(live.id)
+            had_checkpoint = self._checkpoints.pop(live.id, None) is not None
+            for other in self._queries.values():
+                for coll, ids in self.store.query_ids(other.id).items():
+                    if coll in mine:
+                        mine[coll] -= ids
+            mine = {c: ids for c, ids in mine.items() if ids}
+            if mine:
+                changed = self.store.evict(mine)
+                self._refresh_collections(changed)
+            if had_checkpoint:
+                self._checkpoints_dirty = True
+        self._schedule_checkpoint_save()
+
+    def _resume_state(self, live: "_LiveQuery") -> Optional[Dict[str, Any]]:
+        """CONNECT_QUERY ``state``: what the client already holds, and since when it is fresh."""
+        checkpoint = self._checkpoints.get(live.id)
+        known = self.store.query_ids(live.id) if checkpoint is not None else {}
+        if not live.evaluated:
+            self._evaluate(live)
+        local = live.deps
+        timestamp = ZERO_TIMESTAMP
+        if checkpoint is not None:
+            timestamp = [max(int(checkpoint[0]) - RESUME_MARGIN_MS, 0), 0, "server"]
+        ids: IdSets = {c: set(s) for c, s in known.items()}
+        for coll, local_ids in local.items():
+            extra = {i for i in local_ids if i not in ids.get(coll, ()) and self.store.get_cached(coll, i)}
+            if not extra:
+                continue
+            # Cached entities this query has not vouched for are only as fresh as the query
+            # that brought them; with no such query, nothing about them can be trusted.
+            timestamp = min(timestamp, self._freshness(coll, extra, live.id))
+            ids.setdefault(coll, set()).update(extra)
+        ids = {c: s for c, s in ids.items() if s}
+        if not ids and checkpoint is None:
+            return None
+        return {"timestamp": timestamp, "entityIds": {c: sorted(s) for c, s in ids.items()}}
+
+    def _freshness(self, coll: str, ids: Set[str], exclude: str) -> Timestamp:
+        oldest: Optional[Timestamp] = None
+        remaining = set(ids)
+        for qid, checkpoint in self._checkpoints.items():
+            if qid == exclude or not remaining:
+                continue
+            held = self.store.query_ids(qid).get(coll, set()) & remaining
+            if held:
+                remaining -= held
+                ts: Timestamp = [max(int(checkpoint[0]) - RESUME_MARGIN_MS, 0), 0, "server"]
+                oldest = ts if oldest is None else min(oldest, ts)
+        if remaining or oldest is None:
+            return ZERO_TIMESTAMP
+        return oldest
+
+    # ------------------------------------------------------------------ evaluation and delivery
+
+    def _evaluate(self, live: "_LiveQuery") -> bool:
+        """Re-run a query locally; True when its rows changed."""
+        rows, deps = self.runner.run(live.query)
+        changed = not live.evaluated or rows != live.rows
+        live.rows, live.deps, live.evaluated = rows, deps, True
+        if changed and live.fulfilled:
+            self._update_ids(live)
+        return changed
+
+    def _update_ids(self, live: "_LiveQuery") -> None:
+        new = live.deps
+        old = self.store.query_ids(live.id)
+        added = {c: ids - old.get(c, set()) for c, ids in new.items()}
+        removed = {c: ids - new.get(c, set()) for c, ids in old.items()}
+        added = {c: s for c, s in added.items() if s}
+        removed = {c: s for c, s in removed.items() if s}
+        if added or removed:
+            self.store.update_query_ids(live.id, added, removed)
+
+    def _refresh(self, live: "_LiveQuery", *, remote_first: bool = False) -> None:
+        changed = self._evaluate(live)
+        if remote_first and not changed:
+            self._update_ids(live)  # first answer: record ids even if the rows did not change
+        for sub in list(live.subscribers):
+            if changed or sub._delivered is None:
+                self._deliver(sub, live.rows)
+            if remote_first and sub.on_remote_fulfilled is not None:
+                self._submit(sub.on_remote_fulfilled)
+
+    def _refresh_collections(self, changed: Iterable[str]) -> None:
+        changed = set(changed)
+        if not changed:
+            return
+        for live in list(self._queries.values()):
+            if live.collections & changed and (live.subscribers or live.evaluated):
+                self._refresh(live)
+
+    def _deliver(self, sub: Subscription, rows: List[Document]) -> None:
+        if sub._delivered is rows:
+            return
+        sub._delivered = rows
+        decoded = self.runner.decode(sub._live.query, rows)
+        self._submit(_call_if_active, sub, decoded)
+
+    # ------------------------------------------------------------------ writes
+
+    def write(self, changes: Changes) -> None:
+        """Store encoded local changes in the outbox (durably), update views, push."""
+        with self._lock:
+            changed = self.store.add_local_changes(changes, self._owner or UNOWNED)
+            self._refresh_collections(changed)
+        self._push()
+
+    def _push(self) -> None:
+        with self._lock:
+            send, owner = self._send, self._owner
+            if send is None or owner is None or self._in_flight or self.closed:
+                return
+            batch = self.store.next_batch(owner)
+            if not batch:
+                return
+            self._in_flight = True
+            connection = self._connection
+        if not send(ChangesMessage(batch)):
+            with self._lock:
+                if self._connection == connection:
+                    self._in_flight = False  # READY will re-send the in-flight batch
+
+    def on_sync_error(self, callback: Callable[[WriteError], Any]) -> Callable[[], None]:
+        with self._lock:
+            self._sync_error_callbacks.append(callback)
+
+        def remove() -> None:
+            with self._lock:
+                if callback in self._sync_error_callbacks:
+                    self._sync_error_callbacks.remove(callback)
+
+        return remove
+
+    def wait_for_sync(self, timeout: Optional[float]) -> bool:
+        """Block until this owner's outbox is empty; raise the first unreported rejection."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while True:
+                if self._failures:
+                    failures, self._failures = self._failures, []
+                    first = failures[0]
+                    if len(failures) > 1:
+                        first.message = f"{first.message} (and {len(failures) - 1} more rejected batches)"
+                        first.args = (first.message,)
+                    first.failures = failures
+                    raise first
+                if not self.store.has_pending(self._owner or UNOWNED):
+                    return True
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(0.25 if remaining is None else min(remaining, 0.25))
+
+    def clear_pending(self, collection: Optional[str] = None, entity_id: Optional[str] = None) -> None:
+        with self._lock:
+            changed = self.store.clear_pending(collection, entity_id)
+            self._refresh_collections(changed)
+            self._cond.notify_all()
+
+    def local_changes_applied(self, changed: Iterable[str]) -> None:
+        """The store changed underneath (clear, fork): re-evaluate what depends on it."""
+        with self._lock:
+            self._refresh_collections(changed)
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def checkpoints(self) -> Dict[str, Any]:
+        with self._lock:
+            return {qid: {"timestamp": list(ts)} for qid, ts in self._checkpoints.items()}
+
+    def reset_checkpoints(self) -> None:
+        """Forget resume state (a new identity or an emptied database)."""
+        with self._lock:
+            for qid in list(self._checkpoints):
+                self.store.drop_query(qid)
+            self._checkpoints.clear()
+            self._checkpoints_dirty = True
+        self.flush_checkpoints()
+
+    def _schedule_checkpoint_save(self) -> None:
+        if self._on_checkpoints is None:
+            return
+        with self._lock:
+            if not self._checkpoints_dirty or self._checkpoint_timer is not None or self.closed:
+                return
+            timer = threading.Timer(CHECKPOINT_INTERVAL, self.flush_checkpoints)
+            timer.daemon = True
+            timer.name = "triplit-checkpoints"
+            self._checkpoint_timer = timer
+        timer.start()
+
+    def flush_checkpoints(self) -> None:
+        """Persist the checkpoints now, if they changed (after the store committed)."""
+        with self._lock:
+            timer, self._checkpoint_timer = self._checkpoint_timer, None
+            if not self._checkpoints_dirty or self._on_checkpoints is None:
+                return
+            self._checkpoints_dirty = False
+            data = {qid: {"timestamp": list(ts)} for qid, ts in self._checkpoints.items()}
+        if timer is not None:
+            timer.cancel()
+        try:
+            self._on_checkpoints(data)
+        except Exception:
+            log.exception("could not save query checkpoints")
+            with self._lock:
+                self._checkpoints_dirty = True
+
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+            self._send = None
+            self._cond.notify_all()
+        self.flush_checkpoints()
+
+
+def _call_if_active(sub: Subscription, rows: List[Dict[str, Any]]) -> None:
+    if sub.active:
+        sub.on_results(rows)
+
