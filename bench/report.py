@@ -107,11 +107,12 @@ def _scale(v: Optional[float], k: float) -> Optional[float]:
 
 
 def summarize(results: Results, n_small: int, n_large: int) -> List[Dict[str, Any]]:
+    table_metrics = metrics(n_small, n_large)
+    by_name = {m.name: {client: m.compute(results, client) for client in ("py", "js", "raw")}
+               for m in table_metrics}
     rows = []
-    by_name: Dict[str, Dict[str, Optional[float]]] = {}
-    for metric in metrics(n_small, n_large):
-        values = {client: metric.compute(results, client) for client in ("py", "js", "raw")}
-        by_name[metric.name] = values
+    for metric in table_metrics:
+        values = by_name[metric.name]
         row: Dict[str, Any] = {"metric": metric.name, "unit": metric.unit, **values,
                                "ratio": None, "target": None, "met": None}
         py = values["py"]
@@ -128,7 +129,7 @@ def summarize(results: Results, n_small: int, n_large: int) -> List[Dict[str, An
                 row["target"] = f"<= {bound:g} {metric.unit}"
                 row["met"] = None if py is None else py <= bound
             elif kind == "pct_of":
-                full = by_name.get(against, {}).get("py")
+                full = by_name[against]["py"]
                 row["target"] = f"<= {bound:g}% of full load"
                 if py is not None and full:
                     row["pct"] = py / full * 100
@@ -155,7 +156,7 @@ def table(rows: List[Dict[str, Any]]) -> str:
     lines = [header]
     for r in rows:
         if r.get("pct") is not None:
-            ratio = f"{r['pct']:.2f}%"
+            ratio = f"{r['pct']:.2f}% full"
         elif r["ratio"] is not None:
             ratio = f"{r['ratio']:.2f}x {r.get('ratio_against', 'js')}"
         else:
