@@ -1,35 +1,43 @@
-"""The floor for P1: a bare websocket-client reader that only ``json.loads`` the same frames.
+"""The floors: bare websocket-client peers that only ``json.loads`` / ``json.dumps`` the frames.
 
-No cache, no query evaluation, no threads: connect, wait for READY, send the same CONNECT_QUERY
-the clients send, and decode every frame until the ENTITY_DATA that fulfils the query.
+No cache, no query evaluation, no outbox. P1: connect, wait for READY, send the same
+CONNECT_QUERY the clients send, decode every frame until the ENTITY_DATA that fulfils it. P2 and
+P3a: hand-written CHANGES frames (one full todo each) and a subscriber socket on its own thread:
+what the server and the loopback cost, without any client.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
-from typing import Any, Dict
+import threading
+from typing import Any, Dict, List
 from urllib.parse import urlencode
 
 import websocket
 
 from bench._worker import main, now, rss
 
+P2_QUERY = {"collectionName": "todos", "where": [["completed", "=", False]],
+            "order": [["created_at", "DESC"]], "limit": 50}
 
-def p1(job: Dict[str, Any]) -> Dict[str, Any]:
-    rss0 = rss()
+
+def connect(job: Dict[str, Any]) -> "websocket.WebSocket":
     url = "ws://" + job["url"].split("://", 1)[1] + "?" + urlencode({"sync-schema": "false", "token": job["token"]})
     # UTF-8 is checked anyway when the frame is decoded to str; websocket-client's own
     # pure-Python validator would only double that work.
-    ws = websocket.create_connection(url, skip_utf8_validation=True, enable_multithread=False)
-    received = 0
-    while True:
-        frame = ws.recv()
-        received += len(frame)
-        if json.loads(frame)["type"] == "READY":
-            break
+    ws = websocket.create_connection(url, skip_utf8_validation=True, enable_multithread=True)
+    while json.loads(ws.recv())["type"] != "READY":
+        pass
+    return ws
+
+
+def p1(job: Dict[str, Any]) -> Dict[str, Any]:
+    rss0 = rss()
+    ws = connect(job)
     t0 = now()
     ws.send(json.dumps({"type": "CONNECT_QUERY", "payload": {"id": "bench-all", "params": {"collectionName": "todos"}}}))
-    rows = 0
+    rows = received = 0
     while True:
         frame = ws.recv()
         received += len(frame)  # characters; the frames are ASCII here
@@ -47,5 +55,83 @@ def p1(job: Dict[str, Any]) -> Dict[str, Any]:
             "rss_growth": rss1 - rss0, "bytes_received": received}
 
 
+def _insert_frame(job: Dict[str, Any], i: int) -> "tuple[str, str]":
+    tid = f"{job['id_prefix']}{i:06d}"
+    stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    todo = {"id": tid, "text": f"bench write {i} #7", "completed": False, "created_at": stamp,
+            "owner": job["user_id"]}
+    changes = {"json": {"todos": {"sets": [[tid, todo]], "deletes": []}},
+               "meta": {"values": {"todos.sets": ["map"], "todos.deletes": ["set"]}}}
+    return tid, json.dumps({"type": "CHANGES", "payload": {"changes": changes}})
+
+
+def _await_ack(ws: "websocket.WebSocket") -> None:
+    while True:
+        msg = json.loads(ws.recv())
+        if msg["type"] == "CHANGES_ACK":
+            return
+        if msg["type"] == "ERROR":
+            raise RuntimeError(f"write rejected: {msg['payload']}")
+
+
+def p3a(job: Dict[str, Any]) -> Dict[str, Any]:
+    ws = connect(job)
+    ms: List[float] = []
+    for i in range(job["count"]):
+        _, frame = _insert_frame(job, i)
+        t0 = now()
+        ws.send(frame)
+        _await_ack(ws)
+        ms.append((now() - t0) * 1000)
+    ws.close()
+    return {"ack_ms": ms}
+
+
+def p2(job: Dict[str, Any]) -> Dict[str, Any]:
+    sub = connect(job)
+    writer = connect(job)
+    seen: Dict[str, float] = {}
+    fulfilled = threading.Event()
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            try:
+                frame = sub.recv()
+            except Exception:
+                return
+            t = now()
+            msg = json.loads(frame)
+            if msg["type"] != "ENTITY_DATA":
+                continue
+            for coll in msg["payload"]["changes"]["json"].values():
+                for tid, _ in coll.get("sets", ()):
+                    seen.setdefault(tid, t)
+            if "bench-p2" in msg["payload"]["forQueries"]:
+                fulfilled.set()
+            if len(seen) >= job["count"] and all(f"{job['id_prefix']}{i:06d}" in seen for i in range(job["count"])):
+                done.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    sub.send(json.dumps({"type": "CONNECT_QUERY", "payload": {"id": "bench-p2", "params": P2_QUERY}}))
+    if not fulfilled.wait(60):
+        raise TimeoutError("the raw subscriber got no answer")
+    started: Dict[str, float] = {}
+    ack_ms: List[float] = []
+    for i in range(job["count"]):
+        tid, frame = _insert_frame(job, i)
+        t0 = now()
+        started[tid] = t0
+        writer.send(frame)
+        _await_ack(writer)
+        ack_ms.append((now() - t0) * 1000)
+    if not done.wait(30):
+        raise TimeoutError("the raw subscriber did not see every insert")
+    writer.close()
+    sub.close()
+    return {"latency_ms": [(seen[t] - started[t]) * 1000 for t in started], "ack_ms": ack_ms}
+
+
 if __name__ == "__main__":
-    main("raw", {"P1": p1})
+    main("raw", {"P1": p1, "P2": p2, "P3a": p3a})

@@ -30,6 +30,7 @@ from bench._proc import BENCH_DIR, REPO_ROOT, Runner, WorkerError
 
 SCHEMA = REPO_ROOT / "tests" / "fixtures" / "sample-schema.json"
 SCENARIOS = ("P1", "P2", "P3a", "P3b", "P4", "P5")  # P6 is measured inside P1 at the large N
+P4_SETTLE_S = 5.0  # the least age of the seeded data when P4's clients first sync it
 
 
 def machine() -> Dict[str, Any]:
@@ -80,6 +81,7 @@ class Bench:
         self.runner: Optional[Runner] = None
         self.todos: List[Dict[str, Any]] = []
         self.seeded: Optional[int] = None  # N on the server, or None when runs have written to it
+        self.seeded_at = 0.0
 
     # ----------------------------------------------------------------- plumbing
 
@@ -98,6 +100,7 @@ class Bench:
             t = time.perf_counter()
             self.todos = seed.seed(self.server, n)
             self.seeded = n
+            self.seeded_at = time.monotonic()
             self.log(f"    seeded {n} todos in {time.perf_counter() - t:.1f} s")
 
     def job(self, scenario: str, kind: str, rnd: int, **extra: Any) -> Dict[str, Any]:
@@ -139,26 +142,40 @@ class Bench:
         except WorkerError as e:
             self.log(f"    warm-up failed: {str(e).splitlines()[0]}")
 
-    def p2(self, rnd: int) -> None:
-        for kind in self.order(["py", "js"], rnd):
+    def writes(self, rnd: int, scenario: str, count: int) -> None:
+        """A writing scenario per client, each on freshly seeded data; afterwards the server must
+        hold every write (the check that an "ack" really was one)."""
+        assert self.server is not None
+        kinds = ["py", "js", "raw"] if scenario in ("P2", "P3a") else ["py", "js"]
+        for kind in self.order(kinds, rnd):
             self.ensure_seeded(self.args.n_small)
-            self.run(kind, "P2", rnd, self.job("P2", kind, rnd, count=self.args.writes))
+            result = self.run(kind, scenario, rnd, self.job(scenario, kind, rnd, count=count))
             self.seeded = None
+            if result is not None:
+                status, body = self.server.post("stats", {})
+                rows = {r.get("collection"): r.get("numEntities") for r in body} if status == 200 else {}
+                result["server_rows_after"] = rows.get("todos")
+                result["server_rows_expected"] = self.args.n_small + count
+
+    def p2(self, rnd: int) -> None:
+        self.writes(rnd, "P2", self.args.writes)
 
     def p3(self, rnd: int) -> None:
-        for kind in self.order(["py", "js"], rnd):
-            self.ensure_seeded(self.args.n_small)
-            self.run(kind, "P3a", rnd, self.job("P3a", kind, rnd, count=self.args.writes))
-            self.seeded = None
-        for kind in self.order(["py", "js"], rnd):
-            self.ensure_seeded(self.args.n_small)
-            self.run(kind, "P3b", rnd, self.job("P3b", kind, rnd, count=self.args.bulk))
-            self.seeded = None
+        if "P3a" in self.args.only:
+            self.writes(rnd, "P3a", self.args.writes)
+        if "P3b" in self.args.only:
+            self.writes(rnd, "P3b", self.args.bulk)
 
     def p4(self, rnd: int) -> None:
         assert self.server is not None and self.runner is not None
         n = self.args.n_small
         self.ensure_seeded(n)
+        # The scenario is "data that existed before the client synced". A client may (triplit_sync
+        # does) ask the server to resend what changed shortly before its checkpoint, to be safe
+        # about writes still in flight; data seeded a moment ago would fall in that window.
+        settle = self.seeded_at + P4_SETTLE_S - time.monotonic()
+        if settle > 0:
+            time.sleep(settle)
         kinds = self.order(["py", "js"], rnd)
         dirs = {kind: str(self.runner.data_root / f"r{rnd}-{kind}") for kind in kinds}
         loaded = [kind for kind in kinds
@@ -217,7 +234,7 @@ class Bench:
             "summary": rows, "checks": checks, "errors": self.errors, "results": self.results,
         }, indent=1, default=list))
         print(f"\nJSON: {out}")
-        return 1 if self.errors else 0
+        return 1 if self.errors or checks else 0
 
 
 def consistency(results: List[Dict[str, Any]]) -> List[str]:
@@ -228,7 +245,10 @@ def consistency(results: List[Dict[str, Any]]) -> List[str]:
             want = int(r["label"].split("_")[1])
             if r.get("rows") != want:
                 problems.append(f"round {r['round']} {r['label']} {r['client']}: {r.get('rows')} rows, not {want}")
-    p5 = {}
+        if "server_rows_expected" in r and r.get("server_rows_after") != r["server_rows_expected"]:
+            problems.append(f"round {r['round']} {r['label']} {r['client']}: the server holds "
+                            f"{r.get('server_rows_after')} todos after the run, not {r['server_rows_expected']}")
+    p5: Dict[int, Dict[str, Any]] = {}
     for r in results:
         if r["label"] == "P5" and r.get("result_ids") is not None:
             p5.setdefault(r["round"], {})[r["client"]] = r["result_ids"]
@@ -241,7 +261,7 @@ def consistency(results: List[Dict[str, Any]]) -> List[str]:
 def _brief(result: Dict[str, Any]) -> str:
     parts = []
     for key, value in result.items():
-        if key in ("client", "scenario", "round", "label", "result_ids"):
+        if key in ("client", "scenario", "round", "label", "result_ids", "server_rows_expected"):
             continue
         if isinstance(value, list):
             if value and isinstance(value[0], (int, float)):
