@@ -2,14 +2,16 @@
 
 No cache, no query evaluation, no outbox. P1: connect, wait for READY, send the same
 CONNECT_QUERY the clients send, decode every frame until the ENTITY_DATA that fulfils it. P2 and
-P3a: hand-written CHANGES frames (one full todo each) and a subscriber socket on its own thread:
-what the server and the loopback cost, without any client.
+P3a: hand-written CHANGES frames (one full todo each) and a subscriber socket on its own thread.
+P4: a resume with the same ``state`` the clients send. What the server and the loopback cost,
+without any client.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import threading
 from typing import Any, Dict, List
 from urllib.parse import urlencode
@@ -53,6 +55,48 @@ def p1(job: Dict[str, Any]) -> Dict[str, Any]:
     ws.close()
     return {"load_ms": (t1 - t0) * 1000, "rows": rows, "rss_before": rss0, "rss_after": rss1,
             "rss_growth": rss1 - rss0, "bytes_received": received}
+
+
+def _load(ws: "websocket.WebSocket", query_id: str, state: Any = None) -> Dict[str, Any]:
+    payload: Dict[str, Any] = {"id": query_id, "params": {"collectionName": "todos"}}
+    if state is not None:
+        payload["state"] = state
+    ws.send(json.dumps({"type": "CONNECT_QUERY", "payload": payload}))
+    ids: List[str] = []
+    while True:
+        msg = json.loads(ws.recv())
+        if msg["type"] == "ENTITY_DATA":
+            ids.extend(i for c in msg["payload"]["changes"]["json"].values() for i, _ in c.get("sets", ()))
+            if query_id in msg["payload"]["forQueries"]:
+                return {"timestamp": msg["payload"]["timestamp"], "ids": ids}
+        elif msg["type"] == "ERROR":
+            raise RuntimeError(f"server error: {msg['payload']}")
+
+
+def p4_load(job: Dict[str, Any]) -> Dict[str, Any]:
+    """Keeps what a resuming client needs (the last timestamp, the ids) in a file."""
+    ws = connect(job)
+    t0 = now()
+    got = _load(ws, "bench-all")
+    t1 = now()
+    ws.close()
+    os.makedirs(job["data_dir"], exist_ok=True)
+    with open(os.path.join(job["data_dir"], "raw-state.json"), "w") as f:
+        json.dump(got, f)
+    return {"load_ms": (t1 - t0) * 1000, "rows": len(got["ids"])}
+
+
+def p4_resume(job: Dict[str, Any]) -> Dict[str, Any]:
+    """The floor of a resume: CONNECT_QUERY with the state every client sends (the checkpoint and
+    all the ids it holds), until the answer is decoded; the server's share of P4."""
+    with open(os.path.join(job["data_dir"], "raw-state.json")) as f:
+        state = json.load(f)
+    ws = connect(job)
+    t0 = now()
+    _load(ws, "bench-all", {"timestamp": state["timestamp"], "entityIds": {"todos": sorted(state["ids"])}})
+    t1 = now()
+    ws.close()
+    return {"resume_ms": (t1 - t0) * 1000}
 
 
 def _insert_frame(job: Dict[str, Any], i: int) -> "tuple[str, str]":
@@ -134,4 +178,4 @@ def p2(job: Dict[str, Any]) -> Dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main("raw", {"P1": p1, "P2": p2, "P3a": p3a})
+    main("raw", {"P1": p1, "P2": p2, "P3a": p3a, "P4_load": p4_load, "P4_resume": p4_resume})

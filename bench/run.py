@@ -176,7 +176,7 @@ class Bench:
         settle = self.seeded_at + P4_SETTLE_S - time.monotonic()
         if settle > 0:
             time.sleep(settle)
-        kinds = self.order(["py", "js"], rnd)
+        kinds = self.order(["py", "js", "raw"], rnd)
         dirs = {kind: str(self.runner.data_root / f"r{rnd}-{kind}") for kind in kinds}
         loaded = [kind for kind in kinds
                   if self.run(kind, "P4_load", rnd,
