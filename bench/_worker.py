@@ -36,5 +36,6 @@ def main(client: str, scenarios: Dict[str, Callable[[Dict[str, Any]], Dict[str, 
         traceback.print_exc()
         sys.stderr.flush()
         sys.exit(1)
-    sys.stdout.write(RESULT_PREFIX + json.dumps({"client": client, "scenario": job["scenario"], **result}) + "\n")
+    line = json.dumps({"client": client, "scenario": job["scenario"], **result})
+    sys.stdout.write(RESULT_PREFIX + line + "\n")
     sys.stdout.flush()

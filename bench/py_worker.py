@@ -97,7 +97,8 @@ def p1(job: Dict[str, Any]) -> Dict[str, Any]:
     t0 = now()
     t, rows = subscribe_until(client, client.query("todos"), lambda r: len(r) >= n, job, "all rows")
     rss1 = rss()
-    result = {"load_ms": (t - t0) * 1000, "rows": len(rows), "rss_before": rss0, "rss_connected": rss_connected,
+    result = {"load_ms": (t - t0) * 1000, "rows": len(rows), "rss_before": rss0,
+              "rss_connected": rss_connected,
               "rss_after": rss1, "rss_growth": rss1 - rss0, **transport_bytes(client)}
     client.close()
     return result
@@ -165,7 +166,8 @@ def p3b(job: Dict[str, Any]) -> Dict[str, Any]:
     client.wait_for_sync(timeout_s(job))
     t1 = now()
     client.close()
-    return {"total_ms": (t1 - t0) * 1000, "local_ms": (t_local - t0) * 1000, "inserts_per_s": count / (t1 - t0)}
+    return {"total_ms": (t1 - t0) * 1000, "local_ms": (t_local - t0) * 1000,
+            "inserts_per_s": count / (t1 - t0)}
 
 
 def p4_load(job: Dict[str, Any]) -> Dict[str, Any]:
@@ -199,7 +201,8 @@ def p4_resume(job: Dict[str, Any]) -> Dict[str, Any]:
     client = make_client(job, durable=True)
     t0 = now()
     t, rows = subscribe_until(client, client.query("todos"), done, job, "all changes")
-    result = {"resume_ms": (t - t0) * 1000, "rows": len(rows), "first_callback_rows": first[0] if first else None,
+    result = {"resume_ms": (t - t0) * 1000, "rows": len(rows),
+              "first_callback_rows": first[0] if first else None,
               **transport_bytes(client)}
     client.close()
     return result

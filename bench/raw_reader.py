@@ -25,7 +25,8 @@ P2_QUERY = {"collectionName": "todos", "where": [["completed", "=", False]],
 
 
 def connect(job: Dict[str, Any]) -> "websocket.WebSocket":
-    url = "ws://" + job["url"].split("://", 1)[1] + "?" + urlencode({"sync-schema": "false", "token": job["token"]})
+    query = urlencode({"sync-schema": "false", "token": job["token"]})
+    url = "ws://" + job["url"].split("://", 1)[1] + "?" + query
     # UTF-8 is checked anyway when the frame is decoded to str; websocket-client's own
     # pure-Python validator would only double that work.
     ws = websocket.create_connection(url, skip_utf8_validation=True, enable_multithread=True)
@@ -38,7 +39,8 @@ def p1(job: Dict[str, Any]) -> Dict[str, Any]:
     rss0 = rss()
     ws = connect(job)
     t0 = now()
-    ws.send(json.dumps({"type": "CONNECT_QUERY", "payload": {"id": "bench-all", "params": {"collectionName": "todos"}}}))
+    ws.send(json.dumps({"type": "CONNECT_QUERY",
+                        "payload": {"id": "bench-all", "params": {"collectionName": "todos"}}}))
     rows = received = 0
     while True:
         frame = ws.recv()
@@ -135,6 +137,7 @@ def p2(job: Dict[str, Any]) -> Dict[str, Any]:
     sub = connect(job)
     writer = connect(job)
     seen: Dict[str, float] = {}
+    wanted = [f"{job['id_prefix']}{i:06d}" for i in range(job["count"])]
     fulfilled = threading.Event()
     done = threading.Event()
 
@@ -153,7 +156,7 @@ def p2(job: Dict[str, Any]) -> Dict[str, Any]:
                     seen.setdefault(tid, t)
             if "bench-p2" in msg["payload"]["forQueries"]:
                 fulfilled.set()
-            if len(seen) >= job["count"] and all(f"{job['id_prefix']}{i:06d}" in seen for i in range(job["count"])):
+            if len(seen) >= job["count"] and all(tid in seen for tid in wanted):
                 done.set()
 
     reader = threading.Thread(target=read, daemon=True)

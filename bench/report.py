@@ -98,7 +98,8 @@ def metrics(n_small: int, n_large: int) -> List[Metric]:
         Metric("P4 full load (fresh durable)", "ms", _m("P4_load", "load_ms")),
         Metric("P4 full load received", "KiB", _kib("P4_load", "bytes_received")),
         Metric("P5 local query", "ms", lambda r, c: pooled(r, "P5", c, "query_ms", 50), ("ratio", "js", 0.2)),
-        Metric(f"P6 RSS growth, P1 {n_large}", "MB", _mb(f"P1_{n_large}", "rss_growth"), ("ratio", "js", 0.5)),
+        Metric(f"P6 RSS growth, P1 {n_large}", "MB", _mb(f"P1_{n_large}", "rss_growth"),
+               ("ratio", "js", 0.5)),
     ]
 
 

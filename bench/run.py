@@ -185,7 +185,8 @@ class Bench:
         self.seeded = None
         for kind in loaded:
             self.run(kind, "P4_resume", rnd,
-                     self.job("P4_resume", kind, rnd, n=n, data_dir=dirs[kind], name="bench-p4", expect=expect))
+                     self.job("P4_resume", kind, rnd, n=n, data_dir=dirs[kind], name="bench-p4",
+                              expect=expect))
 
     def p5(self, rnd: int) -> None:
         self.ensure_seeded(self.args.n_small)
@@ -214,7 +215,8 @@ class Bench:
         info = machine()
         self.log(f"triplit_sync benchmark  {info['date']}  {info['nproc']} x {info['cpu']}  "
                  f"load {info['loadavg']}  python {info['python']}  node {info['node']}")
-        with TriplitTestServer(schema=SCHEMA, storage="memory") as server, Runner(self.args.timeout) as runner:
+        with TriplitTestServer(schema=SCHEMA, storage="memory") as server, \
+                Runner(self.args.timeout) as runner:
             self.server, self.runner = server, runner
             for rnd in range(self.args.rounds):
                 self.log(f"round {rnd + 1}/{self.args.rounds}")
@@ -244,10 +246,12 @@ def consistency(results: List[Dict[str, Any]]) -> List[str]:
         if r["label"].startswith("P1_"):
             want = int(r["label"].split("_")[1])
             if r.get("rows") != want:
-                problems.append(f"round {r['round']} {r['label']} {r['client']}: {r.get('rows')} rows, not {want}")
+                problems.append(f"round {r['round']} {r['label']} {r['client']}: "
+                                f"{r.get('rows')} rows, not {want}")
         if "server_rows_expected" in r and r.get("server_rows_after") != r["server_rows_expected"]:
             problems.append(f"round {r['round']} {r['label']} {r['client']}: the server holds "
-                            f"{r.get('server_rows_after')} todos after the run, not {r['server_rows_expected']}")
+                            f"{r.get('server_rows_after')} todos after the run, "
+                            f"not {r['server_rows_expected']}")
     p5: Dict[int, Dict[str, Any]] = {}
     for r in results:
         if r["label"] == "P5" and r.get("result_ids") is not None:
@@ -287,12 +291,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--bulk", type=int, default=10_000, help="inserts in P3b")
     p.add_argument("--queries", type=int, default=200, help="local query runs in P5")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds before a worker is killed")
-    p.add_argument("--json", default=str(BENCH_DIR / "results" / "latest.json"), help="where to write the JSON")
+    p.add_argument("--json", default=str(BENCH_DIR / "results" / "latest.json"),
+                   help="where to write the JSON (default bench/results/latest.json)")
     p.add_argument("--quick", action="store_true", help="1 round, small data: checks the harness, not speed")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = p.parse_args(argv)
     if args.quick:
-        args.rounds, args.n_small, args.n_large, args.writes, args.bulk, args.queries = 1, 1000, 3000, 30, 500, 20
+        args.rounds, args.n_small, args.n_large = 1, 1000, 3000
+        args.writes, args.bulk, args.queries = 30, 500, 20
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
     args.clients = [c.strip() for c in args.clients.split(",") if c.strip()]
     unknown = [s for s in args.only if s not in SCENARIOS + ("P6",)]

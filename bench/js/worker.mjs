@@ -14,7 +14,8 @@ if (typeof globalThis.WebSocket === 'undefined') {
   process.exit(2);
 }
 const bytes = { received: 0, sent: 0 };
-const sizeOf = (data) => (typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength ?? data.size ?? 0);
+const sizeOf = (data) =>
+  typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength ?? data.size ?? 0;
 class CountingWebSocket extends globalThis.WebSocket {
   constructor(...args) {
     super(...args);
@@ -118,7 +119,8 @@ function ackOf(client, id) {
 
 function newTodo(i) {
   // Ids made here (not by the client) so that the harness can tell the clients' rows apart.
-  return { id: `${job.id_prefix}${String(i).padStart(6, '0')}`, text: `bench write ${i} #7`, owner: job.user_id };
+  const id = `${job.id_prefix}${String(i).padStart(6, '0')}`;
+  return { id, text: `bench write ${i} #7`, owner: job.user_id };
 }
 
 const scenarios = {
@@ -205,7 +207,9 @@ const scenarios = {
     const { client, db } = await makeClient({ durable: true });
     const t0 = now();
     const { t, rows } = await subscribeUntil(client, allTodos(client), (r) => r.length >= job.n, 'all rows');
-    const result = { load_ms: t - t0, rows: rows.length, bytes_received: bytes.received, bytes_sent: bytes.sent };
+    const result = {
+      load_ms: t - t0, rows: rows.length, bytes_received: bytes.received, bytes_sent: bytes.sent,
+    };
     client.disconnect();
     db.close();
     return result;
