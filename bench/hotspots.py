@@ -14,6 +14,7 @@ import argparse
 import cProfile
 import os
 import pstats
+import shutil
 import sys
 import tempfile
 import threading
@@ -84,7 +85,10 @@ def main(argv: "List[str] | None" = None) -> int:
                   "P5": py_worker.p5}[args.scenario]
             name = args.scenario
         t = time.perf_counter()
-        result = profiled(lambda: fn(dict(job, scenario=name)))
+        try:
+            result = profiled(lambda: fn(dict(job, scenario=name)))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
         wall = time.perf_counter() - t
     brief = {k: v for k, v in result.items() if not isinstance(v, list)}
     print(f"{name}: {wall:.2f} s wall under the profiler; {brief}")
