@@ -59,7 +59,8 @@ class _Runner(QueryRunner):
         return compile_query(query, schema=schema, variables={"$session": claims, "$global": {}})
 
     def run(self, query: QueryJSON) -> Tuple[List[Document], Dict[str, Set[str]]]:
-        return self._compiled(query).run_with_dependencies(self._client._store)  # type: ignore[no-any-return]
+        return self._compiled(query).run_with_dependencies(  # type: ignore[no-any-return]
+            self._client._store, copy=False)
 
     def collections(self, query: QueryJSON) -> Set[str]:
         return _collection_names(self._compiled(query).prepared, set())
