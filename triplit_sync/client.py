@@ -21,20 +21,20 @@ from typing import Any, Callable, Dict, List, Optional, Union
 from urllib.parse import urlsplit
 
 from ._filelock import FileLock
-from .data import DataAPI, SchemaArg, load_schema
+from ._folder import default_data_dir, default_name, open_folder
+from .data import DataAPI
 from .dispatch import Dispatcher
 from .errors import (
     ClientClosedError,
     NoActiveSessionError,
     SessionRolesMismatchError,
-    StorageLockedError,
     TokenExpiredError,
     TriplitError,
 )
 from .protocol import Message, Ping, Ready, UpdateToken, redact
-from .schema import Schema
+from .schema import Schema, SchemaArg, load_schema
 from .session import Session, SessionErrorType, SessionInfo, SessionStore, TokenRefresher
-from .store import LocalStore, MemoryStore, SqliteStore
+from .store import LocalStore, MemoryStore
 from .sync import UNOWNED, SyncEngine
 from .tokens import is_expired, roles_equivalent
 from .transport import CloseInfo, ConnectionStatus, WebSocketTransport
@@ -52,19 +52,6 @@ _EXPIRY_PROBE_DELAY = 0.25
 _EXPIRY_GIVE_UP_DELAY = 1.5
 
 _clients: "weakref.WeakSet[TriplitClient]" = weakref.WeakSet()
-
-
-def default_data_dir() -> Path:
-    """Where durable clients keep their folders: the platform's user data dir for triplit_sync."""
-    import platformdirs
-
-    return Path(platformdirs.user_data_path("triplit_sync", appauthor=False))
-
-
-def _default_name(server_url: str) -> str:
-    parts = urlsplit(server_url)
-    raw = f"{parts.hostname or 'server'}_{parts.port or ('443' if parts.scheme == 'https' else '80')}{parts.path}"
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", raw).strip("_") or "default"
 
 
 class TriplitClient(DataAPI):
@@ -114,10 +101,11 @@ class TriplitClient(DataAPI):
         if on_session_error is not None and not callable(on_session_error):
             raise TypeError("on_session_error must be callable")
         self.server_url = server_url.rstrip("/")
-        self.name = name or _default_name(self.server_url)
+        self.name = name or default_name(self.server_url)
         self.persist_token = persist_token
         self.storage = storage
         self._schema: Optional[Schema] = load_schema(schema)
+        self._schema_json = self._schema.to_json() if self._schema is not None else None
         self._lock = threading.RLock()
         self._closed = False
         self._session: Optional[Session] = None
@@ -128,15 +116,20 @@ class TriplitClient(DataAPI):
         self._session_error_sent = False  # one report per session error (until the next connect)
         self._expiry_timers: List[threading.Timer] = []
         self._http: Any = None
+        self._connect_token: Optional[str] = None  # the token the current connection was opened with
+        self._fork_pending: Optional[str] = None  # in a forked child until first use: what to start
 
         self.folder: Optional[Path] = None
         self._name_lock: Optional[FileLock] = None
         self._session_store: Optional[SessionStore] = None
+        self._cache_reset = False
         self._store: LocalStore = self._open_storage(data_dir)
         stored = self._session_store.load() if self._session_store else None
         if stored is not None and stored.get("server_url") != self.server_url:
             log.warning("%s belongs to another server; starting a fresh session", self._session_store.path)
             stored = None
+        if stored is not None and self._cache_reset:
+            stored["checkpoints"] = {}  # resuming from them would skip what the new cache lacks
         self._stored: Dict[str, Any] = stored or {}
 
         self._dispatcher = Dispatcher(error_hook=self._callback_failed, name="triplit-callbacks")
@@ -157,24 +150,10 @@ class TriplitClient(DataAPI):
     def _open_storage(self, data_dir: Optional[Union[str, "os.PathLike[str]"]]) -> LocalStore:
         if self.storage == "memory":
             return MemoryStore()
-        folder = Path(data_dir) if data_dir is not None else default_data_dir()
-        folder = folder / self.name
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(folder, 0o700)
-        lock = FileLock(folder / "lock")
-        if not lock.acquire(timeout=0):
-            raise StorageLockedError(
-                f"another process is using the local database {str(folder)!r} (lock file {str(lock.path)!r}). "
-                "Give this client another name=..., or use storage='memory'."
-            )
-        try:
-            store = SqliteStore(folder)
-        except BaseException:
-            lock.release()
-            raise
-        self.folder, self._name_lock = folder, lock
-        self._session_store = SessionStore(folder)
-        return store
+        opened = open_folder(data_dir if data_dir is not None else default_data_dir(), self.name)
+        self.folder, self._name_lock, self._session_store = opened.path, opened.lock, opened.session_store
+        self._cache_reset = opened.cache_reset  # the stored checkpoints describe the lost cache
+        return opened.store
 
     def _init_engine(self) -> None:
         from .data import _Runner
@@ -255,24 +234,29 @@ class TriplitClient(DataAPI):
             raise TokenExpiredError("the token has expired; pass a fresh token or a refresh_handler")
         with self._lock:
             current = self._session
-            if current is not None and current.token == token:
+            same = current is not None and current.token == token
+            if same and current is not None:
                 current.refresh_handler, current.refresh_interval = refresh_handler, refresh_interval
                 self._refresher.schedule(refresh_handler, refresh_interval, current.expires_at)
-                same = True
-            else:
-                same = False
-                if current is not None:
-                    self._teardown_session()
+            elif current is not None:
+                self._teardown_session()
         if same:
             if auto_connect:
                 self.connect()
             return
+        # Outside the lock: the reader thread may need it to finish the old connection.
+        self._transport.disconnect()
         self._begin(session, auto_connect)
 
     def _begin(self, session: Session, auto_connect: bool) -> None:
         with self._lock:
             if self._stored.get("identity") not in (None, session.identity):
                 self._engine.reset_checkpoints()  # another identity: its resume state is not ours
+            inflight = self._store.inflight()
+            if inflight is not None and inflight[0] != session.identity:
+                # Another identity's unacknowledged batch goes back to its pending writes, to be
+                # re-sent by its own session; left in flight it would block this session's writes.
+                self._store.requeue_inflight()
             self._store.adopt_pending(UNOWNED, session.identity)  # writes made without a session
             self._session = session
             self._session_error_sent = False
@@ -299,17 +283,23 @@ class TriplitClient(DataAPI):
             if self._session is None:
                 return
             self._teardown_session()
+        # Outside the lock: the reader thread may need it to finish the connection (checkpoints).
+        self._transport.disconnect()
+        with self._lock:
+            if self._session is not None:
+                return  # a new session started meanwhile and owns the resume state now
+            # After the disconnect: no ENTITY_DATA can move a checkpoint any more.
             self._engine.reset_checkpoints()
             self._stored = {}
             if self._session_store is not None:
                 self._session_store.delete()
 
     def _teardown_session(self) -> None:
+        """Forget the session (under the lock); the caller disconnects once it released the lock."""
         self._session = None
         self._refresher.cancel()
         self._cancel_expiry_watch()
         self._engine.set_owner(None)
-        self._transport.disconnect()
 
     def update_session_token(self, token: str) -> None:
         """Swap in a fresh token for the same identity, on the live connection if there is one.
@@ -319,8 +309,16 @@ class TriplitClient(DataAPI):
         differ from the session's (a different user needs :meth:`start_session`).
         """
         self._check_open()
+        self._set_token(token)
+
+    def _set_token(self, token: str, still_current: Optional[Callable[[], bool]] = None) -> bool:
+        """Validate and install a token of the current identity; False if ``still_current()``
+        said the caller's refresh is out of date (a newer token, another or no session)."""
         with self._lock:
             current = self._session
+            if still_current is not None and (current is None or not still_current()):
+                log.debug("discarding a refreshed token: the session changed meanwhile")
+                return False
             if current is None:
                 raise NoActiveSessionError("update_session_token needs a session; call start_session first")
             session = self._new_session(token, current.refresh_handler, current.refresh_interval)
@@ -338,6 +336,7 @@ class TriplitClient(DataAPI):
             self._save_session()
         if self._transport.is_ready:
             self._transport.send(UpdateToken(token))
+        return True
 
     def on_session_error(self, callback: SessionErrorCallback) -> Callable[[], None]:
         """Call ``callback(SessionErrorType)`` on the callback thread when the server ends the
@@ -351,7 +350,8 @@ class TriplitClient(DataAPI):
         return _add_callback(self._lock, self._refresh_error_callbacks, callback)
 
     def _apply_refreshed_token(self, token: str) -> None:
-        self.update_session_token(token)
+        if not self._closed:
+            self._set_token(token, self._refresher.still_current)
 
     def _refresh_failed(self, error: BaseException) -> None:
         for callback in list(self._refresh_error_callbacks):
@@ -415,6 +415,8 @@ class TriplitClient(DataAPI):
 
     def wait_connected(self, timeout: Optional[float] = None) -> bool:
         """Block until the server said READY (True) or ``timeout`` passed / no connection is wanted (False)."""
+        if self._fork_pending is not None:
+            self._start_after_fork()
         return self._transport.wait_ready(timeout)
 
     def _token_for_connect(self) -> Optional[str]:
@@ -422,24 +424,35 @@ class TriplitClient(DataAPI):
         session = self._session
         if session is None:
             return None
-        if not is_expired(session.claims):
-            return session.token
         handler = session.refresh_handler
-        if handler is not None:
+        if is_expired(session.claims) and handler is not None:
             try:
                 token = handler()
                 if token is None:
                     raise ValueError("the refresh handler returned None")
-                self.update_session_token(token)
-                return self._session.token if self._session is not None else None
+                with self._lock:
+                    if self._session is not session:
+                        return self._token_for_connect()  # the session changed while the handler ran
+                    self._set_token(token)
             except Exception as e:
-                log.warning("could not renew the expired token before connecting: %s", redact(str(e)))
+                log.warning("could not renew the expired token before connecting (%s: %s); will retry",
+                            type(e).__name__, redact(str(e)))
                 self._refresh_failed(e)
-        self._emit_session_error(SessionErrorType.TOKEN_EXPIRED)
-        return None
+                raise  # a failed attempt: the transport retries with its backoff
+            session = self._session
+            if session is None:
+                return None
+        # Without a handler an expired token still goes to the server, the judge of expiry
+        # (clocks differ): it answers UNAUTHORIZED, which reaches on_session_error.
+        self._connect_token = session.token
+        return session.token
 
     def _on_message(self, msg: Message) -> None:
         if isinstance(msg, Ready):
+            session = self._session
+            if session is not None and session.token != self._connect_token:
+                # The token changed while this connection was opening: the server has the old one.
+                self._transport.send(UpdateToken(session.token))
             self._engine.connection_ready(self._transport.send)
         else:
             self._engine.handle_message(msg)
@@ -462,11 +475,10 @@ class TriplitClient(DataAPI):
         return data
 
     def _save_session(self) -> None:
-        if self._session_store is None:
-            return
         data = self._session_data()
-        self._stored = data
-        self._session_store.save(data)
+        self._stored = data  # kept with memory storage too: whose checkpoints the engine holds
+        if self._session_store is not None:
+            self._session_store.save(data)
 
     def _save_checkpoints(self, checkpoints: Dict[str, Any]) -> None:
         if self._session_store is None or self._session is None:
@@ -507,7 +519,7 @@ class TriplitClient(DataAPI):
             self._cancel_expiry_watch()
         self._engine.close()
         self._transport.close(timeout=1.0)
-        if not self._dispatcher.in_dispatcher_thread:
+        if not self._dispatcher.in_dispatcher_thread():
             self._dispatcher.close(timeout=1.0)
         else:
             self._dispatcher.close(timeout=0)
@@ -523,8 +535,11 @@ class TriplitClient(DataAPI):
         return self._closed
 
     def _check_open(self) -> None:
+        """Every public call starts here: refuse a closed client, start a forked child's client."""
         if self._closed:
             raise ClientClosedError("this TriplitClient has been closed")
+        if self._fork_pending is not None:
+            self._start_after_fork()
 
     def __enter__(self) -> "TriplitClient":
         return self
@@ -563,8 +578,10 @@ class TriplitClient(DataAPI):
         """The child of a fork owns no thread and must not touch the parent's socket or files.
 
         It keeps a private in-memory copy of the local database (the parent owns the durable
-        one and its pending writes) and connects its own socket on first use.
+        one and its pending writes) and connects its own socket on first use: a child that
+        never uses the client (multiprocessing, a fork before exec) opens nothing.
         """
+        wanted = self._transport.wants_connection  # the parent's state, copied into this process
         self._lock = threading.RLock()
         self._expiry_timers = []
         self._store = self._store.detach_after_fork()
@@ -577,10 +594,19 @@ class TriplitClient(DataAPI):
         self._transport = self._new_transport(self._ping_interval)
         self._refresher = TokenRefresher(self._apply_refreshed_token, self._refresh_failed)
         self._http = None
-        session = self._session
-        if session is not None:
+        self._connect_token = None
+        self._fork_pending = "connect" if wanted else "timers"
+
+    def _start_after_fork(self) -> None:
+        """First use in a forked child: the timers and the socket of its own."""
+        with self._lock:
+            pending, self._fork_pending = self._fork_pending, None
+            session = self._session
+            if pending is None or session is None or self._closed:
+                return
             self._refresher.schedule(session.refresh_handler, session.refresh_interval, session.expires_at)
             self._arm_expiry_watch(session)
+        if pending == "connect":
             self._transport.connect()
 
 

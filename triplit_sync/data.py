@@ -7,10 +7,8 @@ and the schema through the client's attributes.
 from __future__ import annotations
 
 import copy
-import os
 import threading
 import time
-from pathlib import Path
 from typing import (
     TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Set, Tuple, Union,
 )
@@ -29,24 +27,12 @@ from .sync import QueryRunner, Subscription
 if TYPE_CHECKING:  # pragma: no cover
     from .client import TriplitClient
 
-__all__ = ["DataAPI", "RowsStream", "Transaction", "load_schema", "FETCH_POLICIES"]
+__all__ = ["DataAPI", "RowsStream", "Transaction", "FETCH_POLICIES"]
 
-SchemaArg = Union[None, Schema, Mapping[str, Any], str, "os.PathLike[str]"]
 QueryArg = Union[Query, Mapping[str, Any]]
 Row = Dict[str, Any]
 
 FETCH_POLICIES = ("local-first", "local-only", "remote-first", "local-and-remote")
-
-
-def load_schema(schema: SchemaArg) -> Optional[Schema]:
-    """A Schema from a Schema, a dict in the server's JSON format, or a JSON file path."""
-    if schema is None or isinstance(schema, Schema):
-        return schema
-    if isinstance(schema, (str, os.PathLike)):
-        return Schema.from_file(Path(schema))
-    if isinstance(schema, Mapping):
-        return Schema.from_json(schema)
-    raise TypeError(f"schema must be a Schema, a dict or a file path, not {type(schema).__name__}")
 
 
 def _collection_names(value: Any, out: Set[str]) -> Set[str]:
@@ -70,13 +56,14 @@ class _Runner(QueryRunner):
 
     def _compiled(self, query: QueryJSON) -> Any:
         client = self._client
-        schema = client._schema.to_json() if client._schema is not None else None
+        schema = client._schema_json
         session = client._session
         claims = dict(session.claims) if session is not None else {}
         return compile_query(query, schema=schema, variables={"$session": claims, "$global": {}})
 
     def run(self, query: QueryJSON) -> Tuple[List[Document], Dict[str, Set[str]]]:
-        return self._compiled(query).run_with_dependencies(self._client._store)  # type: ignore[no-any-return]
+        return self._compiled(query).run_with_dependencies(  # type: ignore[no-any-return]
+            self._client._store, copy=False)
 
     def collections(self, query: QueryJSON) -> Set[str]:
         return _collection_names(self._compiled(query).prepared, set())
@@ -91,6 +78,8 @@ class DataAPI:
     """Queries and writes. Everything here is available on :class:`TriplitClient`."""
 
     _schema: Optional[Schema]
+    #: the schema's JSON, made once: compiled queries are cached per schema object
+    _schema_json: Optional[Dict[str, Any]]
 
     # ------------------------------------------------------------------ queries
 
@@ -103,8 +92,7 @@ class DataAPI:
 
             rows = client.fetch(client.query("todos").where("completed", "=", False).limit(10))
         """
-        schema = self._schema.to_json() if self._schema is not None else None
-        return Query(collection, schema=schema)
+        return Query(collection, schema=self._schema_json)
 
     def _query_json(self, query: QueryArg) -> QueryJSON:
         to_json = getattr(query, "to_json", None)
@@ -185,7 +173,7 @@ class DataAPI:
         return self._engine.runner.decode(q, rows)
 
     def _wants_connection(self) -> bool:
-        """A session exists and the client is connected or trying to be (also between retries)."""
+        # Also while waiting out a reconnect backoff (status CLOSED): the session still wants the server.
         return self._session is not None and self._transport.wants_connection  # type: ignore[attr-defined]
 
     def fetch_one(self, query: QueryArg, policy: str = "local-first", timeout: Optional[float] = None) -> Optional[Row]:

@@ -18,6 +18,7 @@ schema this client turns them into Python sets and datetimes.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from ._http_transport import DEFAULT_TIMEOUT, USE_DEFAULT, HttpTransport, check_token, dumps
@@ -91,10 +92,10 @@ class HttpClient:
         else:
             fixed = check_token(token)
             source = lambda: fixed  # noqa: E731
-        if isinstance(schema, Mapping):
-            from .schema import Schema  # only when asked: the JSON form needs the schema module
+        if isinstance(schema, (Mapping, str, os.PathLike)):
+            from .schema import load_schema  # only when asked: the JSON form needs the schema module
 
-            schema = Schema.from_json(schema)
+            schema = load_schema(schema)
         elif schema is not None and not (callable(getattr(schema, "encode_entity", None))
                                          and callable(getattr(schema, "decode_entity", None))):
             raise TypeError(f"schema must be a Schema (or its JSON dict), got {type(schema).__name__}")

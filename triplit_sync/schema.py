@@ -85,7 +85,9 @@ __all__ = [
     "PlainCodec",
     "PLAIN",
     "DEFAULT_ROLES",
+    "SchemaArg",
     "encode_plain",
+    "load_schema",
 ]
 
 #: the roles the server uses when a schema declares none
@@ -350,6 +352,25 @@ class Schema:
     def __repr__(self) -> str:
         roles = self._json.get("roles")
         return f"Schema(collections={self.collection_names!r}, roles={list(roles) if roles else None!r})"
+
+
+SchemaArg = Union[None, "Schema", Mapping[str, Any], str, "os.PathLike[str]"]
+
+
+def load_schema(schema: SchemaArg) -> Optional["Schema"]:
+    """A :class:`Schema` from a Schema, a dict in the server's JSON format, or a JSON file path.
+
+        >>> load_schema("schema.json")  # doctest: +SKIP
+        Schema(collections=['todos'], roles=None)
+    """
+    if schema is None or isinstance(schema, Schema):
+        return schema
+    if isinstance(schema, (str, os.PathLike)):
+        return Schema.from_file(schema)
+    if isinstance(schema, Mapping):
+        return Schema.from_json(schema)
+    raise TypeError(f"schema must be a Schema, a dict in the server's JSON format or a file path, "
+                    f"not {type(schema).__name__}")
 
 
 class _IncludeDecoder:

@@ -22,6 +22,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional
 
+from ._redact import redact
 from .tokens import Roles, decode_claims, expires_at, identity_key, match_roles
 
 __all__ = [
@@ -193,8 +194,8 @@ class TokenRefresher:
         self._lock = threading.Lock()
         self._timer: Optional[threading.Timer] = None
         self._generation = 0
+        self._firing = threading.local()  # the generation the current thread's handler call belongs to
         self._handler: Optional[Callable[[], Optional[str]]] = None
-        self._interval: Optional[float] = None
 
     def delay_for(self, exp: Optional[float], interval: Optional[float]) -> Optional[float]:
         """Seconds until the next call: the interval, else ``lead_time`` before ``exp`` (>= ``min_delay``)."""
@@ -214,7 +215,7 @@ class TokenRefresher:
         with self._lock:
             self._generation += 1
             self._cancel_timer()
-            self._handler, self._interval = handler, interval
+            self._handler = handler
             if handler is None:
                 return
             delay = self.delay_for(exp, interval)
@@ -227,6 +228,15 @@ class TokenRefresher:
             self._generation += 1
             self._cancel_timer()
             self._handler = None
+
+    def still_current(self) -> bool:
+        """Inside ``apply``: True while no :meth:`schedule` / :meth:`cancel` came after this refresh began.
+
+        ``apply`` should check it under the same lock its owner holds when it re-schedules or
+        cancels, so that a refresh racing with a newer token or the session's end is dropped.
+        """
+        with self._lock:
+            return getattr(self._firing, "generation", None) == self._generation
 
     @property
     def active(self) -> bool:
@@ -249,7 +259,7 @@ class TokenRefresher:
         with self._lock:
             if generation != self._generation or self._handler is None:
                 return
-            handler, interval = self._handler, self._interval
+            handler = self._handler
         error: Optional[BaseException] = None
         token: Optional[str] = None
         try:
@@ -263,12 +273,19 @@ class TokenRefresher:
                 log.debug("discarding a refresh that finished after the session changed")
                 return
         if error is None and token is not None:
+            self._firing.generation = generation
             try:
                 self._apply(token)  # re-schedules through schedule(), which bumps the generation
                 return
             except Exception as e:
                 error = e
-        log.warning("token refresh failed (%s: %s); retrying in %.0f s", type(error).__name__, error, backoff)
+            finally:
+                self._firing.generation = None
+        with self._lock:
+            if generation != self._generation:
+                return  # apply failed because the session changed meanwhile: not a refresh failure
+        log.warning("token refresh failed (%s: %s); retrying in %.0f s", type(error).__name__,
+                    redact(error, 300), backoff)  # application text: may quote a token
         try:
             self._on_failure(error)  # type: ignore[arg-type]
         finally:

@@ -7,6 +7,7 @@ reports the close, and waits out the backoff before the next attempt. Facts: PRO
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import random
@@ -46,6 +47,9 @@ _MANUAL_REASON = '{"type":"MANUAL_DISCONNECT","retry":false}'
 # websocket-client's trace mode logs the upgrade request, whose URL holds the token.
 install_log_filter(logging.getLogger("websocket"))
 
+
+#: Frames from this size on are handled with the garbage collector paused.
+_LARGE_FRAME = 256 * 1024
 
 class ConnectionStatus(str, Enum):
     """State of the socket (``OPEN`` means the socket is open, not that READY has arrived)."""
@@ -222,8 +226,8 @@ class WebSocketTransport:
 
     @property
     def wants_connection(self) -> bool:
-        """True while connected or trying to be (connecting, or waiting out a reconnect backoff);
-        False after disconnect(), a close that is not retried, or close()."""
+        """True from connect() until disconnect(), close() or a close that ends reconnecting
+        (e.g. a session error): connecting, open, or waiting out a reconnect backoff."""
         return self._want and not self._closed
 
     @property
@@ -517,6 +521,19 @@ class WebSocketTransport:
 
     def _on_text(self, conn: WsConnection, data: bytes, stop_ping: threading.Event) -> None:
         self.bytes_received += len(data)
+        if len(data) >= _LARGE_FRAME and gc.isenabled():
+            # Decoding and applying a large frame allocates hundreds of thousands of objects
+            # that all survive; the collector would scan them again and again (~40 % of the
+            # work). Pause it for this frame; its next run catches up.
+            gc.disable()
+            try:
+                self._on_frame(conn, data, stop_ping)
+            finally:
+                gc.enable()
+        else:
+            self._on_frame(conn, data, stop_ping)
+
+    def _on_frame(self, conn: WsConnection, data: bytes, stop_ping: threading.Event) -> None:
         msg = self._decode(conn, data)
         if msg is None:
             return

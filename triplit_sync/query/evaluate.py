@@ -79,12 +79,16 @@ class CompiledQuery:
         rows = Run(source, self.views).execute(self.plan, [])
         return _shape_many(rows, self.prepared)
 
-    def run_with_dependencies(self, source: Source) -> Tuple[List[Doc], Dict[str, Set[str]]]:
-        """The results and every ``{collection: {ids}}`` they contain, includes at every depth."""
+    def run_with_dependencies(self, source: Source, *, copy: bool = True) -> Tuple[List[Doc], Dict[str, Set[str]]]:
+        """The results and every ``{collection: {ids}}`` they contain, includes at every depth.
+
+        ``copy=False`` hands out the source's own documents where no ``select`` or ``include``
+        reshapes them (the sync engine's hot path): the caller must not mutate them.
+        """
         rows = Run(source, self.views).execute(self.plan, [])
         deps: Dict[str, Set[str]] = {}
         _collect(rows, self.prepared, deps)
-        return _shape_many(rows, self.prepared), deps
+        return _shape_many(rows, self.prepared, copy), deps
 
 
 _CACHE_SIZE = 512
@@ -174,8 +178,12 @@ def result_dependencies(
 # --- shaping -------------------------------------------------------------------------------------
 
 
-def _shape_many(rows: List[Any], q: Mapping[str, Any]) -> List[Doc]:
+def _shape_many(rows: List[Any], q: Mapping[str, Any], copy: bool = True) -> List[Doc]:
     if not q.get("select") and not q.get("include"):
+        if not copy:
+            # Stores never change a document in place: an unchanged row stays the same object
+            # between runs, which makes comparing results cheap.
+            return [row_data(r) for r in rows]
         return [dict(row_data(r)) for r in rows]
     return [_shape_one(r, q) for r in rows]
 

@@ -17,7 +17,7 @@ from ._values import (
     js_parse_float,
     js_string,
     js_truthy,
-    like_regex,
+    like_matcher,
     make_getter,
     order_key,
     u16_safe,
@@ -73,13 +73,12 @@ def value_test(op: str, fv: Any) -> Callable[[Any], bool]:
                 raise InvalidQueryError(f"'{op}' needs a string pattern, got {fv!r}")
 
             return bad_pattern
-        match = like_regex(fv).fullmatch
+        matches = like_matcher(fv)
 
         def like(v: Any) -> bool:
             if v is None or v is MISSING:
                 return neg
-            s = v if type(v) is str else js_string(v)
-            return (match(s) is None) if neg else (match(s) is not None)
+            return matches(v if type(v) is str else js_string(v)) is not neg
 
         return like
     if op == "in" or op == "nin":
@@ -254,14 +253,14 @@ def _fused(key: str, op: str, fv: Any) -> Optional[Predicate]:
     if op == "!=" and (fv is True or fv is False):
         return lambda d: d.get(key) is not fv
     if op in ("like", "nlike") and isinstance(fv, str):
-        match = like_regex(fv).fullmatch
+        matches = like_matcher(fv)
         if op == "like":
 
             def like(d: Any) -> bool:
                 v = d.get(key)
                 if v is None:
                     return False
-                return match(v if type(v) is str else js_string(v)) is not None
+                return matches(v if type(v) is str else js_string(v))
 
             return like
 
@@ -269,7 +268,7 @@ def _fused(key: str, op: str, fv: Any) -> Optional[Predicate]:
             v = d.get(key)
             if v is None:
                 return True
-            return match(v if type(v) is str else js_string(v)) is None
+            return not matches(v if type(v) is str else js_string(v))
 
         return nlike
     return None

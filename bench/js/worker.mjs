@@ -1,0 +1,280 @@
+// One benchmark scenario with the official JS client (@triplit/client), in a fresh Node process.
+//
+// Run by bench/_proc.py from a folder whose node_modules is the pinned server's install (ESM resolves
+// bare imports next to the script, so the harness copies this file there). The job (JSON) comes on
+// stdin; the last stdout line is `BENCH_RESULT {...}`. Times are performance.now() milliseconds.
+
+import { readFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+// The client needs a browser-style global WebSocket: Node's own (undici), built in from Node 22 and
+// behind --experimental-websocket on Node 20/21 (the harness adds the flag). This subclass also counts
+// the text frame payload bytes in each direction: the same thing the Python side counts.
+if (typeof globalThis.WebSocket === 'undefined') {
+  process.stderr.write('this Node has no global WebSocket: use Node >= 22 or --experimental-websocket\n');
+  process.exit(2);
+}
+const bytes = { received: 0, sent: 0 };
+const sizeOf = (data) =>
+  typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength ?? data.size ?? 0;
+class CountingWebSocket extends globalThis.WebSocket {
+  constructor(...args) {
+    super(...args);
+    this.addEventListener('message', (evt) => {
+      bytes.received += sizeOf(evt.data);
+    });
+  }
+  send(data) {
+    bytes.sent += sizeOf(data);
+    return super.send(data);
+  }
+}
+globalThis.WebSocket = CountingWebSocket;
+
+const { TriplitClient } = await import('@triplit/client');
+
+const job = JSON.parse(readFileSync(0, 'utf8'));
+const schema = JSON.parse(readFileSync(job.schema_path, 'utf8'));
+const now = () => performance.now();
+const rss = () => process.memoryUsage().rss;
+
+function emit(result) {
+  process.stdout.write(`BENCH_RESULT ${JSON.stringify({ client: 'js', ...result })}\n`);
+}
+
+async function makeClient({ durable = false } = {}) {
+  let storage = 'memory';
+  let db;
+  if (durable) {
+    // The JS client's durable storage in Node: the SQLite KV store on better-sqlite3.
+    const { SQLiteKVStore } = await import('@triplit/client/storage/sqlite');
+    const { default: Database } = await import('better-sqlite3');
+    mkdirSync(job.data_dir, { recursive: true });
+    db = new Database(join(job.data_dir, `${job.name}.sqlite`));
+    storage = new SQLiteKVStore(db);
+  }
+  const client = new TriplitClient({
+    serverUrl: job.url,
+    token: job.token,
+    schema: schema.collections,
+    roles: schema.roles,
+    storage,
+    autoConnect: false,
+    logLevel: 'error',
+  });
+  const ready = new Promise((resolve) => {
+    const off = client.onSyncMessageReceived((msg) => {
+      if (msg.type === 'READY') {
+        off();
+        resolve();
+      }
+    });
+  });
+  await client.connect();
+  await withTimeout(ready, 30_000, 'READY');
+  return { client, db };
+}
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+function allTodos(client) {
+  return client.query('todos');
+}
+
+// Resolves with the time of the first callback whose rows satisfy `done(rows)`.
+function subscribeUntil(client, query, done, what) {
+  return withTimeout(
+    new Promise((resolve, reject) => {
+      let finished = false;
+      const unsub = client.subscribe(
+        query,
+        (rows) => {
+          if (!finished && done(rows)) {
+            finished = true;
+            resolve({ t: now(), rows, unsub });
+          }
+        },
+        (err) => reject(err),
+      );
+    }),
+    job.timeout_ms ?? 300_000,
+    what,
+  );
+}
+
+// Resolves when the server acknowledged the write of `id` (the JS client's onEntitySyncSuccess).
+function ackOf(client, id) {
+  return new Promise((resolve) => {
+    const off = client.onEntitySyncSuccess('todos', id, () => {
+      off();
+      resolve(now());
+    });
+  });
+}
+
+function newTodo(i) {
+  // Ids made here (not by the client) so that the harness can tell the clients' rows apart.
+  const id = `${job.id_prefix}${String(i).padStart(6, '0')}`;
+  return { id, text: `bench write ${i} #7`, owner: job.user_id };
+}
+
+const scenarios = {
+  // P1 (and P6): a fresh process subscribes to all todos; time to the first callback with all N rows.
+  async P1() {
+    const rss0 = rss();
+    const { client } = await makeClient();
+    const rssConnected = rss();
+    const t0 = now();
+    const { t, rows } = await subscribeUntil(client, allTodos(client), (r) => r.length >= job.n, 'all rows');
+    const rss1 = rss();
+    return {
+      load_ms: t - t0, rows: rows.length, rss_before: rss0, rss_connected: rssConnected, rss_after: rss1,
+      rss_growth: rss1 - rss0, bytes_received: bytes.received, bytes_sent: bytes.sent,
+    };
+  },
+
+  // P2: subscriber on a live query; another client inserts one at a time, each waiting for its ack.
+  async P2() {
+    const { client: sub } = await makeClient();
+    const { client: writer } = await makeClient();
+    const q = sub.query('todos').Where('completed', '=', false).Order('created_at', 'DESC').Limit(50);
+    const started = {};
+    const seen = {};
+    let fulfilled;
+    const remote = new Promise((resolve) => { fulfilled = resolve; });
+    let allSeen;
+    const allSeenP = new Promise((resolve) => { allSeen = resolve; });
+    let nSeen = 0;
+    sub.subscribe(q, (rows) => {
+      const t = now();
+      for (const row of rows) {
+        const id = row.id;
+        if (started[id] !== undefined && seen[id] === undefined) {
+          seen[id] = t;
+          nSeen += 1;
+          if (nSeen === job.count) allSeen();
+        }
+      }
+    }, undefined, { onRemoteFulfilled: () => fulfilled() });
+    await withTimeout(remote, 60_000, 'subscriber fulfilled');
+    const ackMs = [];
+    for (let i = 0; i < job.count; i++) {
+      const todo = newTodo(i);
+      const acked = ackOf(writer, todo.id);
+      const t0 = now();
+      started[todo.id] = t0;
+      await writer.insert('todos', todo);
+      ackMs.push((await withTimeout(acked, 30_000, 'ack')) - t0);
+    }
+    await withTimeout(allSeenP, 30_000, 'all inserts seen by the subscriber');
+    const latency = Object.keys(started).map((id) => seen[id] - started[id]);
+    return { latency_ms: latency, ack_ms: ackMs };
+  },
+
+  // P3a: sequential inserts, each waiting for its ack.
+  async P3a() {
+    const { client } = await makeClient();
+    const ms = [];
+    for (let i = 0; i < job.count; i++) {
+      const todo = newTodo(i);
+      const acked = ackOf(client, todo.id);
+      const t0 = now();
+      await client.insert('todos', todo);
+      ms.push((await withTimeout(acked, 30_000, 'ack')) - t0);
+    }
+    return { ack_ms: ms };
+  },
+
+  // P3b: inserts as fast as possible, then wait until all are acknowledged.
+  async P3b() {
+    const { client } = await makeClient();
+    const last = newTodo(job.count - 1).id;
+    const lastAcked = ackOf(client, last); // one batch in flight at a time, in order: the last ack is the end
+    const t0 = now();
+    for (let i = 0; i < job.count; i++) await client.insert('todos', newTodo(i));
+    const tLocal = now();
+    const t1 = await withTimeout(lastAcked, 600_000, 'all acks');
+    return { total_ms: t1 - t0, local_ms: tLocal - t0, inserts_per_s: job.count / ((t1 - t0) / 1000) };
+  },
+
+  // P4 phase A: a durable client syncs all todos, then exits (its SQLite file stays).
+  async P4_load() {
+    const { client, db } = await makeClient({ durable: true });
+    const t0 = now();
+    const { t, rows } = await subscribeUntil(client, allTodos(client), (r) => r.length >= job.n, 'all rows');
+    const result = {
+      load_ms: t - t0, rows: rows.length, bytes_received: bytes.received, bytes_sent: bytes.sent,
+    };
+    client.disconnect();
+    db.close();
+    return result;
+  },
+
+  // P4 phase B: a new process on the same data resubscribes; time until all the changes are visible.
+  async P4_resume() {
+    const { updated, deleted, inserted } = job.expect;
+    const { client, db } = await makeClient({ durable: true });
+    const wanted = Object.keys(updated).length + deleted.length + inserted.length;
+    let firstRows = null;
+    const t0 = now();
+    const { t, rows } = await subscribeUntil(client, allTodos(client), (r) => {
+      if (firstRows === null) firstRows = r.length;
+      const byId = new Map();
+      for (const row of r) byId.set(row.id, row);
+      let ok = 0;
+      for (const [id, text] of Object.entries(updated)) if (byId.get(id)?.text === text) ok++;
+      for (const id of deleted) if (!byId.has(id)) ok++;
+      for (const id of inserted) if (byId.has(id)) ok++;
+      return ok === wanted;
+    }, 'all changes');
+    const result = {
+      resume_ms: t - t0, rows: rows.length, first_callback_rows: firstRows,
+      bytes_received: bytes.received, bytes_sent: bytes.sent,
+    };
+    client.disconnect();
+    db.close();
+    return result;
+  },
+
+  // P5: a local-only query over the synced cache, `runs` times.
+  async P5() {
+    const { client } = await makeClient();
+    let fulfilled;
+    const remote = new Promise((resolve) => { fulfilled = resolve; });
+    client.subscribe(allTodos(client), () => {}, undefined, { onRemoteFulfilled: () => fulfilled() });
+    await withTimeout(remote, 120_000, 'all todos synced');
+    const count = (await client.fetch(allTodos(client), { policy: 'local-only' })).length;
+    const q = client.query('todos')
+      .Where('completed', '=', false)
+      .Where('text', 'like', '%7%')
+      .Order('created_at', 'DESC')
+      .Limit(20);
+    const ms = [];
+    let ids;
+    for (let i = 0; i < job.runs; i++) {
+      const t0 = now();
+      const rows = await client.fetch(q, { policy: 'local-only' });
+      ms.push(now() - t0);
+      ids ??= rows.map((r) => r.id);
+    }
+    return { query_ms: ms, cached: count, result_ids: ids };
+  },
+};
+
+const run = scenarios[job.scenario];
+if (!run) {
+  process.stderr.write(`unknown scenario ${job.scenario}\n`);
+  process.exit(2);
+}
+try {
+  emit({ scenario: job.scenario, ...(await run()) });
+  process.exit(0);
+} catch (e) {
+  process.stderr.write(`${e?.stack ?? e}\n`);
+  process.exit(1);
+}

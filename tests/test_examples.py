@@ -1,0 +1,24 @@
+"""The examples the README points at run, as written, against a real server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_todos_example_runs() -> None:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env.pop("TRIPLIT_URL", None)
+    proc = subprocess.run([sys.executable, str(REPO / "examples" / "todos.py")], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "signed in with roles ['user']" in out
+    assert "open todos: ['call mum', 'buy milk']" in out
+    assert "rejected: WritePermissionError" in out
+    assert "done: buy milk" in out
+    assert "via HTTP: 4 todos" in out
