@@ -353,8 +353,10 @@ class SyncEngine:
         with self._lock:
             verification = self._verifying.pop(msg.query_key or "", None)
             if verification is not None:
-                log.warning("could not verify cached %s entities: %s", verification[0], error)
-                self._unverified[verification[0]] -= verification[1]
+                coll, ids = verification
+                log.warning("could not verify cached %s entities: %s", coll, error)
+                self._unverified[coll] -= ids
+                self._track({coll: ids}, {}, {})  # not held by the failed verification after all
                 return
             live = self._queries.get(msg.query_key or "")
             if live is None:
