@@ -469,7 +469,7 @@ def test_random_writes_converge(rich: TriplitTestServer, seed: int, tmp_path: Pa
         counts = {k: len(server_rows(rich, {"collectionName": k}))
                   for k in ("todos", "notes", "users", "private")}
         assert counts["todos"] > 3 and counts["private"] > 0
-        events["verifications"] = sum(p.client._engine._verify_seq
+        events["verifications"] = sum(p.client._engine._fresh.sent
                                       for p in people if isinstance(p, InProcess))
         print(f"\nconvergence seed {seed}: {time.monotonic() - started:.1f} s, {len(oplog)} writes, "
               f"{dict(events)}, final server counts {counts}")

@@ -20,6 +20,8 @@ import time
 from collections import OrderedDict
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
+from ._freshness import Freshness, IdSets
+from ._live import QueryRunner, Subscription, _call_if_active, _LiveQuery
 from ._types import Changes, Document, QueryJSON, Timestamp
 from .errors import QueryError, WriteError
 from .protocol import (
@@ -53,102 +55,6 @@ CHECKPOINT_INTERVAL = 0.5
 #: recently used first), so that a later fetch or subscription answers locally and resumes.
 MAX_DORMANT_QUERIES = 100
 
-IdSets = Dict[str, Set[str]]
-
-
-class QueryRunner:
-    """How the engine evaluates queries; the client supplies one that knows the schema."""
-
-    def run(self, query: QueryJSON) -> Tuple[List[Document], IdSets]:  # pragma: no cover - interface
-        """The rows, and every (collection, id) they were built from, includes too."""
-        raise NotImplementedError
-
-    def collections(self, query: QueryJSON) -> Set[str]:  # pragma: no cover
-        """Every collection whose changes can change the query's result."""
-        raise NotImplementedError
-
-    def decode(self, query: QueryJSON, rows: List[Document]) -> List[Dict[str, Any]]:  # pragma: no cover
-        """Wire documents -> what the application sees (datetimes, sets)."""
-        raise NotImplementedError
-
-
-class Subscription:
-    """A live query's callbacks. ``unsubscribe()`` (or leaving its ``with`` block) ends it.
-
-        with client.subscribe(client.query("todos"), print) as sub:
-            ...
-    """
-
-    def __init__(
-        self,
-        engine: "SyncEngine",
-        live: "_LiveQuery",
-        on_results: Callable[[List[Dict[str, Any]]], Any],
-        on_error: Optional[Callable[[BaseException], Any]],
-        on_remote_fulfilled: Optional[Callable[[], Any]],
-        local_only: bool,
-    ) -> None:
-        self._engine = engine
-        self._live = live
-        self.on_results = on_results
-        self.on_error = on_error
-        self.on_remote_fulfilled = on_remote_fulfilled
-        self.local_only = local_only
-        self.active = True
-        self._delivered: Optional[List[Document]] = None  # wire rows last handed out
-
-    @property
-    def query(self) -> QueryJSON:
-        return self._live.query
-
-    @property
-    def query_id(self) -> str:
-        return self._live.id
-
-    @property
-    def fulfilled(self) -> bool:
-        """True once the server has answered this query on the current connection."""
-        return self._live.fulfilled
-
-    def unsubscribe(self) -> None:
-        """Stop the callbacks; the last subscriber of a query also ends its server subscription."""
-        self._engine._unsubscribe(self)
-
-    def __enter__(self) -> "Subscription":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.unsubscribe()
-
-    def __repr__(self) -> str:
-        state = "active" if self.active else "ended"
-        return f"<Subscription {self._live.query.get('collectionName')!r} id={self._live.id} {state}>"
-
-
-class _LiveQuery:
-    __slots__ = ("id", "query", "collections", "subscribers", "holds", "sent", "fulfilled", "error",
-                 "rows", "deps", "evaluated", "remote", "listed", "counted")
-
-    def __init__(self, qid: str, query: QueryJSON, collections: Set[str]) -> None:
-        self.id = qid
-        self.query = query
-        self.collections = collections
-        self.subscribers: List[Subscription] = []
-        self.holds = 0  # fetches waiting for the server
-        self.sent = False  # CONNECT_QUERY sent on this connection
-        self.fulfilled = False  # answered on this connection
-        self.error: Optional[QueryError] = None
-        self.rows: List[Document] = []
-        self.deps: IdSets = {}
-        self.evaluated = False
-        self.remote = False  # wanted on the server (not only local-only subscribers)
-        self.listed: IdSets = {}  # the ids its CONNECT_QUERY state listed on this connection
-        self.counted = False  # its deps are counted in SyncEngine._held
-
-    @property
-    def idle(self) -> bool:
-        return not self.subscribers and self.holds == 0
-
 
 class SyncEngine:
     def __init__(
@@ -179,13 +85,8 @@ class SyncEngine:
         self._owner: Optional[str] = None
         self._in_flight = False  # a CHANGES batch is on the wire, waiting for ACK or ERROR
         self._connection = 0  # bumps on every READY and disconnect
-        # What the server keeps fresh on this connection: how many answered live queries (and
-        # verifications) hold each entity in their results. See _track.
-        self._held: Dict[str, Dict[str, int]] = {}
-        self._received: Optional[Dict[str, Any]] = None  # the sets of the ENTITY_DATA being applied
-        self._verifying: Dict[str, Tuple[str, Set[str]]] = {}  # verification query id -> ids
-        self._unverified: IdSets = {}  # ids a verification has not answered yet
-        self._verify_seq = 0
+        # What the server keeps fresh on this connection (see _freshness.py).
+        self._fresh = Freshness(lambda coll, eid: store.get_cached(coll, eid) is not None)
         self._deferred: List[Message] = []  # sent after the engine lock is released
         self._writes_first = 0  # batches to be answered before the queries are sent (after READY)
         self._failures: List[WriteError] = []  # rejected batches wait_for_sync has not reported yet
@@ -257,9 +158,7 @@ class SyncEngine:
         self._writes_first = 0
         for live in self._queries.values():
             live.sent = live.fulfilled = live.counted = False
-        self._held = {}
-        self._verifying = {}
-        self._unverified = {}
+        self._fresh.reset()
         self._deferred = []
 
     # ------------------------------------------------------------------ inbound
@@ -282,7 +181,7 @@ class SyncEngine:
         changed = self.store.apply_server_changes(msg.changes, msg.timestamp)
         deliveries: List[Tuple[_LiveQuery, bool]] = []
         with self._lock:
-            self._received = msg.changes
+            self._fresh.received = msg.changes
             try:
                 newly: Set[str] = set()
                 verified: IdSets = {}
@@ -291,11 +190,10 @@ class SyncEngine:
                     if live is not None and live.sent and not live.fulfilled:
                         live.fulfilled = True
                         newly.add(qid)
-                    elif qid in self._verifying:
-                        coll, ids = self._verifying.pop(qid)
-                        verified.setdefault(coll, set()).update(ids)
-                for coll, ids in verified.items():
-                    self._unverified[coll] -= ids
+                    else:
+                        answer = self._fresh.answered(qid)
+                        if answer is not None:
+                            verified.setdefault(answer[0], set()).update(answer[1])
                 for live in self._queries.values():
                     if live.fulfilled:
                         self._checkpoints[live.id] = list(msg.timestamp)
@@ -309,7 +207,7 @@ class SyncEngine:
                 for live, first in deliveries:
                     self._refresh(live, remote_first=first)
             finally:
-                self._received = None
+                self._fresh.received = None
             self._cond.notify_all()
         self._schedule_checkpoint_save()
 
@@ -351,12 +249,9 @@ class SyncEngine:
         error = msg.to_exception()
         assert isinstance(error, QueryError)
         with self._lock:
-            verification = self._verifying.pop(msg.query_key or "", None)
+            verification = self._fresh.failed(msg.query_key or "")
             if verification is not None:
-                coll, ids = verification
-                log.warning("could not verify cached %s entities: %s", coll, error)
-                self._unverified[coll] -= ids
-                self._track({coll: ids}, {}, {})  # not held by the failed verification after all
+                log.warning("could not verify cached %s entities: %s", verification[0], error)
                 return
             live = self._queries.get(msg.query_key or "")
             if live is None:
@@ -581,14 +476,16 @@ class SyncEngine:
                 continue
             # Cached entities this query has not vouched for are only as fresh as the query
             # that brought them; with no such query, nothing about them can be trusted.
-            timestamp = min(timestamp, self._freshness(coll, extra, live.id))
+            timestamp = min(timestamp, self._vouched_since(coll, extra, live.id))
             ids.setdefault(coll, set()).update(extra)
         ids = {c: s for c, s in ids.items() if s}
         if not ids and checkpoint is None:
             return None
         return {"timestamp": timestamp, "entityIds": {c: sorted(s) for c, s in ids.items()}}
 
-    def _freshness(self, coll: str, ids: Set[str], exclude: str) -> Timestamp:
+    def _vouched_since(self, coll: str, ids: Set[str], exclude: str) -> Timestamp:
+        """Since when cached ``ids`` are known fresh: the oldest checkpoint (less the margin) of
+        the other queries that recorded them; 0 if one of them has none."""
         oldest: Optional[Timestamp] = None
         remaining = set(ids)
         for qid, checkpoint in self._checkpoints.items():
@@ -612,76 +509,31 @@ class SyncEngine:
         old = live.deps
         live.rows, live.deps, live.evaluated = rows, deps, True
         if live.counted:
-            self._track(old, deps, {})
+            self._verify(self._fresh.track(old, deps))
         elif first_answer:
             self._count(live)
         if (changed or first_answer) and live.fulfilled:
             self._update_ids(live)
         return changed
 
-    # What the server keeps fresh. The server sends changes only for entities in the results
-    # of this connection's live queries (PROTOCOL.md §5.3). The cache also holds entities no
-    # live query holds there (acknowledged writes, results of queries no longer live, entities
-    # that left a query while the client was away): the server will never say that they
-    # changed or were deleted. If such an entity enters a live query's local results without
-    # the server having sent it (a related entity or a limit moved it in), it may be stale: a
-    # verification query (its id, with resume state at timestamp 0) makes the server send it
-    # or delete it, and keeps it fresh for the rest of the connection.
-
-    def _track(self, old: IdSets, new: IdSets, listed: IdSets) -> None:
-        """Count ``new`` and uncount ``old`` in _held; verify entities that came in unheld."""
-        held = self._held
-        get_cached = self.store.get_cached
-        received = self._received or {}
-        suspicious: IdSets = {}
-        for coll in set(old) | set(new):
-            before = old.get(coll, set())
-            after = new.get(coll, set())
-            counts = held.setdefault(coll, {})
-            for eid in before - after:
-                n = counts.get(eid, 0) - 1
-                if n > 0:
-                    counts[eid] = n
-                else:
-                    counts.pop(eid, None)
-            added = after - before
-            if not added:
-                continue
-            sent = received.get(coll, {}).get("sets", ()) if received else ()
-            skip = listed.get(coll, ())
-            for eid in added:
-                n = counts.get(eid, 0)
-                counts[eid] = n + 1
-                if n == 0 and eid not in sent and eid not in skip and get_cached(coll, eid) is not None:
-                    suspicious.setdefault(coll, set()).add(eid)
-        for coll, ids in suspicious.items():
-            self._verify(coll, ids)
-
     def _count(self, live: "_LiveQuery") -> None:
         """The server just answered ``live``: its results are held (and fresh) from now on."""
         if not live.counted:
             live.counted = True
-            self._track({}, live.deps, live.listed)
+            self._verify(self._fresh.track({}, live.deps, live.listed))
 
     def _uncount(self, live: "_LiveQuery") -> None:
         if live.counted:
             live.counted = False
-            self._track(live.deps, {}, {})
+            self._fresh.track(live.deps, {})
 
-    def _verify(self, coll: str, ids: Set[str]) -> None:
+    def _verify(self, suspicious: IdSets) -> None:
+        """Check cached entities the server may not keep fresh (sent once the lock is released)."""
         if self._send is None:
-            return  # the next CONNECT_QUERY's resume state covers them
-        self._verify_seq += 1
-        vid = f"verify-{self._verify_seq}"
-        listed = sorted(ids)
-        self._verifying[vid] = (coll, set(ids))
-        self._unverified.setdefault(coll, set()).update(ids)
-        counts = self._held.setdefault(coll, {})
-        for eid in ids:
-            counts[eid] = counts.get(eid, 0) + 1  # the verification query holds them from now on
-        log.debug("verifying %d cached %s entities", len(ids), coll)
-        self._deferred.append(ConnectQuery(vid, {"collectionName": coll, "where": [["id", "in", listed]]},
-                                           {"timestamp": ZERO_TIMESTAMP, "entityIds": {coll: listed}}))
+            return  # not connected: the next CONNECT_QUERY's resume state covers them
+        for coll, ids in suspicious.items():
+            log.debug("verifying %d cached %s entities", len(ids), coll)
+            self._deferred.append(self._fresh.verification(coll, ids))
 
     def _send_deferred(self) -> None:
         with self._lock:
@@ -694,9 +546,7 @@ class SyncEngine:
                 send(msg)
 
     def _update_ids(self, live: "_LiveQuery") -> None:
-        new = live.deps
-        if self._unverified:  # not known fresh yet: never listed as such on resume
-            new = {c: ids - self._unverified[c] if c in self._unverified else ids for c, ids in new.items()}
+        new = self._fresh.without_unverified(live.deps)  # not known fresh yet: never vouched for
         old = self.store.query_ids(live.id)
         added = {c: ids - old.get(c, set()) for c, ids in new.items()}
         removed = {c: ids - new.get(c, set()) for c, ids in old.items()}
@@ -848,8 +698,3 @@ class SyncEngine:
             self._send = None
             self._cond.notify_all()
         self.flush_checkpoints()
-
-
-def _call_if_active(sub: Subscription, rows: List[Dict[str, Any]]) -> None:
-    if sub.active:
-        sub.on_results(rows)

@@ -1,0 +1,114 @@
+"""Live queries of the sync engine: the Subscription handed to callers, the engine's record of
+one distinct query (shared by its subscribers), and how the engine evaluates queries."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple
+
+from ._freshness import IdSets
+from ._types import Document, QueryJSON
+from .errors import QueryError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .sync import SyncEngine
+
+__all__ = ["QueryRunner", "Subscription"]
+
+
+class QueryRunner:
+    """How the engine evaluates queries; the client supplies one that knows the schema."""
+
+    def run(self, query: QueryJSON) -> Tuple[List[Document], IdSets]:  # pragma: no cover - interface
+        """The rows, and every (collection, id) they were built from, includes too."""
+        raise NotImplementedError
+
+    def collections(self, query: QueryJSON) -> Set[str]:  # pragma: no cover
+        """Every collection whose changes can change the query's result."""
+        raise NotImplementedError
+
+    def decode(self, query: QueryJSON, rows: List[Document]) -> List[Dict[str, Any]]:  # pragma: no cover
+        """Wire documents -> what the application sees (datetimes, sets)."""
+        raise NotImplementedError
+
+
+class Subscription:
+    """A live query's callbacks. ``unsubscribe()`` (or leaving its ``with`` block) ends it.
+
+        with client.subscribe(client.query("todos"), print) as sub:
+            ...
+    """
+
+    def __init__(
+        self,
+        engine: "SyncEngine",
+        live: "_LiveQuery",
+        on_results: Callable[[List[Dict[str, Any]]], Any],
+        on_error: Optional[Callable[[BaseException], Any]],
+        on_remote_fulfilled: Optional[Callable[[], Any]],
+        local_only: bool,
+    ) -> None:
+        self._engine = engine
+        self._live = live
+        self.on_results = on_results
+        self.on_error = on_error
+        self.on_remote_fulfilled = on_remote_fulfilled
+        self.local_only = local_only
+        self.active = True
+        self._delivered: Optional[List[Document]] = None  # wire rows last handed out
+
+    @property
+    def query(self) -> QueryJSON:
+        return self._live.query
+
+    @property
+    def query_id(self) -> str:
+        return self._live.id
+
+    @property
+    def fulfilled(self) -> bool:
+        """True once the server has answered this query on the current connection."""
+        return self._live.fulfilled
+
+    def unsubscribe(self) -> None:
+        """Stop the callbacks; the last subscriber of a query also ends its server subscription."""
+        self._engine._unsubscribe(self)
+
+    def __enter__(self) -> "Subscription":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.unsubscribe()
+
+    def __repr__(self) -> str:
+        state = "active" if self.active else "ended"
+        return f"<Subscription {self._live.query.get('collectionName')!r} id={self._live.id} {state}>"
+
+
+class _LiveQuery:
+    __slots__ = ("id", "query", "collections", "subscribers", "holds", "sent", "fulfilled", "error",
+                 "rows", "deps", "evaluated", "remote", "listed", "counted")
+
+    def __init__(self, qid: str, query: QueryJSON, collections: Set[str]) -> None:
+        self.id = qid
+        self.query = query
+        self.collections = collections
+        self.subscribers: List[Subscription] = []
+        self.holds = 0  # fetches waiting for the server
+        self.sent = False  # CONNECT_QUERY sent on this connection
+        self.fulfilled = False  # answered on this connection
+        self.error: Optional[QueryError] = None
+        self.rows: List[Document] = []
+        self.deps: IdSets = {}
+        self.evaluated = False
+        self.remote = False  # wanted on the server (not only local-only subscribers)
+        self.listed: IdSets = {}  # the ids its CONNECT_QUERY state listed on this connection
+        self.counted = False  # its deps are counted in SyncEngine._fresh
+
+    @property
+    def idle(self) -> bool:
+        return not self.subscribers and self.holds == 0
+
+
+def _call_if_active(sub: Subscription, rows: List[Dict[str, Any]]) -> None:
+    if sub.active:
+        sub.on_results(rows)
