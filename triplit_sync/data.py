@@ -69,9 +69,8 @@ class _Runner(QueryRunner):
         return _collection_names(self._compiled(query).prepared, set())
 
     def decode(self, query: QueryJSON, rows: List[Document]) -> List[Row]:
-        codec = self._client._codec
-        collection = query["collectionName"]
-        return [codec.decode_entity(collection, row) for row in rows]
+        decode = self._client._codec.decoder(query["collectionName"])
+        return [decode(row) for row in rows]
 
 
 class DataAPI:

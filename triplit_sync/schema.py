@@ -46,7 +46,7 @@ import copy
 import json
 import os
 from collections.abc import Mapping  # the abc itself: isinstance with typing.Mapping is slow
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from ._codec import RecordCodec, compile_collection, compile_value
 from ._hash import hash_object
@@ -312,6 +312,11 @@ class Schema:
             return dict(doc)
         return codec.decode(doc)  # type: ignore[no-any-return]
 
+    def decoder(self, collection: str) -> Callable[[Mapping], Dict[str, Any]]:
+        """:meth:`decode_entity` for one collection, looked up once (for decoding many rows)."""
+        codec = self._codecs.get(collection)
+        return dict if codec is None else codec.decode  # type: ignore[return-value]
+
     def encode_value(self, collection: str, path: Union[str, Sequence[str]], value: Any) -> Any:
         """One value in wire form for the attribute at ``path`` (for example a filter value).
 
@@ -430,6 +435,9 @@ class PlainCodec:
 
     def decode_entity(self, collection: str, doc: Mapping[str, Any]) -> Dict[str, Any]:
         return dict(doc)
+
+    def decoder(self, collection: str) -> Callable[[Mapping], Dict[str, Any]]:
+        return dict
 
 
 #: the codec to use when the client has no schema

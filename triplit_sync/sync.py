@@ -291,15 +291,20 @@ class SyncEngine:
             # Local results right away when they mean something: the query was answered by the
             # server before (it has a checkpoint), only local results were asked for, or the
             # server cannot be asked now.
-            if local_only or offline or live.fulfilled or live.id in self._checkpoints or live.rows:
-                self._deliver(sub, live.rows)
+            deliver_now = local_only or offline or live.fulfilled or live.id in self._checkpoints or live.rows
             if live.error is not None and on_error is not None:
                 self._submit(on_error, live.error)
             need_connect = not local_only and not live.remote
             if need_connect:
                 live.remote = True
         if need_connect:
+            # Ask the server first: decoding the local rows for the first callback then
+            # overlaps with the server's work instead of delaying it.
             self._connect_query(live)
+        if deliver_now:
+            with self._lock:
+                if sub._delivered is None:  # unless an answer from the server came first
+                    self._deliver(sub, live.rows)
         return sub
 
     def _unsubscribe(self, sub: Subscription) -> None:
@@ -464,14 +469,14 @@ class SyncEngine:
         # Only ids whose copy is in the cache: the server skips a listed entity it finds
         # unchanged, so listing one the cache lost since (evicted for another query) would
         # keep it missing for good.
-        get_cached = self.store.get_cached
+        cached: IdSets = {c: self.store.cached_ids(c) for c in set(known) | set(local)}
         ids: IdSets = {}
         for coll, known_ids in known.items():
-            have = {i for i in known_ids if get_cached(coll, i) is not None}
+            have = known_ids & cached[coll]
             if have:
                 ids[coll] = have
         for coll, local_ids in local.items():
-            extra = {i for i in local_ids if i not in ids.get(coll, ()) and self.store.get_cached(coll, i)}
+            extra = (local_ids & cached[coll]) - ids.get(coll, set())
             if not extra:
                 continue
             # Cached entities this query has not vouched for are only as fresh as the query
@@ -503,18 +508,26 @@ class SyncEngine:
     # ------------------------------------------------------------------ evaluation and delivery
 
     def _evaluate(self, live: "_LiveQuery", first_answer: bool = False) -> bool:
-        """Re-run a query locally; True when its rows changed."""
+        """Re-run a query locally and update what depends on its results; True when they changed."""
+        changed, old = self._run(live)
+        self._bookkeep(live, old, changed, first_answer)
+        return changed
+
+    def _run(self, live: "_LiveQuery") -> Tuple[bool, IdSets]:
         rows, deps = self.runner.run(live.query)
         changed = not live.evaluated or rows != live.rows
         old = live.deps
         live.rows, live.deps, live.evaluated = rows, deps, True
+        return changed, old
+
+    def _bookkeep(self, live: "_LiveQuery", old: IdSets, changed: bool, first_answer: bool) -> None:
+        """What the server holds for this query, and its resume ids, after an evaluation."""
         if live.counted:
-            self._verify(self._fresh.track(old, deps))
+            self._verify(self._fresh.track(old, live.deps))
         elif first_answer:
             self._count(live)
         if (changed or first_answer) and live.fulfilled:
             self._update_ids(live)
-        return changed
 
     def _count(self, live: "_LiveQuery") -> None:
         """The server just answered ``live``: its results are held (and fresh) from now on."""
@@ -556,12 +569,19 @@ class SyncEngine:
             self.store.update_query_ids(live.id, added, removed)
 
     def _refresh(self, live: "_LiveQuery", *, remote_first: bool = False) -> None:
-        changed = self._evaluate(live, first_answer=remote_first)
+        changed, old = self._run(live)
+        decoded: Optional[List[Dict[str, Any]]] = None
         for sub in list(live.subscribers):
-            if changed or sub._delivered is None:
-                self._deliver(sub, live.rows)
+            if (changed or sub._delivered is None) and sub._delivered is not live.rows:
+                if decoded is None:
+                    decoded = self.runner.decode(live.query, live.rows)
+                sub._delivered = live.rows
+                self._submit(_call_if_active, sub, list(decoded))
             if remote_first and sub.on_remote_fulfilled is not None:
                 self._submit(sub.on_remote_fulfilled)
+        # After the callbacks are on their way: on a large first answer this bookkeeping
+        # takes as long as decoding the rows, and nothing the callbacks see depends on it.
+        self._bookkeep(live, old, changed, remote_first)
 
     def _refresh_collections(self, changed: Iterable[str]) -> None:
         changed = set(changed)

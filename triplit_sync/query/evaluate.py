@@ -215,6 +215,10 @@ def _collect(rows: Any, q: Mapping[str, Any], deps: Dict[str, Set[str]]) -> None
     coll = q["collectionName"]
     ids = deps.setdefault(coll, set())
     include = q.get("include") or {}
+    if not include:
+        found = [row_data(r).get("id") for r in rows]
+        ids.update(i for i in found if type(i) is str)
+        return
     for r in rows:
         d = row_data(r)
         i = d.get("id") if isinstance(d, dict) else None

@@ -47,6 +47,17 @@ def _id_key(d: Doc) -> str:
     return u16(i) if type(i) is str else u16(str(i))
 
 
+def _sort_by_id(docs: List[Doc]) -> List[Doc]:
+    """``docs`` in the server's id order (JS string order), sorted in place where possible."""
+    keys = [d.get("id") for d in docs]
+    if all(type(k) is str for k in keys) and "".join(keys).isascii():  # type: ignore[arg-type]
+        # ASCII ids order the same in Python and JS: no key function per row.
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        return [docs[i] for i in order]
+    docs.sort(key=_id_key)
+    return docs
+
+
 class Run:
     """One evaluation: the data source, the compiled views and the views computed so far."""
 
@@ -116,10 +127,10 @@ class Run:
                 if plan.limit and not plan.exists and plan.limit < len(cands):
                     cands = heapq.nsmallest(int(plan.limit), cands, key=_id_key)
                 else:
-                    cands.sort(key=_id_key)
+                    cands = _sort_by_id(cands)
                 base_sorted = True
             elif not base_sorted and plan.exists:
-                cands.sort(key=_id_key)
+                cands = _sort_by_id(cands)
                 base_sorted = True
             limit_early = plan.limit and not plan.order
             if plan.exists:
