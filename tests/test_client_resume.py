@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, List
 
 import pytest
 
-import triplit_sync.sync as sync_module
+import triplit_sync._resume as resume_module
 from triplit_sync import TriplitClient
 from triplit_sync.http import HttpClient
 from triplit_sync.protocol import ConnectQuery, EntityData, query_id
@@ -90,7 +90,7 @@ def test_each_query_keeps_its_own_checkpoint(triplit: TriplitTestServer, make_cl
 def test_a_reconnect_asks_only_for_what_was_missed(
         triplit: TriplitTestServer, make_client: Make, monkeypatch: pytest.MonkeyPatch) -> None:
     # No safety margin, so that "unchanged since the checkpoint" is exact for this check.
-    monkeypatch.setattr(sync_module, "RESUME_MARGIN_MS", 0)
+    monkeypatch.setattr(resume_module, "RESUME_MARGIN_MS", 0)
     insert(triplit, todo("r10"), todo("r11"), todo("r12"), todo("r14"))
     client = make_client(triplit, triplit.user_token("alice"))
     col = Collector()
@@ -191,7 +191,7 @@ def test_resume_after_a_restart_costs_a_fraction_of_a_full_load(
         full = first.call("stats")["bytes_received"]
         # The client lives on for a while, as a real one would: its checkpoint moves on past
         # the resume safety margin (2 s) with the next ENTITY_DATA.
-        remaining = seeded + sync_module.RESUME_MARGIN_MS / 1000 + 0.2 - time.monotonic()
+        remaining = seeded + resume_module.RESUME_MARGIN_MS / 1000 + 0.2 - time.monotonic()
         if remaining > 0:
             time.sleep(remaining)  # the scenario needs time to pass, not a synchronization
         insert(triplit, todo("late"))

@@ -241,7 +241,7 @@ def test_a_killed_client_resumes_and_gets_only_what_it_missed(
     syncing = Script(SYNCING, triplit.url, str(tmp_path), token)
     try:
         syncing.wait_line("ROWS 200")
-        # Resume asks for changes since 2 s before the checkpoint (sync.RESUME_MARGIN_MS); the
+        # Resume asks for changes since 2 s before the checkpoint (_resume.RESUME_MARGIN_MS); the
         # seed must be older than that for the test to tell "only what was missed" from "all".
         threading.Event().wait(max(0.0, seeded_at + 2.5 - time.time()))
         _seed(triplit, ["live1"])  # arrives while the client syncs: moves its checkpoint

@@ -33,7 +33,7 @@ from .errors import (
 )
 from .protocol import Message, Ping, Ready, UpdateToken, redact
 from .schema import Schema, SchemaArg, load_schema
-from .session import Session, SessionErrorType, SessionInfo, SessionStore, TokenRefresher
+from .session import ExpiryWatch, Session, SessionErrorType, SessionInfo, SessionStore, TokenRefresher
 from .store import LocalStore, MemoryStore
 from .sync import UNOWNED, SyncEngine
 from .tokens import is_expired, roles_equivalent
@@ -114,7 +114,8 @@ class TriplitClient(DataAPI):
             self._session_callbacks.append(on_session_error)
         self._refresh_error_callbacks: List[Callable[[BaseException], Any]] = []
         self._session_error_sent = False  # one report per session error (until the next connect)
-        self._expiry_timers: List[threading.Timer] = []
+        self._expiry = ExpiryWatch(self._probe_expiry, self._expired,
+                                   probe_delay=_EXPIRY_PROBE_DELAY, give_up_delay=_EXPIRY_GIVE_UP_DELAY)
         self._http: Any = None
         self._connect_token: Optional[str] = None  # the token the current connection was opened with
         self._fork_pending: Optional[str] = None  # in a forked child until first use: what to start
@@ -262,7 +263,7 @@ class TriplitClient(DataAPI):
             self._session_error_sent = False
             self._engine.set_owner(session.identity)
             self._refresher.schedule(session.refresh_handler, session.refresh_interval, session.expires_at)
-            self._arm_expiry_watch(session)
+            self._expiry.arm(session)
             self._save_session()
         if auto_connect:
             self.connect()
@@ -298,7 +299,7 @@ class TriplitClient(DataAPI):
         """Forget the session (under the lock); the caller disconnects once it released the lock."""
         self._session = None
         self._refresher.cancel()
-        self._cancel_expiry_watch()
+        self._expiry.cancel()
         self._engine.set_owner(None)
 
     def update_session_token(self, token: str) -> None:
@@ -332,7 +333,7 @@ class TriplitClient(DataAPI):
             session.identity = current.identity  # the server treats it as the same session
             self._session = session
             self._refresher.schedule(session.refresh_handler, session.refresh_interval, session.expires_at)
-            self._arm_expiry_watch(session)
+            self._expiry.arm(session)
             self._save_session()
         if self._transport.is_ready:
             self._transport.send(UpdateToken(token))
@@ -368,23 +369,6 @@ class TriplitClient(DataAPI):
             self._dispatcher.submit(callback, kind)
 
     # token expiry: the server notices only when a message passes, so probe it right after exp
-
-    def _arm_expiry_watch(self, session: Session) -> None:
-        self._cancel_expiry_watch()
-        exp = session.expires_at
-        if exp is None:
-            return
-        for delay, action in ((_EXPIRY_PROBE_DELAY, self._probe_expiry), (_EXPIRY_GIVE_UP_DELAY, self._expired)):
-            timer = threading.Timer(max(exp - time.time() + delay, 0.0), action, args=(session,))
-            timer.daemon = True
-            timer.name = "triplit-expiry"
-            self._expiry_timers.append(timer)
-            timer.start()
-
-    def _cancel_expiry_watch(self) -> None:
-        timers, self._expiry_timers = self._expiry_timers, []
-        for timer in timers:
-            timer.cancel()
 
     def _probe_expiry(self, session: Session) -> None:
         if self._session is session and self._transport.is_ready:
@@ -516,7 +500,7 @@ class TriplitClient(DataAPI):
                 return
             self._closed = True
             self._refresher.cancel()
-            self._cancel_expiry_watch()
+            self._expiry.cancel()
         self._engine.close()
         self._transport.close(timeout=1.0)
         if not self._dispatcher.in_dispatcher_thread():
@@ -583,7 +567,8 @@ class TriplitClient(DataAPI):
         """
         wanted = self._transport.wants_connection  # the parent's state, copied into this process
         self._lock = threading.RLock()
-        self._expiry_timers = []
+        self._expiry = ExpiryWatch(self._probe_expiry, self._expired,
+                                   probe_delay=_EXPIRY_PROBE_DELAY, give_up_delay=_EXPIRY_GIVE_UP_DELAY)
         self._store = self._store.detach_after_fork()
         self._session_store = None
         self._name_lock = None  # the parent's lock; the child holds no files
@@ -605,7 +590,7 @@ class TriplitClient(DataAPI):
             if pending is None or session is None or self._closed:
                 return
             self._refresher.schedule(session.refresh_handler, session.refresh_interval, session.expires_at)
-            self._arm_expiry_watch(session)
+            self._expiry.arm(session)
         if pending == "connect":
             self._transport.connect()
 

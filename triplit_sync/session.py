@@ -20,12 +20,13 @@ import time
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from ._redact import redact
 from .tokens import Roles, decode_claims, expires_at, identity_key, match_roles
 
 __all__ = [
+    "ExpiryWatch",
     "SessionErrorType",
     "SessionInfo",
     "Session",
@@ -292,3 +293,44 @@ class TokenRefresher:
             with self._lock:
                 if generation == self._generation:
                     self._arm(backoff, generation, min(backoff * 2, self.max_backoff))
+
+
+class ExpiryWatch:
+    """Two daemon timers past a session token's ``exp``: ``probe`` soon after, ``give_up`` later.
+
+    The server only notices an expired token when a message passes (PROTOCOL.md §1.5), so an
+    idle connection would stay open long past ``exp``; probing (a PING) makes the server say
+    TOKEN_EXPIRED, and giving up covers a server whose clock disagrees. A refreshed token
+    re-arms the watch; :meth:`cancel` stops it.
+    """
+
+    def __init__(
+        self,
+        probe: Callable[[Session], None],
+        give_up: Callable[[Session], None],
+        *,
+        probe_delay: float = 0.25,
+        give_up_delay: float = 1.5,
+    ) -> None:
+        self._actions = ((probe_delay, probe), (give_up_delay, give_up))
+        self._timers: List[threading.Timer] = []
+        self._lock = threading.Lock()
+
+    def arm(self, session: Session) -> None:
+        self.cancel()
+        exp = session.expires_at
+        if exp is None:
+            return
+        with self._lock:
+            for delay, action in self._actions:
+                timer = threading.Timer(max(exp - time.time() + delay, 0.0), action, args=(session,))
+                timer.daemon = True
+                timer.name = "triplit-expiry"
+                self._timers.append(timer)
+                timer.start()
+
+    def cancel(self) -> None:
+        with self._lock:
+            timers, self._timers = self._timers, []
+        for timer in timers:
+            timer.cancel()

@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, 
 
 from ._freshness import Freshness, IdSets
 from ._live import QueryRunner, Subscription, _call_if_active, _LiveQuery
+from ._resume import resume_state
 from ._types import Changes, Document, QueryJSON, Timestamp
 from .errors import QueryError, WriteError
 from .protocol import (
@@ -41,12 +42,6 @@ __all__ = ["SyncEngine", "Subscription", "QueryRunner"]
 
 log = logging.getLogger(__name__)
 
-ZERO_TIMESTAMP: Timestamp = [0, 0, "server"]
-#: Resume asks for changes since a little before the checkpoint: the server stamps a write
-#: when it commits but sends it when its views have caught up, so an ENTITY_DATA timestamp
-#: can be later than a write it does not contain yet. Re-sending a few entities is cheap;
-#: skipping one would leave it stale for good.
-RESUME_MARGIN_MS = 2000
 #: The owner of writes made while no session exists; the next session to start adopts them.
 UNOWNED = "unowned"
 #: Checkpoints are persisted at most this often (and on close).
@@ -457,53 +452,14 @@ class SyncEngine:
             self._refresh_collections(changed)
 
     def _resume_state(self, live: "_LiveQuery") -> Optional[Dict[str, Any]]:
-        """CONNECT_QUERY ``state``: what the client already holds, and since when it is fresh."""
+        """CONNECT_QUERY ``state`` for ``live`` (see _resume.py)."""
         checkpoint = self._checkpoints.get(live.id)
         known = self.store.query_ids(live.id) if checkpoint is not None else {}
         if not live.evaluated:
             self._evaluate(live)
-        local = live.deps
-        timestamp = ZERO_TIMESTAMP
-        if checkpoint is not None:
-            timestamp = [max(int(checkpoint[0]) - RESUME_MARGIN_MS, 0), 0, "server"]
-        # Only ids whose copy is in the cache: the server skips a listed entity it finds
-        # unchanged, so listing one the cache lost since (evicted for another query) would
-        # keep it missing for good.
-        cached: IdSets = {c: self.store.cached_ids(c) for c in set(known) | set(local)}
-        ids: IdSets = {}
-        for coll, known_ids in known.items():
-            have = known_ids & cached[coll]
-            if have:
-                ids[coll] = have
-        for coll, local_ids in local.items():
-            extra = (local_ids & cached[coll]) - ids.get(coll, set())
-            if not extra:
-                continue
-            # Cached entities this query has not vouched for are only as fresh as the query
-            # that brought them; with no such query, nothing about them can be trusted.
-            timestamp = min(timestamp, self._vouched_since(coll, extra, live.id))
-            ids.setdefault(coll, set()).update(extra)
-        ids = {c: s for c, s in ids.items() if s}
-        if not ids and checkpoint is None:
-            return None
-        return {"timestamp": timestamp, "entityIds": {c: sorted(s) for c, s in ids.items()}}
-
-    def _vouched_since(self, coll: str, ids: Set[str], exclude: str) -> Timestamp:
-        """Since when cached ``ids`` are known fresh: the oldest checkpoint (less the margin) of
-        the other queries that recorded them; 0 if one of them has none."""
-        oldest: Optional[Timestamp] = None
-        remaining = set(ids)
-        for qid, checkpoint in self._checkpoints.items():
-            if qid == exclude or not remaining:
-                continue
-            held = self.store.query_ids(qid).get(coll, set()) & remaining
-            if held:
-                remaining -= held
-                ts: Timestamp = [max(int(checkpoint[0]) - RESUME_MARGIN_MS, 0), 0, "server"]
-                oldest = ts if oldest is None else min(oldest, ts)
-        if remaining or oldest is None:
-            return ZERO_TIMESTAMP
-        return oldest
+        cached = {c: self.store.cached_ids(c) for c in set(known) | set(live.deps)}
+        return resume_state(live.id, checkpoint, known, live.deps, cached, self._checkpoints,
+                            self.store.query_ids)
 
     # ------------------------------------------------------------------ evaluation and delivery
 
