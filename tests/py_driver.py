@@ -79,13 +79,13 @@ def main() -> None:
             expected = req["expected"]
             deadline = time.monotonic() + req.get("timeout", 10)
             while True:
-                latest = col.latest
+                with col.cond:  # the count and the rows it counts, read together
+                    n, latest = col.count, col.latest
                 if latest is not None and normalize(latest) == expected:
                     return results(req["sub"])
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return results(req["sub"])
-                n = col.count
                 with col.cond:
                     col.cond.wait_for(lambda: col.count != n, remaining)
         if cmd == "unsubscribe":

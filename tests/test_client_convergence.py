@@ -259,7 +259,8 @@ class InProcess(Participant):
             deadline = time.monotonic() + 20
             while True:
                 expected = server_rows(server, QUERIES[key], self.token)
-                latest = col.latest
+                with col.cond:  # the count and the rows it counts, read together
+                    n, latest = col.count, col.latest
                 if latest is not None and normalize(latest) == expected:
                     local = normalize(self.client.fetch(QUERIES[key], policy="local-only"))
                     assert local == expected, (self.name, key)
@@ -272,7 +273,6 @@ class InProcess(Participant):
                                          f"(trace: {self.dump})\n"
                                          f"local:  {shown!r:.3000}\n"
                                          f"server: {expected!r:.3000}")
-                n = col.count
                 with col.cond:
                     col.cond.wait_for(lambda: col.count != n, 0.5)
 

@@ -26,6 +26,10 @@ class QueryRunner:
         """Every collection whose changes can change the query's result."""
         raise NotImplementedError
 
+    def decoder(self, query: QueryJSON) -> Callable[[Document], Dict[str, Any]]:  # pragma: no cover
+        """Wire document -> what the application sees, for the query's collection."""
+        raise NotImplementedError
+
     def decode(self, query: QueryJSON, rows: List[Document]) -> List[Dict[str, Any]]:  # pragma: no cover
         """Wire documents -> what the application sees (datetimes, sets)."""
         raise NotImplementedError
@@ -86,7 +90,7 @@ class Subscription:
 
 class _LiveQuery:
     __slots__ = ("id", "query", "collections", "subscribers", "holds", "sent", "fulfilled", "error",
-                 "rows", "deps", "evaluated", "remote", "listed", "counted")
+                 "rows", "deps", "evaluated", "remote", "listed", "counted", "decoded")
 
     def __init__(self, qid: str, query: QueryJSON, collections: Set[str]) -> None:
         self.id = qid
@@ -103,6 +107,8 @@ class _LiveQuery:
         self.remote = False  # wanted on the server (not only local-only subscribers)
         self.listed: IdSets = {}  # the ids its CONNECT_QUERY state listed on this connection
         self.counted = False  # its deps are counted in SyncEngine._fresh
+        #: (rows, their decoded form) of the last delivery: unchanged rows are not decoded again
+        self.decoded: Optional[Tuple[List[Document], List[Dict[str, Any]]]] = None
 
     @property
     def idle(self) -> bool:

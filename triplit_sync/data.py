@@ -13,16 +13,15 @@ from typing import (
     TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Set, Tuple, Union,
 )
 
-from ._types import Changes, Document, QueryJSON
+from ._types import Document, QueryJSON
 from .errors import (
     EntityNotFoundError, InvalidQueryError, NoActiveSessionError, TriplitConnectionError, TriplitTimeoutError,
     WriteError,
 )
 from .query import Query, compile_query
 from .schema import PLAIN, Schema
-from .store._changes import deep_merge
-from .store._outbox import merge_entry
-from .sync import QueryRunner, Subscription
+from .store._outbox import Segment, merge_entry, overlay
+from .sync import UNOWNED, QueryRunner, Subscription
 
 if TYPE_CHECKING:  # pragma: no cover
     from .client import TriplitClient
@@ -68,8 +67,11 @@ class _Runner(QueryRunner):
     def collections(self, query: QueryJSON) -> Set[str]:
         return _collection_names(self._compiled(query).prepared, set())
 
+    def decoder(self, query: QueryJSON) -> Callable[[Document], Row]:
+        return self._client._codec.decoder(query["collectionName"])  # type: ignore[no-any-return]
+
     def decode(self, query: QueryJSON, rows: List[Document]) -> List[Row]:
-        decode = self._client._codec.decoder(query["collectionName"])
+        decode = self.decoder(query)
         return [decode(row) for row in rows]
 
 
@@ -306,43 +308,27 @@ class DataAPI:
 
 
 class Transaction:
-    """Writes collected by :meth:`DataAPI.transact`, stored and sent together on exit."""
+    """Writes collected by :meth:`DataAPI.transact`, stored and sent together on exit.
+
+    They are merged per entity by the outbox's own rules (one outbox segment, not yet stored).
+    """
 
     def __init__(self, client: DataAPI) -> None:
         self._client = client
-        self._changes: Changes = {}
+        self._segment = Segment(0, UNOWNED)
         self._done = False
 
     def _visible(self, collection: str, entity_id: str) -> Optional[Document]:
-        entry = self._changes.get(collection)
         base = self._client._store.get(collection, entity_id)  # type: ignore[attr-defined]
-        if entry is None:
-            return base
-        if entity_id in entry["deletes"]:
-            base = None
-        patch = entry["sets"].get(entity_id)
-        if patch is None:
-            return base
-        if base is None:
-            return patch if "id" in patch else None
-        return deep_merge(base, patch)
+        return overlay(collection, entity_id, base, [self._segment])
 
     def _add(self, collection: str, entity_id: str, delete: bool, patch: Optional[Document]) -> None:
         if self._done:
             raise InvalidQueryError("this transaction has ended")
-        entry = self._changes.setdefault(collection, {"sets": {}, "deletes": set()})
-        pending = (entry["sets"].get(entity_id), entity_id in entry["deletes"])
         store = self._client._store  # type: ignore[attr-defined]
-        new_set, new_delete = merge_entry(pending, delete, patch,
-                                          lambda: store.get(collection, entity_id) is not None)
-        if new_set is None:
-            entry["sets"].pop(entity_id, None)
-        else:
-            entry["sets"][entity_id] = new_set
-        if new_delete:
-            entry["deletes"].add(entity_id)
-        else:
-            entry["deletes"].discard(entity_id)
+        self._segment.put(collection, entity_id, merge_entry(
+            self._segment.entry(collection, entity_id), delete, patch,
+            lambda: store.get(collection, entity_id) is not None))
 
     def insert(self, collection: str, entity: Mapping[str, Any]) -> Row:
         codec = self._client._codec
@@ -391,8 +377,8 @@ class Transaction:
 
     def __exit__(self, exc_type: Any, *exc: Any) -> None:
         self._done = True
-        if exc_type is None and self._changes:
-            self._client._engine.write(self._changes)  # type: ignore[attr-defined]
+        if exc_type is None and self._segment.changes:
+            self._client._engine.write(self._segment.changes)  # type: ignore[attr-defined]
 
 
 def _diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> Dict[str, Any]:

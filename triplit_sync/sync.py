@@ -281,6 +281,15 @@ class SyncEngine:
             live = self._live_for(query)
             sub = Subscription(self, live, on_results, on_error, on_remote_fulfilled, local_only)
             live.subscribers.append(sub)
+            need_connect = not local_only and not live.remote
+            if need_connect:
+                live.remote = True
+            # A query with a checkpoint resumes from the ids it recorded: ask the server before
+            # evaluating locally, so that the local work overlaps with the server's.
+            resume_early = need_connect and live.id in self._checkpoints and not live.evaluated
+        if resume_early:
+            self._connect_query(live)
+        with self._lock:
             if not live.evaluated:
                 self._evaluate(live)
             # Local results right away when they mean something: the query was answered by the
@@ -289,12 +298,8 @@ class SyncEngine:
             deliver_now = local_only or offline or live.fulfilled or live.id in self._checkpoints or live.rows
             if live.error is not None and on_error is not None:
                 self._submit(on_error, live.error)
-            need_connect = not local_only and not live.remote
-            if need_connect:
-                live.remote = True
-        if need_connect:
-            # Ask the server first: decoding the local rows for the first callback then
-            # overlaps with the server's work instead of delaying it.
+        if need_connect and not resume_early:
+            # Also before decoding the local rows for the first callback.
             self._connect_query(live)
         if deliver_now:
             with self._lock:
@@ -312,12 +317,7 @@ class SyncEngine:
                 live.subscribers.remove(sub)
             if not sub.local_only and not any(not s.local_only for s in live.subscribers) and live.holds == 0:
                 live.remote = False
-            drop = live.idle
-        if drop:
-            self._drop(live)
-        elif not live.remote:
-            self._disconnect_query(live)
-        self._send_deferred()
+        self._after_release(live)
 
     def hold(self, query: QueryJSON) -> "_LiveQuery":
         """Keep a query subscribed on the server while a fetch waits for it."""
@@ -335,8 +335,12 @@ class SyncEngine:
             live.holds -= 1
             if live.holds == 0 and not any(not s.local_only for s in live.subscribers):
                 live.remote = False
-            drop = live.idle
-        if drop:
+        self._after_release(live)
+
+    def _after_release(self, live: "_LiveQuery") -> None:
+        """A user of ``live`` left: drop the query, or end its server subscription if nobody
+        needs the server's answers any more."""
+        if live.idle:
             self._drop(live)
         elif not live.remote:
             self._disconnect_query(live)
@@ -455,10 +459,13 @@ class SyncEngine:
         """CONNECT_QUERY ``state`` for ``live`` (see _resume.py)."""
         checkpoint = self._checkpoints.get(live.id)
         known = self.store.query_ids(live.id) if checkpoint is not None else {}
-        if not live.evaluated:
+        if not live.evaluated and checkpoint is None:
             self._evaluate(live)
-        cached = {c: self.store.cached_ids(c) for c in set(known) | set(live.deps)}
-        return resume_state(live.id, checkpoint, known, live.deps, cached, self._checkpoints,
+        # Not evaluated yet (a resume, see subscribe): what the query matches locally beyond its
+        # recorded ids is checked once the server has answered (_freshness.py).
+        local = live.deps if live.evaluated else {}
+        cached = {c: self.store.cached_ids(c) for c in set(known) | set(local)}
+        return resume_state(live.id, checkpoint, known, local, cached, self._checkpoints,
                             self.store.query_ids)
 
     # ------------------------------------------------------------------ evaluation and delivery
@@ -530,9 +537,9 @@ class SyncEngine:
         for sub in list(live.subscribers):
             if (changed or sub._delivered is None) and sub._delivered is not live.rows:
                 if decoded is None:
-                    decoded = self.runner.decode(live.query, live.rows)
+                    decoded = self._decoded(live)
                 sub._delivered = live.rows
-                self._submit(_call_if_active, sub, list(decoded))
+                self._submit(_call_if_active, sub, [dict(row) for row in decoded])
             if remote_first and sub.on_remote_fulfilled is not None:
                 self._submit(sub.on_remote_fulfilled)
         # After the callbacks are on their way: on a large first answer this bookkeeping
@@ -551,8 +558,28 @@ class SyncEngine:
         if sub._delivered is rows:
             return
         sub._delivered = rows
-        decoded = self.runner.decode(sub._live.query, rows)
-        self._submit(_call_if_active, sub, decoded)
+        decoded = self._decoded(sub._live) if rows is sub._live.rows else self.runner.decode(sub._live.query, rows)
+        self._submit(_call_if_active, sub, [dict(row) for row in decoded])
+
+    def _decoded(self, live: "_LiveQuery") -> List[Dict[str, Any]]:
+        """``live.rows`` decoded, reusing the decoded form of rows that did not change.
+
+        A change to a few entities of a large live query then costs a few decodes, not one per
+        row. Each delivery gets its own top-level dicts (``dict(row)``), so a callback that
+        edits its rows cannot touch what later deliveries hand out.
+        """
+        rows, previous = live.rows, live.decoded
+        if previous is not None and previous[0] is rows:
+            return previous[1]
+        decode = self.runner.decoder(live.query)
+        if previous is None:
+            decoded = [decode(row) for row in rows]
+        else:
+            # id() is safe here: the previous rows are alive until this returns.
+            known = {id(row): dec for row, dec in zip(*previous)}
+            decoded = [known.get(id(row)) or decode(row) for row in rows]
+        live.decoded = (rows, decoded)
+        return decoded
 
     # ------------------------------------------------------------------ writes
 

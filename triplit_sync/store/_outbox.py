@@ -27,7 +27,7 @@ from ._writes import Writes
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["OutboxEntry", "Segment", "OutboxMixin", "merge_entry"]
+__all__ = ["OutboxEntry", "Segment", "OutboxMixin", "merge_entry", "overlay"]
 
 Entry = Tuple[Optional[Document], bool]
 """One entity's state inside an outbox segment: (pending set or None, pending delete)."""
@@ -112,6 +112,26 @@ class Segment:
             for eid, doc in c["sets"].items():
                 if eid not in c["deletes"]:
                     yield coll, eid, doc, False
+
+
+def overlay(
+    collection: str, entity_id: str, doc: Optional[Document], layers: Iterable[Segment]
+) -> Optional[Document]:
+    """``doc`` (the cached copy, or None) as the outbox ``layers``, oldest first, make it look."""
+    for seg in layers:
+        c = seg.changes.get(collection)
+        if c is None:
+            continue
+        if entity_id in c["deletes"]:
+            doc = None
+        patch = c["sets"].get(entity_id)
+        if patch is not None:
+            if doc is None:
+                # the server ignores an update of a missing entity; only an insert creates one
+                doc = patch if "id" in patch else None
+            else:
+                doc = deep_merge(doc, patch)
+    return doc
 
 
 _Staged = List[Tuple[str, Dict[str, Document], Set[str]]]

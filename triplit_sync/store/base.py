@@ -21,7 +21,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 from .._types import Changes, Document, Timestamp
 from ..errors import ClientClosedError
 from ._changes import check_changes, check_doc, check_id_map, check_timestamp, deep_merge, dumps, loads
-from ._outbox import OutboxEntry, OutboxMixin, Segment, _Staged
+from ._outbox import OutboxEntry, OutboxMixin, Segment, _Staged, overlay
 from ._writes import Writes
 
 logger = logging.getLogger(__name__)
@@ -84,24 +84,7 @@ class LocalStore(OutboxMixin, ABC):
             return self._pending
         return [self._inflight, *self._pending]
 
-    @staticmethod
-    def _overlay(
-        collection: str, entity_id: str, doc: Optional[Document], layers: Iterable[Segment]
-    ) -> Optional[Document]:
-        for seg in layers:
-            c = seg.changes.get(collection)
-            if c is None:
-                continue
-            if entity_id in c["deletes"]:
-                doc = None
-            patch = c["sets"].get(entity_id)
-            if patch is not None:
-                if doc is None:
-                    # the server ignores an update of a missing entity; only an insert creates one
-                    doc = patch if "id" in patch else None
-                else:
-                    doc = deep_merge(doc, patch)
-        return doc
+    _overlay = staticmethod(overlay)
 
     def get(self, collection: str, entity_id: str) -> Optional[Document]:
         """The entity as the user sees it: the cache with the outbox overlaid, or ``None``.
