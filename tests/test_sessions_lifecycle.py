@@ -119,14 +119,15 @@ def announce(step):
             if name in names:
                 print("BLOCKED " + step, flush=True)
                 return
-            time.sleep(0.01)
+            time.sleep(0.01)  # watching another thread's stack: nothing signals it
     threading.Thread(target=run, daemon=True).start()
 
 client = TriplitClient(url, token, storage="memory", auto_connect=False)  # nothing answers at url
 client._transport.backoff_initial = client._transport.backoff_max = 3.0
+closed = threading.Event()
+client._transport.add_status_listener(lambda change: change.status.value == "CLOSED" and closed.set())
 client.connect()
-while client._transport.status.value != "CLOSED":  # between two attempts: still a session that wants the server
-    time.sleep(0.01)
+assert closed.wait(30)  # between two attempts: still a session that wants the server
 for step in ("fetch", "watch", "wait_for_sync"):
     announce(step)
     started = time.monotonic()
