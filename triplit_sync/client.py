@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Union
 from urllib.parse import urlsplit
 
+from ._callbacks import add_callback
 from ._filelock import FileLock
 from ._folder import default_data_dir, default_name, open_folder
 from .data import DataAPI
@@ -344,11 +345,11 @@ class TriplitClient(DataAPI):
         session (UNAUTHORIZED, SCHEMA_MISMATCH, TOKEN_EXPIRED, ROLES_MISMATCH). The client then
         stays disconnected; the callback may call ``start_session``, ``end_session`` or ``clear``.
         Returns a function that removes the callback."""
-        return _add_callback(self._lock, self._session_callbacks, callback)
+        return add_callback(self._lock, self._session_callbacks, callback)
 
     def on_refresh_error(self, callback: Callable[[BaseException], Any]) -> Callable[[], None]:
         """Call ``callback(error)`` on the callback thread when the refresh handler fails (it is retried)."""
-        return _add_callback(self._lock, self._refresh_error_callbacks, callback)
+        return add_callback(self._lock, self._refresh_error_callbacks, callback)
 
     def _apply_refreshed_token(self, token: str) -> None:
         if not self._closed:
@@ -603,20 +604,6 @@ def _check_refresh_options(handler: Optional[RefreshHandler], interval: Optional
             raise ValueError(f"refresh_interval must be a positive number of seconds, not {interval!r}")
         if handler is None:
             raise ValueError("refresh_interval needs a refresh_handler")
-
-
-def _add_callback(lock: Any, callbacks: List[Any], callback: Any) -> Callable[[], None]:
-    if not callable(callback):
-        raise TypeError(f"callback must be callable, not {type(callback).__name__}")
-    with lock:
-        callbacks.append(callback)
-
-    def remove() -> None:
-        with lock:
-            if callback in callbacks:
-                callbacks.remove(callback)
-
-    return remove
 
 
 def _after_fork() -> None:

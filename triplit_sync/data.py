@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import copy
 import threading
-import time
 from typing import (
     TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Set, Tuple, Union,
 )
 
+from ._callbacks import wait_until
 from ._types import Document, QueryJSON
 from .errors import (
     EntityNotFoundError, InvalidQueryError, NoActiveSessionError, TriplitConnectionError, TriplitTimeoutError,
@@ -425,20 +425,16 @@ class RowsStream:
         return self
 
     def __next__(self) -> List[Row]:
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
         with self._cond:
-            while True:
-                if self._error is not None:
-                    raise self._error
-                if self._latest is not None:
-                    rows, self._latest = self._latest, None
-                    return rows
-                if self._closed:
-                    raise StopIteration
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise TriplitTimeoutError(f"no new results within {self.timeout} s")
-                self._cond.wait(0.25 if remaining is None else min(remaining, 0.25))
+            if not wait_until(self._cond, lambda: self._error is not None or self._latest is not None
+                              or self._closed, self.timeout):
+                raise TriplitTimeoutError(f"no new results within {self.timeout} s")
+            if self._error is not None:
+                raise self._error
+            if self._latest is not None:
+                rows, self._latest = self._latest, None
+                return rows
+            raise StopIteration
 
     def close(self) -> None:
         self._subscription.unsubscribe()

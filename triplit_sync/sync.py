@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import OrderedDict
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
+from ._callbacks import add_callback, wait_until
 from ._freshness import Freshness, IdSets
 from ._live import QueryRunner, Subscription, _call_if_active, _LiveQuery
 from ._resume import resume_state
@@ -348,18 +348,13 @@ class SyncEngine:
 
     def wait_fulfilled(self, live: "_LiveQuery", timeout: Optional[float]) -> bool:
         """Wait until the server answered (True), the query failed (raises) or time ran out (False)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        def answered() -> bool:
+            if live.error is not None:
+                raise live.error
+            return live.fulfilled
+
         with self._cond:
-            while True:
-                if live.error is not None:
-                    raise live.error
-                if live.fulfilled:
-                    return True
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                # Short slices keep Ctrl-C responsive on every platform.
-                self._cond.wait(0.25 if remaining is None else min(remaining, 0.25))
+            return wait_until(self._cond, answered, timeout)
 
     def has_checkpoint(self, query: QueryJSON) -> bool:
         """Whether the server has answered this query here (it is live and fulfilled, or it has
@@ -607,35 +602,23 @@ class SyncEngine:
                     self._in_flight = False  # READY will re-send the in-flight batch
 
     def on_sync_error(self, callback: Callable[[WriteError], Any]) -> Callable[[], None]:
-        with self._lock:
-            self._sync_error_callbacks.append(callback)
-
-        def remove() -> None:
-            with self._lock:
-                if callback in self._sync_error_callbacks:
-                    self._sync_error_callbacks.remove(callback)
-
-        return remove
+        return add_callback(self._lock, self._sync_error_callbacks, callback)
 
     def wait_for_sync(self, timeout: Optional[float]) -> bool:
         """Block until this owner's outbox is empty; raise the first unreported rejection."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        def synced() -> bool:
+            if self._failures:
+                failures, self._failures = self._failures, []
+                first = failures[0]
+                if len(failures) > 1:
+                    first.message = f"{first.message} (and {len(failures) - 1} more rejected batches)"
+                    first.args = (first.message,)
+                first.failures = failures
+                raise first
+            return not self.store.has_pending(self._owner or UNOWNED)
+
         with self._cond:
-            while True:
-                if self._failures:
-                    failures, self._failures = self._failures, []
-                    first = failures[0]
-                    if len(failures) > 1:
-                        first.message = f"{first.message} (and {len(failures) - 1} more rejected batches)"
-                        first.args = (first.message,)
-                    first.failures = failures
-                    raise first
-                if not self.store.has_pending(self._owner or UNOWNED):
-                    return True
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._cond.wait(0.25 if remaining is None else min(remaining, 0.25))
+            return wait_until(self._cond, synced, timeout)
 
     def clear_pending(self, collection: Optional[str] = None, entity_id: Optional[str] = None) -> None:
         with self._lock:

@@ -16,6 +16,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional
 from urllib.parse import urlsplit
 
+from ._callbacks import add_callback, wait_until
 from ._redact import install_log_filter
 from ._status import CloseInfo, ConnectionStatus, StatusChange
 from ._wsconn import WsConnection, build_socket_url, check_server_url, is_loopback, parse_close_reason
@@ -246,32 +247,14 @@ class WebSocketTransport:
     def wait_ready(self, timeout: Optional[float] = None) -> bool:
         """Block until READY (True), or until ``timeout`` passes or the transport stops trying
         to connect (False)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
-            while True:
-                if self.is_ready:
-                    return True
-                if not self._want or self._closed:
-                    return False
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._lock.wait(remaining if remaining is None else min(remaining, 1.0))
+            wait_until(self._lock, lambda: self.is_ready or not self._want or self._closed, timeout)
+            return self.is_ready
 
     def add_status_listener(self, callback: Callable[[StatusChange], None]) -> Callable[[], None]:
         """Call ``callback(StatusChange)`` on every status change, in order; returns a remover.
         Listeners run on whichever thread changed the status: keep them short."""
-        if not callable(callback):
-            raise TypeError("status listener must be callable")
-        with self._lock:
-            self._listeners.append(callback)
-
-        def remove() -> None:
-            with self._lock:
-                if callback in self._listeners:
-                    self._listeners.remove(callback)
-
-        return remove
+        return add_callback(self._lock, self._listeners, callback)
 
     def backoff_delay(self, attempt: int) -> float:
         """The wait before reconnect attempt ``attempt`` (0 = first retry): ``backoff_initial``
