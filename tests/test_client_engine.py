@@ -1,15 +1,18 @@
-"""The sync engine on READY: the un-acked batch first, then pending writes, then every live query;
+"""The sync engine on READY: every live query is resumed (with a check of a batch whose answer was
+lost), then the writes go; never a CONNECT_QUERY while a CHANGES is unanswered, never a CHANGES
+before the server has answered a PING sent after the last CONNECT_QUERY (PROTOCOL.md §13.2);
 after disconnect()/connect() and after the server restarts (durable server storage).
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 
 from triplit_sync import TriplitClient
-from triplit_sync.protocol import ChangesMessage, ConnectQuery
+from triplit_sync.protocol import ChangesAck, ChangesMessage, ConnectQuery, Ping
 from triplit_sync.testing import TriplitTestServer
 
 from .client_helpers import (
@@ -63,11 +66,32 @@ def subscribe_all(client: TriplitClient, *queries: Dict[str, Any]) -> List[Colle
     return cols
 
 
+class hold_acks:
+    """Drops the next CHANGES_ACK before the engine sees it (as if the connection died right
+    after the server committed); ``wait()`` returns once one was dropped."""
+
+    def __init__(self, client: TriplitClient) -> None:
+        self.dropped = threading.Event()
+        engine = client._engine
+        original = engine.handle_message
+
+        def handle(msg: Any) -> None:
+            if isinstance(msg, ChangesAck) and not self.dropped.is_set():
+                self.dropped.set()
+                return
+            original(msg)
+
+        engine.handle_message = handle  # type: ignore[method-assign]
+
+    def wait(self, timeout: float) -> bool:
+        return self.dropped.wait(timeout)
+
+
 def batch_ids(msg: Any) -> List[str]:
     return sorted(i for c in msg.changes.values() for i in list(c["sets"]) + list(c["deletes"]))
 
 
-def test_ready_resends_the_unacked_batch_then_pending_writes_then_queries(
+def test_ready_resumes_the_queries_checks_the_unacked_batch_then_sends_the_writes(
         triplit: TriplitTestServer, make_client: Make) -> None:
     client = live_client(make_client, triplit)
     cols = subscribe_all(client, TODOS, MINE)
@@ -84,16 +108,53 @@ def test_ready_resends_the_unacked_batch_then_pending_writes_then_queries(
     client.wait_for_sync(10)
     for col in cols:
         assert col.fulfilled.wait(10)
-    sent = [m for m in log.messages if isinstance(m, (ChangesMessage, ConnectQuery))]
-    # The queries wait for the writes made before READY: a query that starts while a write is
-    # committed can come back with that entity half updated (a server bug).
-    assert [m.TYPE for m in sent] == ["CHANGES", "CHANGES", "CONNECT_QUERY", "CONNECT_QUERY"]
-    assert batch_ids(sent[0]) == ["a1"] and batch_ids(sent[1]) == ["a2"]
-    assert {m.id for m in sent[2:]} == {s for s in client._engine._queries}
+    sent = [m for m in log.messages if isinstance(m, (ChangesMessage, ConnectQuery, Ping))]
+    sent = [m for m in sent if not isinstance(m, Ping) or (m.client_timestamp or 0) < 0]  # barriers only
+    assert [m.TYPE for m in sent] == ["CONNECT_QUERY"] * 3 + ["PING", "CHANGES", "CHANGES"]
+    probe = sent[0]
+    # The batch whose answer was lost: asked for before anything is sent again.
+    assert probe.id.startswith("verify-") and probe.state["entityIds"] == {"todos": ["a1"]}
+    assert {m.id for m in sent[1:3]} == {s for s in client._engine._queries}
+    assert batch_ids(sent[4]) == ["a1"] and batch_ids(sent[5]) == ["a2"]
     assert [r["id"] for r in server_rows(triplit, TODOS)] == ["a1", "a2"]
 
 
-def test_ready_sends_pending_writes_before_the_queries(triplit: TriplitTestServer, make_client: Make) -> None:
+def test_a_lost_answer_to_an_applied_batch_is_recognised(triplit: TriplitTestServer, make_client: Make) -> None:
+    """The batch reached the server but its CHANGES_ACK did not reach the client: on READY the
+    server is asked, the batch is seen applied, and it is not sent again."""
+    client = live_client(make_client, triplit)
+    (col,) = subscribe_all(client, TODOS)
+    client.insert("todos", todo("a1"))
+    client.wait_for_sync(10)
+    log = SentLog(client)
+    acks = hold_acks(client)
+    client.update("todos", "a1", {"text": "applied"})
+    assert acks.wait(10)  # the server committed it; the client never heard
+    client.disconnect()
+    assert client.pending_changes()  # still in flight as far as the client knows
+    log.clear()
+    client.connect()
+    client.wait_for_sync(10)
+    assert not [m for m in log.messages if isinstance(m, ChangesMessage)]
+    assert server_rows(triplit, TODOS)[0]["text"] == "applied"
+    col.wait(lambda rows: [r["text"] for r in rows] == ["applied"])
+
+
+def test_writes_wait_for_the_barrier_after_a_new_query(triplit: TriplitTestServer, make_client: Make) -> None:
+    client = live_client(make_client, triplit)
+    subscribe_all(client, TODOS)
+    log = SentLog(client)
+    col = Collector()
+    client.subscribe(MINE, col, on_remote_fulfilled=col.on_remote_fulfilled)
+    client.insert("todos", todo("a1"))
+    client.wait_for_sync(10)
+    assert col.fulfilled.wait(10)
+    types = [m.TYPE for m in log.messages if isinstance(m, (ChangesMessage, ConnectQuery))
+             or isinstance(m, Ping) and (m.client_timestamp or 0) < 0]
+    assert types.index("CHANGES") > types.index("PING") > types.index("CONNECT_QUERY")
+
+
+def test_ready_sends_pending_writes_after_the_queries(triplit: TriplitTestServer, make_client: Make) -> None:
     client = live_client(make_client, triplit)
     subscribe_all(client, TODOS)
     client.disconnect()
@@ -106,9 +167,9 @@ def test_ready_sends_pending_writes_before_the_queries(triplit: TriplitTestServe
     client.wait_for_sync(10)
     assert col.fulfilled.wait(10)
     sent = [m for m in log.messages if isinstance(m, (ChangesMessage, ConnectQuery))]
-    assert [m.TYPE for m in sent] == ["CHANGES", "CONNECT_QUERY"]
-    assert batch_ids(sent[0]) == ["a1", "a2"]
-    assert sent[1].state is not None  # a resume, not a fresh load
+    assert [m.TYPE for m in sent] == ["CONNECT_QUERY", "CHANGES"]
+    assert sent[0].state is not None  # a resume, not a fresh load
+    assert batch_ids(sent[1]) == ["a1", "a2"]
 
 
 def test_the_server_restarting_is_survived(durable_server: TriplitTestServer, make_client: Make) -> None:

@@ -9,7 +9,7 @@ having sent it (a related entity or a limit moved it in), it may be stale or lon
 :class:`Freshness` counts, per connection, how many answered live queries hold each entity in
 their results. An entity that comes into one while nobody held it, that the message being
 applied did not carry and that the cache has, is *suspicious*: the engine checks it with a
-verification query (:meth:`Freshness.verification`), a ``CONNECT_QUERY`` on its id with resume
+verification query (:meth:`Freshness.start`), a ``CONNECT_QUERY`` on its id with resume
 state at timestamp 0, which makes the server send it or delete it and keeps it fresh for the
 rest of the connection. Until the answer comes it is *unverified*: never recorded as vouched
 for by a query's checkpoint.
@@ -74,18 +74,35 @@ class Freshness:
                     suspicious.setdefault(coll, set()).add(eid)
         return suspicious
 
-    def verification(self, coll: str, ids: Set[str]) -> ConnectQuery:
-        """The query that checks ``ids`` with the server; they count as held by it from now on."""
+    def start(self, coll: str, ids: Set[str]) -> str:
+        """Begin checking ``ids`` with the server; they count as held from now on. Returns the
+        verification's query id (its message is built by :meth:`message` when it is sent)."""
         self.sent += 1
         vid = f"verify-{self.sent}"
-        listed = sorted(ids)
         self._verifying[vid] = (coll, set(ids))
         self.unverified.setdefault(coll, set()).update(ids)
         counts = self._held.setdefault(coll, {})
         for eid in ids:
             counts[eid] = counts.get(eid, 0) + 1
+        return vid
+
+    def message(self, vid: str) -> Optional[ConnectQuery]:
+        """The CONNECT_QUERY of verification ``vid`` (None once answered or reset): resume state
+        at timestamp 0 that lists every id, so the server sends each one or deletes it."""
+        verification = self._verifying.get(vid)
+        if verification is None:
+            return None
+        coll, ids = verification
+        listed = sorted(ids)
         return ConnectQuery(vid, {"collectionName": coll, "where": [["id", "in", listed]]},
                             {"timestamp": _ZERO, "entityIds": {coll: listed}})
+
+    def verifying(self, vid: str) -> Optional[Tuple[str, Set[str]]]:
+        """``(collection, ids)`` of a verification not answered yet, else None."""
+        return self._verifying.get(vid)
+
+    def is_held(self, coll: str, eid: str) -> bool:
+        return bool(self._held.get(coll, {}).get(eid))
 
     def answered(self, query_id: str) -> Optional[Tuple[str, Set[str]]]:
         """The server answered verification ``query_id``: ``(collection, ids)``, now fresh; else None."""

@@ -59,6 +59,7 @@ class Subscription:
         self.local_only = local_only
         self.active = True
         self._delivered: Optional[List[Document]] = None  # wire rows last handed out
+        self._fulfilled_on = 0  # the connection on_remote_fulfilled was last called for
 
     @property
     def query(self) -> QueryJSON:
@@ -75,7 +76,7 @@ class Subscription:
 
     def unsubscribe(self) -> None:
         """Stop the callbacks; the last subscriber of a query also ends its server subscription."""
-        self._engine._unsubscribe(self)
+        self._engine.unsubscribe(self)
 
     def __enter__(self) -> "Subscription":
         return self
@@ -89,8 +90,8 @@ class Subscription:
 
 
 class _LiveQuery:
-    __slots__ = ("id", "query", "collections", "subscribers", "holds", "sent", "fulfilled", "error",
-                 "rows", "deps", "evaluated", "remote", "listed", "counted", "decoded")
+    __slots__ = ("id", "query", "collections", "subscribers", "holds", "auto_holds", "sent", "fulfilled",
+                 "error", "rows", "deps", "evaluated", "remote", "listed", "counted", "decoded")
 
     def __init__(self, qid: str, query: QueryJSON, collections: Set[str]) -> None:
         self.id = qid
@@ -98,6 +99,7 @@ class _LiveQuery:
         self.collections = collections
         self.subscribers: List[Subscription] = []
         self.holds = 0  # fetches waiting for the server
+        self.auto_holds = 0  # of those, background refreshes that end with the server's answer
         self.sent = False  # CONNECT_QUERY sent on this connection
         self.fulfilled = False  # answered on this connection
         self.error: Optional[QueryError] = None

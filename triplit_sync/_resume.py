@@ -2,8 +2,17 @@
 
 A query's checkpoint is the timestamp of the last ENTITY_DATA received while it was live and
 answered; the store keeps the ids of its results then. On the next CONNECT_QUERY the client
-lists what it holds and asks for changes since a little before the checkpoint: the server skips
+lists what it holds and asks for changes since the checkpoint's millisecond: the server skips
 listed entities unchanged since then, sends the rest, and deletes what it no longer has.
+
+Why ``[ms, 0, "server"]`` and not the ENTITY_DATA timestamp itself (PROTOCOL.md §13.1): that
+timestamp is the server clock's ``current()``, whose counter can be left over from an earlier
+millisecond, so a write stamped later in the same millisecond compares below it and would be
+skipped for good. Counter 0 is exact for servers on memory or sqlite storage, whose views never
+lag a stamped write. ``margin_ms`` asks for more, for what that proof does not cover: servers
+on lmdb or sqlite-worker storage (views can lag behind a stamped write by an I/O wait) and
+server clocks that step back. Its price is re-receiving everything changed in the last
+``margin_ms`` before the checkpoint.
 """
 
 from __future__ import annotations
@@ -12,20 +21,16 @@ from typing import Any, Callable, Dict, Mapping, Optional, Set
 
 from ._types import Timestamp
 
-__all__ = ["RESUME_MARGIN_MS", "ZERO_TIMESTAMP", "resume_state", "vouched_since"]
+__all__ = ["ZERO_TIMESTAMP", "resume_state", "since", "vouched_since"]
 
 IdSets = Dict[str, Set[str]]
 
 ZERO_TIMESTAMP: Timestamp = [0, 0, "server"]
-#: Resume asks for changes since a little before the checkpoint: the server stamps a write
-#: when it commits but sends it when its views have caught up, so an ENTITY_DATA timestamp
-#: can be later than a write it does not contain yet. Re-sending a few entities is cheap;
-#: skipping one would leave it stale for good.
-RESUME_MARGIN_MS = 2000
 
 
-def _since(checkpoint: Timestamp) -> Timestamp:
-    return [max(int(checkpoint[0]) - RESUME_MARGIN_MS, 0), 0, "server"]
+def since(checkpoint: Timestamp, margin_ms: int = 0) -> Timestamp:
+    """The timestamp to resume ``checkpoint`` from: its millisecond (less ``margin_ms``), counter 0."""
+    return [max(int(checkpoint[0]) - margin_ms, 0), 0, "server"]
 
 
 def resume_state(
@@ -36,6 +41,7 @@ def resume_state(
     cached: IdSets,
     checkpoints: Mapping[str, Timestamp],
     query_ids: Callable[[str], IdSets],
+    margin_ms: int = 0,
 ) -> Optional[Dict[str, Any]]:
     """The ``state`` of a CONNECT_QUERY, or ``None`` when there is nothing to resume.
 
@@ -43,7 +49,7 @@ def resume_state(
     made of now; ``cached``: per collection, the ids in the cache; ``checkpoints`` and
     ``query_ids``: every query's checkpoint and recorded ids.
     """
-    timestamp = ZERO_TIMESTAMP if checkpoint is None else _since(checkpoint)
+    timestamp = ZERO_TIMESTAMP if checkpoint is None else since(checkpoint, margin_ms)
     # Only ids whose copy is in the cache: the server skips a listed entity it finds unchanged,
     # so listing one the cache lost since (evicted for another query) would keep it missing.
     ids: IdSets = {}
@@ -57,7 +63,7 @@ def resume_state(
             continue
         # Cached entities this query has not vouched for are only as fresh as the query that
         # brought them; with no such query, nothing about them can be trusted.
-        timestamp = min(timestamp, vouched_since(coll, extra, query_id, checkpoints, query_ids))
+        timestamp = min(timestamp, vouched_since(coll, extra, query_id, checkpoints, query_ids, margin_ms))
         ids.setdefault(coll, set()).update(extra)
     ids = {c: s for c, s in ids.items() if s}
     if not ids and checkpoint is None:
@@ -71,6 +77,7 @@ def vouched_since(
     exclude: str,
     checkpoints: Mapping[str, Timestamp],
     query_ids: Callable[[str], IdSets],
+    margin_ms: int = 0,
 ) -> Timestamp:
     """Since when cached ``ids`` are known fresh: the oldest checkpoint (less the margin) of the
     other queries that recorded them; 0 if one of them has none."""
@@ -82,7 +89,7 @@ def vouched_since(
         held = query_ids(qid).get(coll, set()) & remaining
         if held:
             remaining -= held
-            ts = _since(checkpoint)
+            ts = since(checkpoint, margin_ms)
             oldest = ts if oldest is None else min(oldest, ts)
     if remaining or oldest is None:
         return ZERO_TIMESTAMP

@@ -71,7 +71,10 @@ class TriplitClient(DataAPI):
     ``refresh_interval`` seconds); ``schema`` is a :class:`~triplit_sync.schema.Schema`, a dict
     in the server's JSON format or the path of such a file; ``name`` picks the local folder
     (default: derived from the server URL); ``persist_token=False`` keeps the token out of
-    ``session.json``; ``ping_interval=None`` turns pings off.
+    ``session.json``; ``ping_interval=None`` turns pings off. ``resume_margin`` (seconds, default
+    0) makes every resume ask for changes from that much before its checkpoint: only needed
+    for a server on lmdb or sqlite-worker storage, or one whose clock can step back (see
+    ``_resume.py``); it costs re-receiving what changed in that window.
     """
 
     def __init__(
@@ -89,6 +92,7 @@ class TriplitClient(DataAPI):
         data_dir: Optional[Union[str, "os.PathLike[str]"]] = None,
         persist_token: bool = True,
         ping_interval: Optional[float] = 45.0,
+        resume_margin: float = 0.0,
     ) -> None:
         if not isinstance(server_url, str) or urlsplit(server_url).scheme not in ("http", "https") \
                 or not urlsplit(server_url).hostname:
@@ -101,6 +105,10 @@ class TriplitClient(DataAPI):
         _check_refresh_options(refresh_handler, refresh_interval)
         if on_session_error is not None and not callable(on_session_error):
             raise TypeError("on_session_error must be callable")
+        if isinstance(resume_margin, bool) or not isinstance(resume_margin, (int, float)) \
+                or not 0 <= resume_margin <= 3600:
+            raise ValueError(f"resume_margin must be a number of seconds from 0 to 3600, not {resume_margin!r}")
+        self._resume_margin = float(resume_margin)
         self.server_url = server_url.rstrip("/")
         self.name = name or default_name(self.server_url)
         self.persist_token = persist_token
@@ -165,7 +173,15 @@ class TriplitClient(DataAPI):
             self._store, _Runner(self), self._dispatcher.submit,
             checkpoints=self._stored.get("checkpoints") if identity else None,
             on_checkpoints=self._save_checkpoints if self._session_store else None,
+            resume_margin=self._resume_margin,
+            on_stall=self._stalled,
         )
+
+    def _stalled(self) -> None:
+        """A write batch waits too long for its answer: make the connection prove it is alive."""
+        probe = getattr(self._transport, "probe", None)
+        if probe is not None:
+            probe()
 
     def _new_transport(self, ping_interval: Optional[float]) -> WebSocketTransport:
         schema = self._schema

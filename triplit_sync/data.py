@@ -137,12 +137,10 @@ class DataAPI:
         if policy == "local-and-remote":
             if not self._wants_connection():
                 return self._local(q)
-            live = engine.hold(q)
             if timeout is None:
-                rows = self._local(q)
-                threading.Thread(target=self._release_when_fulfilled, args=(live,),
-                                 name="triplit-fetch-refresh", daemon=True).start()
-                return rows
+                engine.hold(q, until_fulfilled=True)  # a refresh in the background
+                return self._local(q)
+            live = engine.hold(q)
             try:
                 engine.wait_fulfilled(live, timeout)
                 return self._local(q)
@@ -153,6 +151,8 @@ class DataAPI:
         if not self._wants_connection():
             raise TriplitConnectionError(
                 f"a {policy} fetch needs a connection to {self.server_url}; call connect() first")  # type: ignore[attr-defined]
+        if policy == "remote-first" and engine.is_fulfilled(q):
+            return self._local(q)  # live and answered: the server keeps these results current
         live = engine.hold(q)
         try:
             if not engine.wait_fulfilled(live, timeout):
@@ -160,14 +160,6 @@ class DataAPI:
             return self._local(q)
         finally:
             engine.release(live)
-
-    def _release_when_fulfilled(self, live: Any) -> None:
-        try:
-            self._engine.wait_fulfilled(live, 60.0)
-        except Exception:
-            pass  # the query's own error reached whoever subscribed; this was only a refresh
-        finally:
-            self._engine.release(live)
 
     def _local(self, q: QueryJSON) -> List[Row]:
         rows = self._engine.run_local(q)

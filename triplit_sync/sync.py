@@ -2,28 +2,33 @@
 
 It keeps the registry of live queries (one server subscription per distinct query, shared by
 its subscribers), applies ENTITY_DATA to the store and re-evaluates only the queries whose
-collections changed, pushes the outbox one CHANGES batch at a time, and keeps a resume
-checkpoint per query (PROTOCOL.md §5.5: the timestamp of the last ENTITY_DATA received while
-the query was live and fulfilled, plus the ids of its results then).
+collections changed, keeps a resume checkpoint per query (PROTOCOL.md §5.5), and hands the
+writes to the pipeline (_pipeline.py), which keeps one CHANGES batch in flight. What goes on
+the wire, and in which order, is decided under the engine's lock (_wireorder.py: never a
+CONNECT_QUERY and a CHANGES together) and sent afterwards, in that order, by whichever thread
+finds messages waiting.
 
 Everything here runs either on a caller's thread (subscribe, write, fetch) or on the
 transport's reader thread (``handle_message``); user callbacks only ever run on the
 dispatcher thread. The engine knows nothing of sessions or tokens: the client tells it whose
-writes may be sent (``owner``) and gives it a ``send`` function for the current connection.
+writes may be sent (``set_owner``) and gives it a ``send`` function for each connection.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple
+import time
+from collections import OrderedDict, deque
+from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
 from ._callbacks import add_callback, wait_until
 from ._freshness import Freshness, IdSets
 from ._live import QueryRunner, Subscription, _call_if_active, _LiveQuery
+from ._pipeline import WritePipeline
 from ._resume import resume_state
 from ._types import Changes, Document, QueryJSON, Timestamp
+from ._wireorder import Intent, WireOrder
 from .errors import QueryError, WriteError
 from .protocol import (
     ChangesAck,
@@ -33,14 +38,16 @@ from .protocol import (
     EntityData,
     ErrorMessage,
     Message,
+    Ping,
+    Pong,
     Ready,
     query_id as compute_query_id,
 )
 from .store.base import LocalStore
 
-__all__ = ["SyncEngine", "Subscription", "QueryRunner"]
+__all__ = ["SyncEngine", "Subscription", "QueryRunner", "UNOWNED"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 #: The owner of writes made while no session exists; the next session to start adopts them.
 UNOWNED = "unowned"
@@ -49,6 +56,12 @@ CHECKPOINT_INTERVAL = 0.5
 #: How many queries nobody uses any more keep their checkpoint and cached results (most
 #: recently used first), so that a later fetch or subscription answers locally and resumes.
 MAX_DORMANT_QUERIES = 100
+#: Acknowledged entities remembered per connection (see _hold_back_deletes).
+_MAX_ACKED = 100_000
+#: The send-order rule of PROTOCOL.md §13.2 (_wireorder.py); off only in tests of the race.
+_ENFORCE_SEND_ORDER = True
+
+_Out = Tuple[int, Message]
 
 
 class SyncEngine:
@@ -60,6 +73,9 @@ class SyncEngine:
         *,
         checkpoints: Optional[Mapping[str, Any]] = None,
         on_checkpoints: Optional[Callable[[Dict[str, Any]], None]] = None,
+        resume_margin: float = 0.0,
+        ack_timeout: float = 10.0,
+        on_stall: Optional[Callable[[], None]] = None,
     ) -> None:
         self.store = store
         self.runner = runner
@@ -69,23 +85,28 @@ class SyncEngine:
         self._queries: Dict[str, _LiveQuery] = {}
         self._checkpoints: Dict[str, Timestamp] = {
             k: list(v["timestamp"]) for k, v in (checkpoints or {}).items()
-            if isinstance(v, Mapping) and isinstance(v.get("timestamp"), list)
+            if isinstance(v, Mapping) and _valid_timestamp(v.get("timestamp"))
         }
         self._on_checkpoints = on_checkpoints
         # Queries with a checkpoint and no user (least recently used first).
         self._dormant: "OrderedDict[str, None]" = OrderedDict.fromkeys(self._checkpoints)
         self._checkpoints_dirty = False
         self._checkpoint_timer: Optional[threading.Timer] = None
-        self._send: Optional[Callable[[Message], bool]] = None
-        self._owner: Optional[str] = None
-        self._in_flight = False  # a CHANGES batch is on the wire, waiting for ACK or ERROR
+        self.resume_margin_ms = int(resume_margin * 1000)
+        self.ack_timeout = ack_timeout
+        self._on_stall = on_stall
+        # Per connection (reset by connection_ready / connection_lost):
         self._connection = 0  # bumps on every READY and disconnect
-        # What the server keeps fresh on this connection (see _freshness.py).
+        self._send: Optional[Callable[[Message], bool]] = None
+        self._wire: Optional[WireOrder] = None
         self._fresh = Freshness(lambda coll, eid: store.get_cached(coll, eid) is not None)
-        self._deferred: List[Message] = []  # sent after the engine lock is released
-        self._writes_first = 0  # batches to be answered before the queries are sent (after READY)
-        self._failures: List[WriteError] = []  # rejected batches wait_for_sync has not reported yet
-        self._sync_error_callbacks: List[Callable[[WriteError], Any]] = []
+        self._acked: "OrderedDict[Tuple[str, str], None]" = OrderedDict()
+        self._out: Deque[_Out] = deque()  # decided, not sent yet (in this order)
+        self._draining = False
+        self._barriers = 0
+        self._ack_timer: Optional[threading.Timer] = None
+        self._changes_sent_at = 0.0  # when the CHANGES on the wire was sent
+        self.pipeline = WritePipeline(store, submit, self._verify)
         self.closed = False
 
     # ------------------------------------------------------------------ wiring
@@ -93,68 +114,160 @@ class SyncEngine:
     def set_owner(self, owner: Optional[str]) -> None:
         """Whose pending writes may go out on the connection (the session's identity)."""
         with self._lock:
-            self._owner = owner
+            self.pipeline.owner = owner
+            self._pump()
+        self._drain()
 
     def connection_ready(self, send: Callable[[Message], bool]) -> None:
-        """READY arrived: re-send the un-acked batch, then pending writes, then every live query.
-
-        The queries wait until the server has answered the writes made before READY (two
-        batches at most: the un-acked one, then everything pending, merged). A query that
-        starts while a write is being committed can come back with that entity half updated
-        (@triplit/server 1.1.8: the document is right in storage, wrong in the subscription),
-        and the server sends nothing more about it until it changes again.
-        """
+        """READY arrived: every live query is sent again (resuming from its checkpoint), a batch
+        left in flight is checked with the server, then the writes go (see _wireorder.py)."""
         with self._lock:
             self._connection += 1
             self._send = send
-            self._in_flight = False
+            self._wire = WireOrder(_ENFORCE_SEND_ORDER)
             self._reset_connection_state()
-            owner = self._owner
-            if owner is not None:
-                entries = self.store.pending_changes(owner)
-                inflight = any(e.inflight for e in entries)
-                self._writes_first = int(inflight) + int(any(not e.inflight for e in entries))
-        self._push()
-        with self._lock:
-            if not self._in_flight:
-                self._writes_first = 0  # nothing could be sent (another identity's batch is in flight)
-        if self._writes_first == 0:
-            self._connect_all()
-        self._send_deferred()
-
-    def _connect_all(self) -> None:
-        with self._lock:
-            to_connect = [q for q in self._queries.values() if q.remote and q.error is None]
-        for live in to_connect:
-            self._connect_query(live)
-
-    def _batch_answered(self) -> None:
-        """An ACK or a rejection arrived: the queries may go once the writes before READY are in."""
-        with self._lock:
-            if self._writes_first == 0:
-                return
-            self._writes_first -= 1
-            if self._writes_first > 0 and self._in_flight:
-                return
-            self._writes_first = 0
-        self._connect_all()
+            self.pipeline.connection_ready()
+            for live in self._queries.values():
+                if live.remote and live.error is None:
+                    self._wire.queue(("q", live.id))
+            self._pump()
+        self._drain()
 
     def connection_lost(self) -> None:
         """The socket closed: nothing is in flight any more, every query must be sent again."""
         with self._lock:
             self._connection += 1
             self._send = None
-            self._in_flight = False
+            self._wire = None
             self._reset_connection_state()
+            self.pipeline.connection_lost()
             self._cond.notify_all()
         self.flush_checkpoints()
 
     def _reset_connection_state(self) -> None:
-        self._writes_first = 0
         for live in self._queries.values():
             live.sent = live.fulfilled = live.counted = False
         self._fresh.reset()
-        self._deferred = []
+        self._acked.clear()
+        self._out.clear()
+
+    # ------------------------------------------------------------------ the wire
+
+    def _pump(self) -> None:
+        """Decide what may go out now (under the lock); :meth:`_drain` sends it."""
+        wire, send = self._wire, self._send
+        if wire is None or send is None or self.closed:
+            return
+        while True:
+            writes = self.pipeline.has_batch()
+            if wire.may_send_queries(writes):
+                sent = False
+                for intent in wire.take_queued():
+                    msg = self._query_message(intent)
+                    if msg is not None:
+                        self._out.append((self._connection, msg))
+                        sent = True
+                if sent:
+                    wire.last = "queries"
+                    if wire.enforce:
+                        self._barriers += 1
+                        wire.barrier = self._barriers
+                        self._out.append((self._connection, Ping(client_timestamp=-self._barriers)))
+                continue
+            if writes and wire.may_send_changes():
+                batch = self.pipeline.take_batch()
+                if batch is None:
+                    return
+                self._out.append((self._connection, ChangesMessage(batch)))
+                wire.changes_out = True
+                wire.last = "changes"
+                self._watch_ack()
+                continue
+            return
+
+    def _query_message(self, intent: Intent) -> Optional[Message]:
+        kind, key = intent
+        if kind == "v":
+            return self._fresh.message(key)
+        live = self._queries.get(key)
+        if live is None or live.sent or not live.remote or live.error is not None:
+            return None
+        # The resume state is computed now, not when the query was queued: an id listed as
+        # unchanged must still be in the cache when the server skips it.
+        state = self._resume_state(live)
+        live.listed = {c: set(ids) for c, ids in state["entityIds"].items()} if state else {}
+        live.sent = True
+        return ConnectQuery(live.id, live.query, state)
+
+    def _drain(self) -> None:
+        """Send what :meth:`_pump` decided, in order. Called without the engine's lock held;
+        a thread that finds another one sending leaves its messages to it."""
+        with self._lock:
+            if self._draining or not self._out:
+                return
+            self._draining = True
+        try:
+            while True:
+                with self._lock:
+                    if not self._out:
+                        self._draining = False
+                        return
+                    connection, msg = self._out.popleft()
+                    send = self._send if connection == self._connection else None
+                if send is not None:
+                    send(msg)  # a failed send drops the connection: connection_lost resets all
+        except BaseException:
+            with self._lock:
+                self._draining = False
+            raise
+
+    def _want_remote(self, live: _LiveQuery) -> None:
+        if self._wire is not None and not live.sent:
+            self._wire.queue(("q", live.id))
+
+    def _verify(self, ids: IdSets) -> Set[str]:
+        """Start verification queries for cached entities (see _freshness.py); their ids."""
+        vids: Set[str] = set()
+        if self._wire is None:
+            return vids  # not connected: the next CONNECT_QUERY's resume state covers them
+        for coll, eids in ids.items():
+            if eids:
+                logger.debug("verifying %d cached %s entities", len(eids), coll)
+                vid = self._fresh.start(coll, set(eids))
+                self._wire.queue(("v", vid))
+                vids.add(vid)
+        return vids
+
+    def _watch_ack(self) -> None:
+        """A CHANGES unanswered after ``ack_timeout`` makes the connection prove it is alive
+        (``on_stall``: the transport pings and drops a connection that does not answer). One
+        timer at a time, however many batches go out."""
+        self._changes_sent_at = time.monotonic()
+        if self._on_stall is None or not self.ack_timeout or self._ack_timer is not None:
+            return
+        self._arm_ack_timer(self.ack_timeout)
+
+    def _arm_ack_timer(self, delay: float) -> None:
+        timer = threading.Timer(delay, self._ack_overdue)
+        timer.daemon = True
+        timer.name = "triplit-ack-watch"
+        self._ack_timer = timer
+        timer.start()
+
+    def _ack_overdue(self) -> None:
+        with self._lock:
+            self._ack_timer = None
+            wire = self._wire
+            if wire is None or not wire.changes_out or self.closed:
+                return
+            waited = time.monotonic() - self._changes_sent_at
+            if waited < self.ack_timeout:
+                self._arm_ack_timer(self.ack_timeout - waited)  # a later batch: its own deadline
+                return
+            self._arm_ack_timer(self.ack_timeout)
+        logger.info("no answer to a write batch within %s s; checking the connection", self.ack_timeout)
+        if self._on_stall is not None:
+            self._on_stall()
 
     # ------------------------------------------------------------------ inbound
 
@@ -166,54 +279,120 @@ class SyncEngine:
             self._on_ack(msg.timestamp)
         elif isinstance(msg, ErrorMessage):
             self._on_error(msg)
+        elif isinstance(msg, Pong):
+            self._on_pong(msg)
         elif isinstance(msg, Ready):
             pass  # the client calls connection_ready with the send function
         else:
-            log.debug("ignoring %s", type(msg).__name__)
-        self._send_deferred()
+            logger.debug("ignoring %s", type(msg).__name__)
+        self._drain()
+        self._schedule_checkpoint_save()
+
+    def _on_pong(self, msg: Pong) -> None:
+        ts = msg.client_timestamp
+        if ts is None or ts >= 0:
+            return  # the transport's keepalive
+        with self._lock:
+            if self._wire is not None and self._wire.pong(int(-ts)):
+                self._pump()
 
     def _on_entity_data(self, msg: EntityData) -> None:
-        changed = self.store.apply_server_changes(msg.changes, msg.timestamp)
-        deliveries: List[Tuple[_LiveQuery, bool]] = []
         with self._lock:
-            self._fresh.received = msg.changes
+            if self._wire is None:
+                return  # from a connection that has ended
+            newly: List[_LiveQuery] = []
+            answered: List[Tuple[str, Tuple[str, Set[str]]]] = []
+            definitive: IdSets = {}
+            for qid in msg.for_queries:
+                live = self._queries.get(qid)
+                if live is not None and live.sent and not live.fulfilled:
+                    newly.append(live)
+                    for coll, ids in live.listed.items():
+                        definitive.setdefault(coll, set()).update(ids)
+                else:
+                    verification = self._fresh.verifying(qid)
+                    if verification is not None:
+                        answered.append((qid, verification))
+                        definitive.setdefault(verification[0], set()).update(verification[1])
+            changes, kept = self._hold_back_deletes(msg.changes, definitive)
+            changed = self.store.apply_server_changes(changes, msg.timestamp)
+            for coll, c in changes.items():
+                for eid in c["sets"]:
+                    self._acked.pop((coll, eid), None)
+                for eid in c["deletes"]:
+                    self._acked.pop((coll, eid), None)
+            self._fresh.received = changes
             try:
-                newly: Set[str] = set()
                 verified: IdSets = {}
-                for qid in msg.for_queries:
-                    live = self._queries.get(qid)
-                    if live is not None and live.sent and not live.fulfilled:
-                        live.fulfilled = True
-                        newly.add(qid)
-                    else:
-                        answer = self._fresh.answered(qid)
-                        if answer is not None:
-                            verified.setdefault(answer[0], set()).update(answer[1])
-                for live in self._queries.values():
+                for live in newly:
+                    live.fulfilled = True
+                for vid, _ in answered:
+                    coll, ids = self._fresh.answered(vid) or ("", set())
+                    verified.setdefault(coll, set()).update(ids)
+                    changed |= self.pipeline.probe_answered(vid)
+                deliveries: List[Tuple[_LiveQuery, bool]] = []
+                first = {live.id for live in newly}
+                for live in list(self._queries.values()):
                     if live.fulfilled:
                         self._checkpoints[live.id] = list(msg.timestamp)
-                    if live.id in newly or (live.collections & changed):
-                        deliveries.append((live, live.id in newly))
+                    if live.id in first or (live.collections & changed):
+                        deliveries.append((live, live.id in first))
                     elif verified and live.fulfilled and any(live.deps.get(c, ()) and live.deps[c] & ids
                                                              for c, ids in verified.items()):
                         self._update_ids(live)  # now known fresh: may be listed on resume
                 if deliveries or newly:
                     self._checkpoints_dirty = True
-                for live, first in deliveries:
-                    self._refresh(live, remote_first=first)
+                for live, is_first in deliveries:
+                    self._refresh(live, remote_first=is_first)
+                for live in newly:
+                    self._release_auto(live)
             finally:
                 self._fresh.received = None
+            if kept:
+                self._verify(kept)
             self._cond.notify_all()
-        self._schedule_checkpoint_save()
+            self._pump()
+
+    def _hold_back_deletes(self, changes: Changes, definitive: IdSets) -> Tuple[Changes, IdSets]:
+        """Deletes in ENTITY_DATA are real deletes or evictions (the entity left every live
+        query of the connection, PROTOCOL.md §5.3), and the wire does not say which. Applying an
+        eviction of an entity this client wrote would make its own write vanish from local
+        reads (a dormant query, a local-only fetch) while the server still has it; so such a
+        delete is held back and the entity is checked with the server instead (the answer of a
+        verification, or of a resume that listed the id, is definitive and applies)."""
+        kept: IdSets = {}
+        out: Optional[Changes] = None
+        for coll, c in changes.items():
+            if not c["deletes"]:
+                continue
+            sure = definitive.get(coll, ())
+            hold = {eid for eid in c["deletes"] if eid not in sure and eid not in c["sets"]
+                    and self._own(coll, eid) and self.store.get_cached(coll, eid) is not None}
+            if hold:
+                kept[coll] = hold
+                if out is None:
+                    out = dict(changes)
+                out[coll] = {"sets": c["sets"], "deletes": c["deletes"] - hold}
+        return (out if out is not None else changes), kept
+
+    def _own(self, coll: str, eid: str) -> bool:
+        return (coll, eid) in self._acked or self.store.has_outbox_entry(coll, eid)
 
     def _on_ack(self, timestamp: Timestamp) -> None:
-        changed = self.store.ack_inflight(timestamp)
         with self._lock:
-            self._in_flight = False
-            self._refresh_collections(changed)
+            if self._wire is None:
+                return
+            self._wire.changes_out = False
+            batch = self.pipeline.acked(timestamp)
+            if batch is not None:
+                for coll, c in batch.items():
+                    for eid in c["sets"]:
+                        self._acked[(coll, eid)] = None
+                while len(self._acked) > _MAX_ACKED:
+                    self._acked.popitem(last=False)
+                self._refresh_collections(set(batch))
             self._cond.notify_all()
-        self._push()
-        self._batch_answered()
+            self._pump()
 
     def _on_error(self, msg: ErrorMessage) -> None:
         if msg.is_query_error:
@@ -221,48 +400,48 @@ class SyncEngine:
         elif msg.message_type == "CHANGES":
             self._on_write_rejected(msg)
         else:
-            log.warning("server error for %s: %s", msg.message_type or "a frame", msg.message)
+            logger.warning("server error for %s: %s", msg.message_type or "a frame", msg.message)
 
     def _on_write_rejected(self, msg: ErrorMessage) -> None:
-        rejected = self.store.reject_inflight() or {}
         error = msg.to_exception()
         assert isinstance(error, WriteError)
-        error.changes = rejected
-        log.warning("the server rejected a write batch (%s): %s", error.name, error.message)
         with self._lock:
-            self._in_flight = False
-            self._failures.append(error)
-            self._refresh_collections(set(rejected))
-            callbacks = list(self._sync_error_callbacks)
+            if self._wire is None:
+                return
+            self._wire.changes_out = False
+            changed = self.pipeline.rejected(error)
+            self._refresh_collections(changed)
             self._cond.notify_all()
-        for callback in callbacks:
-            self._submit(callback, error)
-        self._push()
-        self._batch_answered()
+            self._pump()
 
     def _on_query_error(self, msg: ErrorMessage) -> None:
         error = msg.to_exception()
         assert isinstance(error, QueryError)
+        key = msg.query_key or ""
         with self._lock:
-            verification = self._fresh.failed(msg.query_key or "")
+            verification = self._fresh.failed(key)
             if verification is not None:
-                log.warning("could not verify cached %s entities: %s", verification[0], error)
+                logger.warning("could not verify cached %s entities: %s", verification[0], error)
+                self._refresh_collections(self.pipeline.probe_failed(key))
+                self._cond.notify_all()
+                self._pump()
                 return
-            live = self._queries.get(msg.query_key or "")
+            live = self._queries.get(key)
             if live is None:
                 return
             live.error = error
             self._uncount(live)
-            live.sent = False
-            send = self._send
+            was_sent, live.sent = live.sent, False
             for sub in live.subscribers:
                 if sub.on_error is not None:
                     self._submit(sub.on_error, error)
                 else:
-                    log.warning("query %s failed: %s", live.id, error)
+                    logger.warning("query %s failed: %s", live.id, error)
+            if was_sent and self._wire is not None:
+                # as the JS client does: stop a query that cannot run
+                self._out.append((self._connection, DisconnectQuery(live.id)))
+            self._release_auto(live)
             self._cond.notify_all()
-        if send is not None:
-            send(DisconnectQuery(live.id))  # as the JS client does: stop a query that cannot run
 
     # ------------------------------------------------------------------ queries
 
@@ -281,33 +460,32 @@ class SyncEngine:
             live = self._live_for(query)
             sub = Subscription(self, live, on_results, on_error, on_remote_fulfilled, local_only)
             live.subscribers.append(sub)
-            need_connect = not local_only and not live.remote
-            if need_connect:
+            if not local_only and not live.remote:
                 live.remote = True
+                self._want_remote(live)
             # A query with a checkpoint resumes from the ids it recorded: ask the server before
             # evaluating locally, so that the local work overlaps with the server's.
-            resume_early = need_connect and live.id in self._checkpoints and not live.evaluated
-        if resume_early:
-            self._connect_query(live)
+            if live.id in self._checkpoints and not live.evaluated:
+                self._pump()
+        self._drain()
         with self._lock:
             if not live.evaluated:
                 self._evaluate(live)
+            if live.error is not None and on_error is not None:
+                self._submit(on_error, live.error)
+            self._pump()
+        self._drain()
+        with self._lock:
             # Local results right away when they mean something: the query was answered by the
             # server before (it has a checkpoint), only local results were asked for, or the
             # server cannot be asked now.
-            deliver_now = local_only or offline or live.fulfilled or live.id in self._checkpoints or live.rows
-            if live.error is not None and on_error is not None:
-                self._submit(on_error, live.error)
-        if need_connect and not resume_early:
-            # Also before decoding the local rows for the first callback.
-            self._connect_query(live)
-        if deliver_now:
-            with self._lock:
-                if sub._delivered is None:  # unless an answer from the server came first
-                    self._deliver(sub, live.rows)
+            if local_only or offline or live.fulfilled or live.id in self._checkpoints or live.rows:
+                self._deliver(sub, live.rows)
+            if live.fulfilled:
+                self._tell_fulfilled(sub)  # answered before this subscriber came
         return sub
 
-    def _unsubscribe(self, sub: Subscription) -> None:
+    def unsubscribe(self, sub: Subscription) -> None:
         with self._lock:
             if not sub.active:
                 return
@@ -315,36 +493,56 @@ class SyncEngine:
             live = sub._live
             if sub in live.subscribers:
                 live.subscribers.remove(sub)
-            if not sub.local_only and not any(not s.local_only for s in live.subscribers) and live.holds == 0:
-                live.remote = False
-        self._after_release(live)
+            self._after_release(live)
+            self._pump()
+        self._drain()
 
-    def hold(self, query: QueryJSON) -> "_LiveQuery":
-        """Keep a query subscribed on the server while a fetch waits for it."""
+    def hold(self, query: QueryJSON, *, until_fulfilled: bool = False) -> "_LiveQuery":
+        """Keep a query subscribed on the server while a fetch waits for it; ``until_fulfilled``:
+        the hold ends by itself once the server has answered (a background refresh)."""
         with self._lock:
             live = self._live_for(query)
             live.holds += 1
-            need_connect = not live.remote
-            live.remote = True
-        if need_connect:
-            self._connect_query(live)
+            if until_fulfilled:
+                live.auto_holds += 1
+            if not live.remote:
+                live.remote = True
+                self._want_remote(live)
+            self._pump()
+        self._drain()
+        if until_fulfilled:
+            with self._lock:
+                if live.fulfilled or live.error is not None:
+                    self._release_auto(live)
+                    self._pump()
+            self._drain()
         return live
 
     def release(self, live: "_LiveQuery") -> None:
         with self._lock:
             live.holds -= 1
-            if live.holds == 0 and not any(not s.local_only for s in live.subscribers):
-                live.remote = False
+            self._after_release(live)
+            self._pump()
+        self._drain()
+
+    def _release_auto(self, live: _LiveQuery) -> None:
+        """The server answered (or refused) ``live``: background refreshes are done with it."""
+        if not live.auto_holds:
+            return
+        while live.auto_holds:
+            live.auto_holds -= 1
+            live.holds -= 1
         self._after_release(live)
 
-    def _after_release(self, live: "_LiveQuery") -> None:
+    def _after_release(self, live: _LiveQuery) -> None:
         """A user of ``live`` left: drop the query, or end its server subscription if nobody
-        needs the server's answers any more."""
+        needs the server's answers any more (under the lock, so that a new user arriving at
+        the same time sees a consistent query)."""
         if live.idle:
             self._drop(live)
-        elif not live.remote:
+        elif live.holds == 0 and not any(not s.local_only for s in live.subscribers):
+            live.remote = False
             self._disconnect_query(live)
-        self._send_deferred()
 
     def wait_fulfilled(self, live: "_LiveQuery", timeout: Optional[float]) -> bool:
         """Wait until the server answered (True), the query failed (raises) or time ran out (False)."""
@@ -366,6 +564,12 @@ class SyncEngine:
                 self._dormant.move_to_end(qid)
             return qid in self._checkpoints or (live is not None and live.fulfilled)
 
+    def is_fulfilled(self, query: QueryJSON) -> bool:
+        """Whether this query is live and answered on the current connection."""
+        with self._lock:
+            live = self._queries.get(compute_query_id(query))
+            return live is not None and live.fulfilled
+
     def run_local(self, query: QueryJSON) -> List[Document]:
         with self._lock:
             return self.runner.run(query)[0]
@@ -379,26 +583,13 @@ class SyncEngine:
             self._dormant.pop(qid, None)
         return live
 
-    def _connect_query(self, live: "_LiveQuery") -> None:
-        with self._lock:
-            send = self._send
-            if send is None or live.sent or not live.remote or self._writes_first:
-                return
-            state = self._resume_state(live)
-            live.listed = {c: set(ids) for c, ids in state["entityIds"].items()} if state else {}
-            live.sent = True
-            live.error = None
-        if not send(ConnectQuery(live.id, live.query, state)):
-            with self._lock:
-                live.sent = False  # not connected after all: READY will send it
-
     def _disconnect_query(self, live: "_LiveQuery") -> None:
-        with self._lock:
-            send, was_sent = self._send, live.sent
-            self._uncount(live)
-            live.sent = live.fulfilled = False
-        if send is not None and was_sent:
-            send(DisconnectQuery(live.id))
+        self._uncount(live)
+        if self._wire is not None:
+            self._wire.unqueue(("q", live.id))
+            if live.sent:
+                self._out.append((self._connection, DisconnectQuery(live.id)))
+        live.sent = live.fulfilled = False
 
     def _drop(self, live: "_LiveQuery") -> None:
         """The last user is gone: end the server subscription.
@@ -409,46 +600,30 @@ class SyncEngine:
         stay; older ones are forgotten (see :meth:`_forget`).
         """
         self._disconnect_query(live)
-        with self._lock:
-            if self._queries.get(live.id) is not live or not live.idle:
-                return
-            del self._queries[live.id]
-            if live.id in self._checkpoints:
-                self._dormant[live.id] = None
-                self._dormant.move_to_end(live.id)
-                while len(self._dormant) > MAX_DORMANT_QUERIES:
-                    oldest, _ = self._dormant.popitem(last=False)
-                    self._forget(oldest)
-            else:
-                self._forget(live.id)
-        self._schedule_checkpoint_save()
+        live.remote = False
+        if self._queries.get(live.id) is not live:
+            return
+        del self._queries[live.id]
+        if live.id in self._checkpoints:
+            self._dormant[live.id] = None
+            self._dormant.move_to_end(live.id)
+            while len(self._dormant) > MAX_DORMANT_QUERIES:
+                oldest, _ = self._dormant.popitem(last=False)
+                self._forget(oldest)
+        else:
+            self._forget(live.id)
 
     def _forget(self, qid: str) -> None:
-        """Drop a query's checkpoint and evict the cached entities no other query holds.
+        """Drop a query's checkpoint and recorded result ids.
 
-        The server does not update entities that no live query holds; evicting them, as the
-        server would have done had the query's results emptied, keeps the cache bounded.
+        Its cached entities stay: evicting them would take this client's own writes out of
+        every later local read. What stays is only as fresh as the server last sent it; an
+        entity no live query holds is checked with the server before a live query shows it
+        (_freshness.py), and a resume lists it only with the checkpoint that vouched for it.
         """
-        mine = self.store.query_ids(qid)
         self.store.drop_query(qid)
         if self._checkpoints.pop(qid, None) is not None:
             self._checkpoints_dirty = True
-        if not mine:
-            return
-        for other in self.store.query_id_list():
-            for coll, ids in self.store.query_ids(other).items():
-                if coll in mine:
-                    mine[coll] -= ids
-        # Live queries the server has not answered yet have no recorded ids; what they match
-        # locally may be exactly what the server holds back as "already sent" for them.
-        for other_live in self._queries.values():
-            for coll, ids in other_live.deps.items():
-                if coll in mine:
-                    mine[coll] -= ids
-        mine = {c: ids for c, ids in mine.items() if ids}
-        if mine:
-            changed = self.store.evict(mine)
-            self._refresh_collections(changed)
 
     def _resume_state(self, live: "_LiveQuery") -> Optional[Dict[str, Any]]:
         """CONNECT_QUERY ``state`` for ``live`` (see _resume.py)."""
@@ -461,7 +636,7 @@ class SyncEngine:
         local = live.deps if live.evaluated else {}
         cached = {c: self.store.cached_ids(c) for c in set(known) | set(local)}
         return resume_state(live.id, checkpoint, known, local, cached, self._checkpoints,
-                            self.store.query_ids)
+                            self.store.query_ids, self.resume_margin_ms)
 
     # ------------------------------------------------------------------ evaluation and delivery
 
@@ -498,24 +673,6 @@ class SyncEngine:
             live.counted = False
             self._fresh.track(live.deps, {})
 
-    def _verify(self, suspicious: IdSets) -> None:
-        """Check cached entities the server may not keep fresh (sent once the lock is released)."""
-        if self._send is None:
-            return  # not connected: the next CONNECT_QUERY's resume state covers them
-        for coll, ids in suspicious.items():
-            log.debug("verifying %d cached %s entities", len(ids), coll)
-            self._deferred.append(self._fresh.verification(coll, ids))
-
-    def _send_deferred(self) -> None:
-        with self._lock:
-            if not self._deferred:
-                return
-            messages, self._deferred = self._deferred, []
-            send = self._send
-        if send is not None:
-            for msg in messages:
-                send(msg)
-
     def _update_ids(self, live: "_LiveQuery") -> None:
         new = self._fresh.without_unverified(live.deps)  # not known fresh yet: never vouched for
         old = self.store.query_ids(live.id)
@@ -535,11 +692,17 @@ class SyncEngine:
                     decoded = self._decoded(live)
                 sub._delivered = live.rows
                 self._submit(_call_if_active, sub, [dict(row) for row in decoded])
-            if remote_first and sub.on_remote_fulfilled is not None:
-                self._submit(sub.on_remote_fulfilled)
+            if remote_first:
+                self._tell_fulfilled(sub)
         # After the callbacks are on their way: on a large first answer this bookkeeping
         # takes as long as decoding the rows, and nothing the callbacks see depends on it.
         self._bookkeep(live, old, changed, remote_first)
+
+    def _tell_fulfilled(self, sub: Subscription) -> None:
+        """``on_remote_fulfilled``, once per subscriber and connection."""
+        if sub.on_remote_fulfilled is not None and sub._fulfilled_on != self._connection:
+            sub._fulfilled_on = self._connection
+            self._submit(_call_if_active_remote, sub)
 
     def _refresh_collections(self, changed: Iterable[str]) -> None:
         changed = set(changed)
@@ -550,8 +713,8 @@ class SyncEngine:
                 self._refresh(live)
 
     def _deliver(self, sub: Subscription, rows: List[Document]) -> None:
-        if sub._delivered is rows:
-            return
+        if sub._delivered is not None:
+            return  # the server's answer (or a change) reached it first
         sub._delivered = rows
         decoded = self._decoded(sub._live) if rows is sub._live.rows else self.runner.decode(sub._live.query, rows)
         self._submit(_call_if_active, sub, [dict(row) for row in decoded])
@@ -581,41 +744,21 @@ class SyncEngine:
     def write(self, changes: Changes) -> None:
         """Store encoded local changes in the outbox (durably), update views, push."""
         with self._lock:
-            changed = self.store.add_local_changes(changes, self._owner or UNOWNED)
-            self._refresh_collections(changed)
-        self._push()
-        self._send_deferred()
-
-    def _push(self) -> None:
-        with self._lock:
-            send, owner = self._send, self._owner
-            if send is None or owner is None or self._in_flight or self.closed:
-                return
-            batch = self.store.next_batch(owner)
-            if not batch:
-                return
-            self._in_flight = True
-            connection = self._connection
-        if not send(ChangesMessage(batch)):
-            with self._lock:
-                if self._connection == connection:
-                    self._in_flight = False  # READY will re-send the in-flight batch
+            self.store.add_local_changes(changes, self.pipeline.owner or UNOWNED)
+            self._refresh_collections(changes)
+            self._pump()
+        self._drain()
 
     def on_sync_error(self, callback: Callable[[WriteError], Any]) -> Callable[[], None]:
-        return add_callback(self._lock, self._sync_error_callbacks, callback)
+        return add_callback(self._lock, self.pipeline.error_callbacks, callback)
 
     def wait_for_sync(self, timeout: Optional[float]) -> bool:
         """Block until this owner's outbox is empty; raise the first unreported rejection."""
         def synced() -> bool:
-            if self._failures:
-                failures, self._failures = self._failures, []
-                first = failures[0]
-                if len(failures) > 1:
-                    first.message = f"{first.message} (and {len(failures) - 1} more rejected batches)"
-                    first.args = (first.message,)
-                first.failures = failures
-                raise first
-            return not self.store.has_pending(self._owner or UNOWNED)
+            failure = self.pipeline.take_failures()
+            if failure is not None:
+                raise failure
+            return not self.store.has_pending(self.pipeline.owner or UNOWNED)
 
         with self._cond:
             return wait_until(self._cond, synced, timeout)
@@ -625,13 +768,15 @@ class SyncEngine:
             changed = self.store.clear_pending(collection, entity_id)
             self._refresh_collections(changed)
             self._cond.notify_all()
-        self._send_deferred()
+            self._pump()
+        self._drain()
 
     def local_changes_applied(self, changed: Iterable[str]) -> None:
         """The store changed underneath (clear, fork): re-evaluate what depends on it."""
         with self._lock:
             self._refresh_collections(changed)
-        self._send_deferred()
+            self._pump()
+        self._drain()
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -674,7 +819,7 @@ class SyncEngine:
         try:
             self._on_checkpoints(data)
         except Exception:
-            log.exception("could not save query checkpoints")
+            logger.exception("could not save query checkpoints")
             with self._lock:
                 self._checkpoints_dirty = True
 
@@ -682,5 +827,18 @@ class SyncEngine:
         with self._lock:
             self.closed = True
             self._send = None
+            self._wire = None
+            self._out.clear()
             self._cond.notify_all()
         self.flush_checkpoints()
+
+
+def _valid_timestamp(value: Any) -> bool:
+    return (isinstance(value, list) and len(value) == 3 and all(
+        isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in value[:2])
+        and isinstance(value[2], str))
+
+
+def _call_if_active_remote(sub: Subscription) -> None:
+    if sub.active and sub.on_remote_fulfilled is not None:
+        sub.on_remote_fulfilled()

@@ -4,6 +4,11 @@ A *segment* is a run of pending writes by one owner (an identity key chosen by t
 layer). Writes by the same owner merge into the last segment; a write by a different owner starts
 a new segment, so reads keep the real order of writes across owners. Promoting an owner's
 segments makes the in-flight batch, which sits below every pending segment.
+
+Every entity entry also belongs to a *unit*: the writes of one call (one transaction), merged
+with every other unit that touched one of its entities. Units never share an entity, so a batch
+the server rejects can be split between units (oldest first) without tearing a transaction
+apart or reordering two writes to one entity.
 """
 
 from __future__ import annotations
@@ -27,10 +32,13 @@ from ._writes import Writes
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["OutboxEntry", "Segment", "OutboxMixin", "merge_entry", "overlay"]
+__all__ = ["OutboxEntry", "OutboxRow", "Segment", "OutboxMixin", "merge_entry", "overlay"]
 
 Entry = Tuple[Optional[Document], bool]
 """One entity's state inside an outbox segment: (pending set or None, pending delete)."""
+
+OutboxRow = Tuple[int, str, bool, str, str, Optional[Document], bool, int]
+"""(segment, owner, in flight, collection, id, pending set or None, pending delete, unit)"""
 
 
 def merge_entry(
@@ -71,15 +79,25 @@ class OutboxEntry(NamedTuple):
     inflight: bool
 
 
-class Segment:
-    """One owner's run of writes: ``changes`` in the Changes shape, at most one entry per entity."""
+Key = Tuple[str, str]
+"""(collection, entity id)"""
 
-    __slots__ = ("sid", "owner", "changes")
+
+class Segment:
+    """One owner's run of writes: ``changes`` in the Changes shape, at most one entry per entity.
+
+    ``units`` maps each entity entry to its unit (see the module docstring); ``members`` is the
+    reverse index. A segment built without units (a transaction being collected) has none.
+    """
+
+    __slots__ = ("sid", "owner", "changes", "units", "members")
 
     def __init__(self, sid: int, owner: str, changes: Optional[Changes] = None) -> None:
         self.sid = sid  # orders segments in the database: in-flight < pending, older < newer
         self.owner = owner
         self.changes: Changes = changes if changes is not None else {}
+        self.units: Dict[Key, int] = {}
+        self.members: Dict[int, Set[Key]] = {}
 
     def entry(self, collection: str, entity_id: str) -> Entry:
         c = self.changes.get(collection)
@@ -87,11 +105,14 @@ class Segment:
             return None, False
         return c["sets"].get(entity_id), entity_id in c["deletes"]
 
-    def put(self, collection: str, entity_id: str, entry: Entry) -> None:
+    def put(self, collection: str, entity_id: str, entry: Entry, unit: Optional[int] = None) -> None:
+        """Set one entity's entry; with ``unit``, the entry belongs to that unit from now on."""
         pending_set, pending_delete = entry
+        key = (collection, entity_id)
         c = self.changes.get(collection)
         if c is None:
             if pending_set is None and not pending_delete:
+                self._leave(key)
                 return
             c = self.changes[collection] = {"sets": {}, "deletes": set()}
         if pending_set is None:
@@ -104,6 +125,38 @@ class Segment:
             c["deletes"].discard(entity_id)
         if not c["sets"] and not c["deletes"]:
             del self.changes[collection]
+        if pending_set is None and not pending_delete:
+            self._leave(key)
+        elif unit is not None:
+            self._leave(key)
+            self.units[key] = unit
+            self.members.setdefault(unit, set()).add(key)
+
+    def _leave(self, key: Key) -> None:
+        unit = self.units.pop(key, None)
+        if unit is not None:
+            members = self.members[unit]
+            members.discard(key)
+            if not members:
+                del self.members[unit]
+
+    def joined_unit(self, keys: Iterable[Key], unit: int) -> Tuple[int, Set[Key]]:
+        """The unit that ``keys`` (entering with ``unit``) end up in, and the entries already
+        here that must move to it: every unit sharing an entity with ``keys`` merges into the
+        oldest of them. Changes nothing."""
+        touched = {self.units[k] for k in keys if k in self.units}
+        final = min(touched | {unit})
+        moved: Set[Key] = set()
+        for u in touched:
+            if u != final:
+                moved |= self.members[u]
+        return final, moved
+
+    def relabel(self, keys: Iterable[Key], unit: int) -> None:
+        for key in keys:
+            self._leave(key)
+            self.units[key] = unit
+            self.members.setdefault(unit, set()).add(key)
 
     def rows(self) -> Iterable[Tuple[str, str, Optional[Document], bool]]:
         for coll, c in self.changes.items():
@@ -112,6 +165,12 @@ class Segment:
             for eid, doc in c["sets"].items():
                 if eid not in c["deletes"]:
                     yield coll, eid, doc, False
+
+    def row_tuples(self, inflight: bool) -> List["OutboxRow"]:
+        """This segment's rows as :class:`Writes` outbox rows."""
+        units = self.units
+        return [(self.sid, self.owner, inflight, coll, eid, doc, deleted, units.get((coll, eid), 0))
+                for coll, eid, doc, deleted in self.rows()]
 
 
 def overlay(
@@ -145,6 +204,7 @@ class OutboxMixin:
         _cache: Dict[str, Dict[str, Document]]
         _inflight: Optional[Segment]
         _pending: List[Segment]
+        _next_unit: int
 
         def _check_open(self) -> None: ...
         def _layers(self) -> List[Segment]: ...
@@ -160,7 +220,8 @@ class OutboxMixin:
         def _entity_writes(writes: Writes, staged: _Staged, timestamp: Timestamp) -> None: ...
 
     def add_local_changes(self, changes: Changes, owner: str) -> Set[str]:
-        """Queue local writes of ``owner``; durable before it returns. Returns the collections written.
+        """Queue local writes of ``owner`` (one unit: see the module docstring); durable before it
+        returns. Returns the collections written.
 
         Merged per entity into the owner's latest pending writes (PROTOCOL.md §6.1): later sets
         deep-merge into earlier ones; a delete replaces a pending update; a delete of a pending
@@ -195,7 +256,7 @@ class OutboxMixin:
                 seg = Segment(self._next_sid(), owner)
                 below = self._layers()
                 new_segment = True
-            staged: Dict[Tuple[str, str], Entry] = {}
+            staged: Dict[Key, Entry] = {}
             for coll, deletes, sets in incoming:
                 cache = self._cache.get(coll) or {}
                 for eid in deletes | sets.keys():
@@ -205,14 +266,21 @@ class OutboxMixin:
                         sets.get(eid),
                         lambda: self._overlay(coll, eid, cache.get(eid), below) is not None,  # noqa: B023
                     )
+            unit, moved = seg.joined_unit(staged, self._next_unit)
+            moved -= staged.keys()
             writes = Writes()
             writes.outbox_rows = [
-                (seg.sid, owner, False, coll, eid, pending_set, pending_delete)
+                (seg.sid, owner, False, coll, eid, pending_set, pending_delete, unit)
                 for (coll, eid), (pending_set, pending_delete) in staged.items()
             ]
+            for coll, eid in moved:
+                pending_set, pending_delete = seg.entry(coll, eid)
+                writes.outbox_rows.append((seg.sid, owner, False, coll, eid, pending_set, pending_delete, unit))
             self._persist(writes)
+            self._next_unit += 1
+            seg.relabel(moved, unit)
             for (coll, eid), entry in staged.items():
-                seg.put(coll, eid, entry)
+                seg.put(coll, eid, entry, unit)
             if new_segment and seg.changes:
                 self._pending.append(seg)
             elif not new_segment and not seg.changes:
@@ -241,18 +309,27 @@ class OutboxMixin:
                 return None
             sids = [seg.sid for seg in self._pending]
             batch = Segment(min(sids) - 1, owner)
+            merged_into: Dict[int, int] = {}  # units of the segments merged away, and where to
             for seg in mine:
                 for coll, eid, pending_set, pending_delete in list(seg.rows()):
                     cache = self._cache.get(coll) or {}
+                    key = (coll, eid)
+                    unit = seg.units.get(key, 0)
+                    while unit in merged_into:
+                        unit = merged_into[unit]
+                    existing = batch.units.get(key)
+                    if existing is not None and existing != unit:
+                        # Two segments' units share this entity: from now on they are one.
+                        unit, other = min(existing, unit), max(existing, unit)
+                        batch.relabel(set(batch.members.get(other, ())), unit)
+                        merged_into[other] = unit
                     batch.put(coll, eid, merge_entry(
                         batch.entry(coll, eid), pending_delete, pending_set,
                         lambda: eid in cache,  # noqa: B023
-                    ))
+                    ), unit)
             writes = Writes()
             writes.segment_deletes = [seg.sid for seg in mine]
-            writes.outbox_rows = [
-                (batch.sid, owner, True, coll, eid, doc, deleted) for coll, eid, doc, deleted in batch.rows()
-            ]
+            writes.outbox_rows = batch.row_tuples(True)
             self._persist(writes)
             self._pending = [seg for seg in self._pending if seg.owner != owner]
             if not batch.changes:
@@ -267,6 +344,18 @@ class OutboxMixin:
             if self._inflight is None:
                 return None
             return self._inflight.owner, copy_changes(self._inflight.changes)
+
+    def inflight_owner(self) -> Optional[str]:
+        """The owner of the batch on the wire, or ``None`` (cheap: nothing is copied)."""
+        with self._lock:
+            self._check_open()
+            return self._inflight.owner if self._inflight is not None else None
+
+    def inflight_units(self) -> int:
+        """How many units the in-flight batch holds (0 without one)."""
+        with self._lock:
+            self._check_open()
+            return len(self._inflight.members) if self._inflight is not None else 0
 
     def ack_inflight(self, timestamp: Timestamp) -> Set[str]:
         """The server committed the in-flight batch under ``timestamp`` (CHANGES_ACK).
@@ -291,6 +380,21 @@ class OutboxMixin:
             self._inflight = None
             return changed
 
+    def finish_inflight(self) -> Set[str]:
+        """The in-flight batch is known to be applied on the server, whose current documents
+        the cache already holds: drop it without merging it into the cache (that could bring
+        back values changed since). Returns the collections it touched."""
+        with self._lock:
+            self._check_open()
+            seg = self._inflight
+            if seg is None:
+                return set()
+            writes = Writes()
+            writes.segment_deletes = [seg.sid]
+            self._persist(writes)
+            self._inflight = None
+            return set(seg.changes)
+
     def reject_inflight(self) -> Optional[Changes]:
         """Drop the in-flight batch (its optimistic effect leaves reads) and return it, or ``None``."""
         with self._lock:
@@ -303,6 +407,59 @@ class OutboxMixin:
             self._persist(writes)
             self._inflight = None
             return seg.changes
+
+    def split_inflight(self) -> bool:
+        """Keep the older half of the in-flight batch's units in flight and turn the rest back
+        into its owner's oldest pending writes. False (nothing changes) with fewer than two units.
+        """
+        with self._lock:
+            self._check_open()
+            seg = self._inflight
+            if seg is None or len(seg.members) < 2:
+                return False
+            units = sorted(seg.members)
+            keep = set(units[: len(units) // 2])
+            kept, rest = Segment(seg.sid - 1, seg.owner), Segment(seg.sid, seg.owner)
+            for coll, eid, doc, deleted in seg.rows():
+                unit = seg.units[(coll, eid)]
+                (kept if unit in keep else rest).put(coll, eid, (doc, deleted), unit)
+            writes = Writes()
+            writes.segment_deletes = [seg.sid]
+            writes.outbox_rows = kept.row_tuples(True) + rest.row_tuples(False)
+            self._persist(writes)
+            self._inflight = kept
+            self._pending.insert(0, rest)  # its sid is still below every pending one
+            return True
+
+    def drop_inflight_deletes(self, collection: str, ids: Iterable[str]) -> bool:
+        """Remove the deletes of ``ids`` from the in-flight batch (their entities are already
+        gone on the server); a re-insert after the delete stays. Returns whether the batch
+        still holds anything."""
+        with self._lock:
+            self._check_open()
+            seg = self._inflight
+            if seg is None:
+                return False
+            writes = Writes()
+            updates: List[Tuple[str, Entry, int]] = []
+            for eid in ids:
+                pending_set, pending_delete = seg.entry(collection, eid)
+                if not pending_delete:
+                    continue
+                unit = seg.units.get((collection, eid), 0)
+                updates.append((eid, (pending_set, False), unit))
+                writes.outbox_rows.append((seg.sid, seg.owner, True, collection, eid, pending_set, False, unit))
+            if updates:
+                self._persist(writes)
+                for eid, entry, unit in updates:
+                    seg.put(collection, eid, entry, unit)
+            if not seg.changes:
+                writes = Writes()
+                writes.segment_deletes = [seg.sid]
+                self._persist(writes)
+                self._inflight = None
+                return False
+            return True
 
     def requeue_inflight(self) -> bool:
         """Turn the in-flight batch back into its owner's oldest pending writes (nothing is lost).
@@ -334,7 +491,8 @@ class OutboxMixin:
             writes = Writes()
             for seg in segments:
                 writes.outbox_rows.extend(
-                    (seg.sid, to_owner, False, coll, eid, doc, delete) for coll, eid, doc, delete in seg.rows())
+                    (sid, to_owner, inflight, coll, eid, doc, delete, unit)
+                    for sid, _, inflight, coll, eid, doc, delete, unit in seg.row_tuples(False))
             self._persist(writes)
             for seg in segments:
                 seg.owner = to_owner
@@ -358,6 +516,16 @@ class OutboxMixin:
         with self._lock:
             self._check_open()
             return any(owner is None or seg.owner == owner for seg in self._layers())
+
+    def has_outbox_entry(self, collection: str, entity_id: str) -> bool:
+        """Whether a write to this entity (pending or in flight, any owner) awaits the server."""
+        with self._lock:
+            self._check_open()
+            for seg in self._layers():
+                c = seg.changes.get(collection)
+                if c is not None and (entity_id in c["sets"] or entity_id in c["deletes"]):
+                    return True
+            return False
 
     def clear_pending(
         self, collection: Optional[str] = None, entity_id: Optional[str] = None, owner: Optional[str] = None
@@ -388,7 +556,7 @@ class OutboxMixin:
                 for eid in ids:
                     if seg.entry(collection, eid) != (None, False):
                         staged.append((seg, collection, eid))
-                        writes.outbox_rows.append((seg.sid, seg.owner, False, collection, eid, None, False))
+                        writes.outbox_rows.append((seg.sid, seg.owner, False, collection, eid, None, False, 0))
                         touched.add(collection)
             if not writes.segment_deletes and not writes.outbox_rows:
                 return set()

@@ -29,9 +29,9 @@ class Writes:
         #: (collection, {id: document}) pairs, all stamped with ``timestamp``
         self.entity_puts: List[Tuple[str, Dict[str, Document]]] = []
         self.segment_deletes: List[int] = []
-        #: (segment, owner, inflight, collection, id, pending set or None, pending delete);
+        #: (segment, owner, inflight, collection, id, pending set or None, pending delete, unit);
         #: a row with neither a set nor a delete removes the stored row
-        self.outbox_rows: List[Tuple[int, str, bool, str, str, Optional[Document], bool]] = []
+        self.outbox_rows: List[Tuple[int, str, bool, str, str, Optional[Document], bool, int]] = []
         #: (segment, inflight)
         self.segment_flags: List[Tuple[int, bool]] = []
         self.query_drops: List[str] = []

@@ -63,6 +63,7 @@ class LocalStore(OutboxMixin, ABC):
         self._pending: List[Segment] = []
         self._query_ids: Dict[str, Dict[str, Set[str]]] = {}
         self._meta: Dict[str, bytes] = {}
+        self._next_unit = 1  # the unit of the next add_local_changes (see _outbox.py)
 
     # --- persistence hooks --------------------------------------------------------------------
 

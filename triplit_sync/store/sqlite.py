@@ -36,7 +36,7 @@ __all__ = ["SqliteStore", "DB_FILENAME"]
 
 DB_FILENAME = "cache.sqlite"
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _APPLICATION_ID = 0x54535943  # "TSYC": marks the file as a triplit_sync cache
 _FILE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 _BUSY_TIMEOUT_S = 1.0
@@ -48,6 +48,7 @@ _SCHEMA = (
     """CREATE TABLE outbox (
         segment INTEGER NOT NULL, owner TEXT NOT NULL, inflight INTEGER NOT NULL,
         collection TEXT NOT NULL, id TEXT NOT NULL, doc BLOB, deleted INTEGER NOT NULL,
+        unit INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (segment, collection, id)) WITHOUT ROWID""",
     """CREATE TABLE query_ids (
         query_id TEXT NOT NULL, collection TEXT NOT NULL, id TEXT NOT NULL,
@@ -183,6 +184,11 @@ class SqliteStore(LocalStore):
             return
         if app_id != _APPLICATION_ID:
             self._corrupt(f"not a triplit_sync cache (application_id {app_id})")
+        if version == 1 and "outbox" in tables:
+            # Format 1 had no transaction units: its pending writes become one unit (0).
+            conn.execute("ALTER TABLE outbox ADD COLUMN unit INTEGER NOT NULL DEFAULT 0")
+            conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            version = _SCHEMA_VERSION
         if version != _SCHEMA_VERSION:
             self._corrupt(f"cache format {version}, this version reads format {_SCHEMA_VERSION}")
         if not _TABLES <= tables:
@@ -225,8 +231,9 @@ class SqliteStore(LocalStore):
     def _load_outbox(self, conn: sqlite3.Connection) -> None:
         segments: Dict[int, Segment] = {}
         inflight: Optional[Segment] = None
-        for sid, owner, is_inflight, coll, eid, raw, deleted in conn.execute(
-            "SELECT segment, owner, inflight, collection, id, doc, deleted FROM outbox ORDER BY segment"
+        top_unit = 0
+        for sid, owner, is_inflight, coll, eid, raw, deleted, unit in conn.execute(
+            "SELECT segment, owner, inflight, collection, id, doc, deleted, unit FROM outbox ORDER BY segment"
         ):
             seg = segments.get(sid)
             if seg is None:
@@ -238,7 +245,9 @@ class SqliteStore(LocalStore):
             doc = None if raw is None else loads(raw)
             if doc is not None and type(doc) is not dict:
                 raise TypeError(f"outbox entry {coll}/{eid} is not an object")
-            seg.put(coll, eid, (doc, bool(deleted)))
+            seg.put(coll, eid, (doc, bool(deleted)), int(unit))
+            top_unit = max(top_unit, int(unit))
+        self._next_unit = top_unit + 1
         self._inflight = inflight
         self._pending = [seg for seg in segments.values() if seg is not inflight and seg.changes]
 
@@ -293,20 +302,21 @@ class SqliteStore(LocalStore):
         if w.outbox_rows:
             upserts: List[Tuple[Any, ...]] = []
             removals: List[Tuple[Any, ...]] = []
-            for sid, owner, inflight, coll, eid, doc, deleted in w.outbox_rows:
+            for sid, owner, inflight, coll, eid, doc, deleted, unit in w.outbox_rows:
                 if doc is None and not deleted:
                     removals.append((sid, coll, eid))
                 else:
                     raw = None if doc is None else dumps(doc)
-                    upserts.append((sid, owner, int(inflight), coll, eid, raw, int(deleted)))
+                    upserts.append((sid, owner, int(inflight), coll, eid, raw, int(deleted), unit))
             if removals:
                 conn.executemany(
                     "DELETE FROM outbox WHERE segment = ? AND collection = ? AND id = ?", removals
                 )
             if upserts:
                 conn.executemany(
-                    "INSERT OR REPLACE INTO outbox (segment, owner, inflight, collection, id, doc, deleted)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO outbox"
+                    " (segment, owner, inflight, collection, id, doc, deleted, unit)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     upserts,
                 )
         if w.segment_flags:
