@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, Mapping, Optional, Set, Tuple
 
 from ._types import Timestamp
+from ._wirequery import wire_query
 from .protocol import ConnectQuery
 
 __all__ = ["Freshness", "IdSets"]
@@ -94,7 +95,7 @@ class Freshness:
             return None
         coll, ids = verification
         listed = sorted(ids)
-        return ConnectQuery(vid, {"collectionName": coll, "where": [["id", "in", listed]]},
+        return ConnectQuery(vid, wire_query({"collectionName": coll, "where": [["id", "in", listed]]}, vid),
                             {"timestamp": _ZERO, "entityIds": {coll: listed}})
 
     def verifying(self, vid: str) -> Optional[Tuple[str, Set[str]]]:

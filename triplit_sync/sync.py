@@ -29,6 +29,7 @@ from ._pipeline import WritePipeline
 from ._resume import resume_state
 from ._types import Changes, Document, QueryJSON, Timestamp
 from ._wireorder import Intent, WireOrder
+from ._wirequery import wire_query
 from .errors import QueryError, WriteError
 from .protocol import (
     ChangesAck,
@@ -197,7 +198,7 @@ class SyncEngine:
         state = self._resume_state(live)
         live.listed = {c: set(ids) for c, ids in state["entityIds"].items()} if state else {}
         live.sent = True
-        return ConnectQuery(live.id, live.query, state)
+        return ConnectQuery(live.id, wire_query(live.query, live.id), state)
 
     def _drain(self) -> None:
         """Send what :meth:`_pump` decided, in order. Called without the engine's lock held;
