@@ -21,8 +21,9 @@ from typing import Any, Callable, Dict, List, Optional, Union
 from urllib.parse import urlsplit
 
 from ._callbacks import add_callback
-from ._filelock import FileLock
-from ._folder import default_data_dir, default_name, open_folder
+from ._folder import default_data_dir, default_name
+from ._slots import forget_names_after_fork
+from ._storage import StorageMixin
 from .data import DataAPI
 from .dispatch import Dispatcher
 from .errors import (
@@ -35,7 +36,7 @@ from .errors import (
 from .protocol import Message, Ping, Ready, UpdateToken, redact
 from .schema import Schema, SchemaArg, load_schema
 from .session import ExpiryWatch, Session, SessionErrorType, SessionInfo, SessionStore, TokenRefresher
-from .store import LocalStore, MemoryStore
+from .store import LocalStore
 from .sync import UNOWNED, SyncEngine
 from .tokens import is_expired, roles_equivalent
 from .transport import CloseInfo, ConnectionStatus, WebSocketTransport
@@ -55,13 +56,15 @@ _EXPIRY_GIVE_UP_DELAY = 1.5
 _clients: "weakref.WeakSet[TriplitClient]" = weakref.WeakSet()
 
 
-class TriplitClient(DataAPI):
+class TriplitClient(StorageMixin, DataAPI):
     """A client for one Triplit server, with a local database and a session.
 
     A ``token`` starts a session at once (and connects unless ``auto_connect=False``); without
     one the client works locally until :meth:`start_session`. With ``storage="sqlite"`` (the
     default) the local database, the outbox and the session live in
     ``<data_dir>/<name>/`` and a restarted process picks up where the last one stopped.
+    Several processes may use one ``name`` at once (each gets a slot of its own, and writes
+    left by one that died are sent by the next); a forked child claims its own slot on first use.
 
         client = TriplitClient("https://triplit.example.com", token=token,
                                refresh_handler=get_fresh_token)
@@ -129,21 +132,12 @@ class TriplitClient(DataAPI):
         self._connect_token: Optional[str] = None  # the token the current connection was opened with
         self._fork_pending: Optional[str] = None  # in a forked child until first use: what to start
 
-        self.folder: Optional[Path] = None
-        self._name_lock: Optional[FileLock] = None
-        self._session_store: Optional[SessionStore] = None
-        self._cache_reset = False
-        self._store: LocalStore = self._open_storage(data_dir)
-        stored = self._session_store.load() if self._session_store else None
-        if stored is not None and stored.get("server_url") != self.server_url:
-            log.warning("%s belongs to another server; starting a fresh session", self._session_store.path)
-            stored = None
-        if stored is not None and self._cache_reset:
-            stored["checkpoints"] = {}  # resuming from them would skip what the new cache lacks
-        self._stored: Dict[str, Any] = stored or {}
+        self._store: LocalStore = self._init_storage(data_dir)
+        self._stored: Dict[str, Any] = self._load_stored_session()
 
         self._dispatcher = Dispatcher(error_hook=self._callback_failed, name="triplit-callbacks")
         self._init_engine()
+        self._start_drainer()
         self._transport = self._new_transport(ping_interval)
         self._ping_interval = ping_interval
         self._refresher = TokenRefresher(self._apply_refreshed_token, self._refresh_failed)
@@ -156,14 +150,6 @@ class TriplitClient(DataAPI):
             self._resume_stored_session(auto_connect, refresh_handler, refresh_interval)
 
     # ------------------------------------------------------------------ construction helpers
-
-    def _open_storage(self, data_dir: Optional[Union[str, "os.PathLike[str]"]]) -> LocalStore:
-        if self.storage == "memory":
-            return MemoryStore()
-        opened = open_folder(data_dir if data_dir is not None else default_data_dir(), self.name)
-        self.folder, self._name_lock, self._session_store = opened.path, opened.lock, opened.session_store
-        self._cache_reset = opened.cache_reset  # the stored checkpoints describe the lost cache
-        return opened.store
 
     def _init_engine(self) -> None:
         from .data import _Runner
@@ -526,9 +512,7 @@ class TriplitClient(DataAPI):
             self._dispatcher.close(timeout=0)
         if self._http is not None:
             self._http.close()
-        self._store.close()
-        if self._name_lock is not None:
-            self._name_lock.release()
+        self._release_storage()
         _clients.discard(self)
 
     @property
@@ -578,17 +562,15 @@ class TriplitClient(DataAPI):
     def _after_fork_in_child(self) -> None:
         """The child of a fork owns no thread and must not touch the parent's socket or files.
 
-        It keeps a private in-memory copy of the local database (the parent owns the durable
-        one and its pending writes) and connects its own socket on first use: a child that
-        never uses the client (multiprocessing, a fork before exec) opens nothing.
+        Until its first use it keeps an in-memory copy of the cache; the first call claims a
+        slot of its own (durable cache and outbox, see ``_slots.py``) and connects its own
+        socket, so a child that never uses the client (a fork before exec) opens nothing.
         """
         wanted = self._transport.wants_connection  # the parent's state, copied into this process
         self._lock = threading.RLock()
         self._expiry = ExpiryWatch(self._probe_expiry, self._expired,
                                    probe_delay=_EXPIRY_PROBE_DELAY, give_up_delay=_EXPIRY_GIVE_UP_DELAY)
-        self._store = self._store.detach_after_fork()
-        self._session_store = None
-        self._name_lock = None  # the parent's lock; the child holds no files
+        self._detach_storage_after_fork()
         self._dispatcher = Dispatcher(error_hook=self._callback_failed, name="triplit-callbacks")
         self._stored = {}
         self._init_engine()
@@ -600,16 +582,39 @@ class TriplitClient(DataAPI):
         self._fork_pending = "connect" if wanted else "timers"
 
     def _start_after_fork(self) -> None:
-        """First use in a forked child: the timers and the socket of its own."""
+        """First use in a forked child: a slot, the timers and the socket of its own."""
         with self._lock:
-            pending, self._fork_pending = self._fork_pending, None
+            pending = self._fork_pending
+            if pending is None or self._closed:
+                return
+            if self.storage == "sqlite":
+                self._claim_after_fork()  # raises (and is tried again next call) if no slot is free
+            self._fork_pending = None
             session = self._session
-            if pending is None or session is None or self._closed:
+            if session is None:
                 return
             self._refresher.schedule(session.refresh_handler, session.refresh_interval, session.expires_at)
             self._expiry.arm(session)
         if pending == "connect":
             self._transport.connect()
+
+    def _claim_after_fork(self) -> None:
+        """Swap the in-memory copy for a slot of this child's own, before any write is taken."""
+        self._store.close()
+        self._store = self._claim_slot()
+        session = self._session
+        stored = self._load_stored_session()
+        if session is None or stored.get("identity") != session.identity:
+            stored = {}  # another identity's resume state is not ours
+        self._stored = stored
+        self._init_engine()
+        if session is not None:
+            if self._store.inflight_owner() not in (None, session.identity):
+                self._store.requeue_inflight()  # as in _begin: never block this identity's writes
+            self._store.adopt_pending(UNOWNED, session.identity)
+            self._engine.set_owner(session.identity)
+        self._save_session()
+        self._start_drainer()
 
 
 def _check_refresh_options(handler: Optional[RefreshHandler], interval: Optional[float]) -> None:
@@ -623,6 +628,7 @@ def _check_refresh_options(handler: Optional[RefreshHandler], interval: Optional
 
 
 def _after_fork() -> None:
+    forget_names_after_fork()
     for client in list(_clients):
         if not client._closed:
             try:
