@@ -95,7 +95,7 @@ def test_a_folder_others_can_write_is_refused(opened: List[TriplitClient], tmp_p
     folder = tmp_path / "data" / "app"
     folder.mkdir(parents=True)
     os.chmod(folder, mode)
-    with pytest.raises(StorageUnsafeError, match=f"writable by group or others.*chmod 700") as info:
+    with pytest.raises(StorageUnsafeError, match="writable by group or others.*chmod 700") as info:
         _client(opened, tmp_path / "data")
     assert info.value.path == str(folder)
     assert stat.S_IMODE(os.stat(folder).st_mode) == mode  # refused, not silently changed

@@ -5,6 +5,7 @@ by hand. The process models themselves (pools, gunicorn) are in test_slots_proce
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 from pathlib import Path
@@ -149,3 +150,56 @@ def test_when_every_slot_is_taken_the_error_says_so(tmp_path: Path) -> None:
             lock.release()
     assert rc == 0, err
     assert out[0].startswith(f"LOCKED all {MAX_SLOTS} slots") and "storage='memory'" in out[0]
+
+
+def test_sigterm_keeps_every_write(triplit: TriplitTestServer, tmp_path: Path) -> None:
+    """Python's default SIGTERM ends the process without atexit; every write already is in sqlite."""
+    token = triplit.service_token()
+    worker = Script(WRITER, triplit.url, token, str(tmp_path), "app", "15", "term", "offline")
+    worker.wait_line("WROTE")
+    os.kill(worker.proc.pid, signal.SIGTERM)
+    assert worker.wait_exit(10) == -signal.SIGTERM
+    code, out, err = run_script(DRAINER, triplit.url, token, str(tmp_path), "app")
+    assert code == 0, err
+    assert out == [f"SENT {tmp_path / 'app'} 15"]
+    assert server_ids(triplit, "term") == {f"term-{i}" for i in range(15)}
+
+
+def test_closing_a_memory_client_warns_with_the_number_of_writes_lost(
+        triplit: TriplitTestServer, caplog: pytest.LogCaptureFixture) -> None:
+    client = TriplitClient(triplit.url, triplit.service_token(), storage="memory", auto_connect=False)
+    for i in range(3):
+        client.insert("todos", {"id": f"m-{i}", "text": "m", "owner": "x", "completed": False,
+                                "created_at": "2025-01-01T00:00:00.000Z"})
+    with caplog.at_level(logging.WARNING, logger="triplit_sync"):
+        client.close()
+    lost = [r for r in caplog.records if r.levelno == logging.WARNING and "lost" in r.getMessage()]
+    assert len(lost) == 1 and "3 writes" in lost[0].getMessage() and "storage='memory'" in lost[0].getMessage()
+
+
+def test_a_synced_memory_client_closes_without_a_warning(
+        triplit: TriplitTestServer, caplog: pytest.LogCaptureFixture) -> None:
+    client = TriplitClient(triplit.url, triplit.service_token(), storage="memory")
+    client.insert("todos", {"id": "s-0", "text": "m", "owner": "x", "completed": False,
+                            "created_at": "2025-01-01T00:00:00.000Z"})
+    client.wait_for_sync(10)
+    with caplog.at_level(logging.INFO, logger="triplit_sync"):
+        client.close()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.records
+
+
+EXIT = """
+import logging, sys
+from triplit_sync import TriplitClient
+logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+client = TriplitClient(sys.argv[1], sys.argv[2], storage="memory", auto_connect=False)
+for i in range(2):
+    client.insert("todos", {"id": f"x-{i}", "text": "m", "owner": "x", "completed": False,
+                            "created_at": "2025-01-01T00:00:00.000Z"})
+"""
+
+
+def test_interpreter_exit_with_a_memory_client_warns_too(triplit: TriplitTestServer) -> None:
+    code, _, err = run_script(EXIT, triplit.url, triplit.service_token())
+    assert code == 0, err
+    assert "WARNING closing a client with storage='memory': 2 writes" in err, err

@@ -16,8 +16,10 @@ from ._folder import ClientFolder, default_data_dir
 from ._slots import SlotDrainer, claim_slot, register_name, unregister_name
 from .session import SessionStore
 from .store import LocalStore, MemoryStore
+from .sync import UNOWNED
 
 if TYPE_CHECKING:
+    from .session import Session
     from .sync import SyncEngine
 
 __all__ = ["StorageMixin"]
@@ -35,6 +37,10 @@ class StorageMixin:
         _store: LocalStore
         _engine: SyncEngine
         _stored: Dict[str, Any]
+        _session: Optional[Session]
+
+        def _init_engine(self) -> None: ...
+        def _save_session(self) -> None: ...
 
     folder: Optional[Path]
     _root: Optional[Path]
@@ -98,6 +104,24 @@ class StorageMixin:
         if stored is not None and self._cache_reset:
             stored["checkpoints"] = {}  # resuming from them would skip what the new cache lacks
         return stored or {}
+
+    def _claim_after_fork(self) -> None:
+        """Swap the in-memory copy for a slot of this child's own, before any write is taken."""
+        self._store.close()
+        self._store = self._claim_slot()
+        session = self._session
+        stored = self._load_stored_session()
+        if session is None or stored.get("identity") != session.identity:
+            stored = {}  # another identity's resume state is not ours
+        self._stored = stored
+        self._init_engine()
+        if session is not None:
+            if self._store.inflight_owner() not in (None, session.identity):
+                self._store.requeue_inflight()  # as in _begin: never block this identity's writes
+            self._store.adopt_pending(UNOWNED, session.identity)
+            self._engine.set_owner(session.identity)
+        self._save_session()
+        self._start_drainer()
 
     def _detach_storage_after_fork(self) -> None:
         """In a forked child: let go of the parent's files without touching them (an in-memory

@@ -16,7 +16,6 @@ import re
 import threading
 import time
 import weakref
-from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Union
 from urllib.parse import urlsplit
 
@@ -35,7 +34,7 @@ from .errors import (
 )
 from .protocol import Message, Ping, Ready, UpdateToken, redact
 from .schema import Schema, SchemaArg, load_schema
-from .session import ExpiryWatch, Session, SessionErrorType, SessionInfo, SessionStore, TokenRefresher
+from .session import ExpiryWatch, Session, SessionErrorType, SessionInfo, TokenRefresher
 from .store import LocalStore
 from .sync import UNOWNED, SyncEngine
 from .tokens import is_expired, roles_equivalent
@@ -597,24 +596,6 @@ class TriplitClient(StorageMixin, DataAPI):
             self._expiry.arm(session)
         if pending == "connect":
             self._transport.connect()
-
-    def _claim_after_fork(self) -> None:
-        """Swap the in-memory copy for a slot of this child's own, before any write is taken."""
-        self._store.close()
-        self._store = self._claim_slot()
-        session = self._session
-        stored = self._load_stored_session()
-        if session is None or stored.get("identity") != session.identity:
-            stored = {}  # another identity's resume state is not ours
-        self._stored = stored
-        self._init_engine()
-        if session is not None:
-            if self._store.inflight_owner() not in (None, session.identity):
-                self._store.requeue_inflight()  # as in _begin: never block this identity's writes
-            self._store.adopt_pending(UNOWNED, session.identity)
-            self._engine.set_owner(session.identity)
-        self._save_session()
-        self._start_drainer()
 
 
 def _check_refresh_options(handler: Optional[RefreshHandler], interval: Optional[float]) -> None:

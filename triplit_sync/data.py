@@ -277,11 +277,13 @@ class DataAPI:
         """
         if timeout is not None and not timeout >= 0:
             raise ValueError(f"timeout must be a non-negative number of seconds or None, not {timeout!r}")
+        self._check_open()  # type: ignore[attr-defined]  # (in a forked child: claims its slot first)
         if not self._engine.wait_for_sync(timeout):
             raise TriplitTimeoutError(f"pending writes were not acknowledged within {timeout} s")
 
     def pending_changes(self) -> List[Dict[str, Any]]:
         """What waits for the server, oldest first: ``[{"owner", "changes", "in_flight"}]``."""
+        self._check_open()  # type: ignore[attr-defined]
         return [{"owner": e.owner, "changes": e.changes, "in_flight": e.inflight}
                 for e in self._store.pending_changes()]  # type: ignore[attr-defined]
 
@@ -290,12 +292,14 @@ class DataAPI:
         Returns a function that removes the callback."""
         if not callable(callback):
             raise TypeError("callback must be callable")
+        self._check_open()  # type: ignore[attr-defined]
         return self._engine.on_sync_error(callback)
 
     def clear_pending_changes(self, collection: Optional[str] = None, entity_id: Optional[str] = None) -> None:
         """Drop writes that have not been sent yet: all, a collection's, or one entity's."""
         if entity_id is not None and collection is None:
             raise ValueError("clear_pending_changes(entity_id=...) needs the collection too")
+        self._check_open()  # type: ignore[attr-defined]
         self._engine.clear_pending(collection, entity_id)
 
 
