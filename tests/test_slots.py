@@ -203,3 +203,14 @@ def test_interpreter_exit_with_a_memory_client_warns_too(triplit: TriplitTestSer
     code, _, err = run_script(EXIT, triplit.url, triplit.service_token())
     assert code == 0, err
     assert "WARNING closing a client with storage='memory': 2 writes" in err, err
+
+
+def test_a_client_that_failed_to_start_leaves_the_name_free(triplit: TriplitTestServer, tmp_path: Path) -> None:
+    """An expired token at construction, then the same call with a good one (a notebook cell)."""
+    from triplit_sync import TokenExpiredError
+
+    with pytest.raises(TokenExpiredError):
+        TriplitClient(triplit.url, triplit.user_token("alice", expires_in=-30), data_dir=tmp_path, name="nb")
+    client = TriplitClient(triplit.url, triplit.user_token("alice"), data_dir=tmp_path, name="nb")
+    assert client.folder == tmp_path / "nb"
+    client.close()

@@ -132,7 +132,11 @@ class TriplitClient(StorageMixin, DataAPI):
         self._fork_pending: Optional[str] = None  # in a forked child until first use: what to start
 
         self._store: LocalStore = self._init_storage(data_dir)
-        self._stored: Dict[str, Any] = self._load_stored_session()
+        try:
+            self._stored: Dict[str, Any] = self._load_stored_session()
+        except BaseException:
+            self._release_storage()  # e.g. a symlinked session.json: the slot must not stay taken
+            raise
 
         self._dispatcher = Dispatcher(error_hook=self._callback_failed, name="triplit-callbacks")
         self._init_engine()
@@ -142,11 +146,17 @@ class TriplitClient(StorageMixin, DataAPI):
         self._refresher = TokenRefresher(self._apply_refreshed_token, self._refresh_failed)
         _clients.add(self)
 
-        if token is not None:
-            self.start_session(token, auto_connect, refresh_handler=refresh_handler,
-                               refresh_interval=refresh_interval)
-        else:
-            self._resume_stored_session(auto_connect, refresh_handler, refresh_interval)
+        try:
+            if token is not None:
+                self.start_session(token, auto_connect, refresh_handler=refresh_handler,
+                                   refresh_interval=refresh_interval)
+            else:
+                self._resume_stored_session(auto_connect, refresh_handler, refresh_interval)
+        except BaseException:
+            # A bad token: release the name at once, or re-running the call with a good one
+            # (a notebook cell) would find the name still open in this process.
+            self.close()
+            raise
 
     # ------------------------------------------------------------------ construction helpers
 
