@@ -30,12 +30,15 @@ DEFAULT = _UseClientDefault()
 TimeoutArg = Union[float, None, _UseClientDefault]
 
 
-def check_timeout(timeout: object, what: str = "timeout") -> Optional[float]:
-    """``timeout`` as seconds (or None), or ValueError naming the bad value."""
+def check_timeout(timeout: object, what: str = "timeout", *, positive: bool = False) -> Optional[float]:
+    """``timeout`` as seconds (or None), or ValueError naming the bad value. ``positive``
+    refuses 0 too (an HTTP request cannot be made in no time; a wait can: it just checks)."""
     if timeout is None:
         return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
-        raise ValueError(f"{what} must be a non-negative number of seconds or None, not {timeout!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
+            or not (timeout > 0 if positive else timeout >= 0):
+        kind = "positive" if positive else "non-negative"
+        raise ValueError(f"{what} must be a {kind} number of seconds or None, not {timeout!r}")
     return float(timeout)
 
 
