@@ -24,6 +24,8 @@ __all__ = ["MAX_VALUE_DEPTH", "sanitize_changes", "too_deep"]
 #: Nesting levels allowed inside one attribute value of a server document.
 MAX_VALUE_DEPTH = 128
 
+_NESTED = (dict, list)
+
 #: At most this many problems are described per frame (the count is always exact).
 _MAX_DESCRIBED = 20
 
@@ -40,6 +42,15 @@ def too_deep(value: Any, limit: int = MAX_VALUE_DEPTH) -> bool:
             t = type(child)
             if (t is dict or t is list) and child:
                 push((child, depth + 1))
+    return False
+
+
+def _nests(value: Any) -> bool:
+    """True when ``value`` (a dict or list) holds a non-empty container: most values don't,
+    and this is cheaper than walking them."""
+    for child in (value.values() if type(value) is dict else value):
+        if type(child) in _NESTED and child:
+            return True
     return False
 
 
@@ -75,7 +86,15 @@ def sanitize_changes(changes: Changes) -> Tuple[Changes, List[str]]:
             continue
         c = changes[coll]
         sets = c["sets"]
-        bad = [eid for eid, doc in sets.items() if _bad_doc(eid, doc)]
+        bad = []
+        for eid, doc in sets.items():  # the hot path: every entity of every frame passes here
+            if type(doc) is not dict or type(eid) is not str or not eid or doc.get("id") != eid:
+                bad.append(eid)
+                continue
+            for v in doc.values():
+                if type(v) in _NESTED and v and _nests(v) and too_deep(v):
+                    bad.append(eid)
+                    break
         for eid in bad:
             note(f"{coll}/{redact(repr(eid), 80)}: {_bad_doc(eid, sets[eid])}")
             del sets[eid]
