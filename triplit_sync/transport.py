@@ -469,9 +469,9 @@ class WebSocketTransport:
                 self._set_status_locked(ConnectionStatus.OPEN)
         self._notify()
         watch = conn.keepalive = Keepalive(
-            ping_interval=self.ping_interval, pong_timeout=self.pong_timeout, ready_timeout=self.connect_timeout,
-            send_ping=lambda: self._ping(conn), on_dead=lambda reason: self._drop(conn, reason, untrusted=False),
-            name=f"{self._name}-keepalive")
+            ping_interval=self.ping_interval, pong_timeout=self.pong_timeout,
+            ready_timeout=self.connect_timeout, send_ping=lambda: self._ping(conn),
+            on_dead=lambda why: self._drop(conn, why, untrusted=False), name=f"{self._name}-keepalive")
         try:
             if not stale:
                 watch.start()
