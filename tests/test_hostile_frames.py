@@ -70,6 +70,15 @@ def live_query(client: TriplitClient, server: MiniTriplit) -> tuple:
     return sub, qid, errors
 
 
+def rss() -> int:
+    """This process's resident memory in bytes (0 where /proc is missing)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
 # ------------------------------------------------------------------ what a sane client holds
 
 
@@ -194,11 +203,14 @@ def test_generated_hostile_frames_never_kill_the_reader(client: TriplitClient, s
     rng = random.Random(12)
     sub, qid, _ = live_query(client, server)
     gens = generators(rng, qid)
+    start = peak = rss()
     for n in range(FRAMES):
         frame = gens[n % len(gens)]() if n < 3 * len(gens) else rng.choice(gens)()
         server.inject(frame)
         assert_works(client, server)
-    print("connections", server.connections, "changes", server.changes_received)
+        peak = max(peak, rss())
+    print(f"{FRAMES} frames: {server.connections} connections, RSS +{(peak - start) >> 20} MiB at most")
+    assert peak - start < 256 << 20  # nothing piles up (the fake server shares this process)
     sub.unsubscribe()
 
 
