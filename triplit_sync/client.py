@@ -33,12 +33,13 @@ from .errors import (
     TokenExpiredError,
     TriplitError,
 )
-from .protocol import Message, Ping, Ready, UpdateToken, redact
+from .protocol import EntityData, Message, Ping, Ready, UpdateToken, redact
 from .schema import Schema, SchemaArg, load_schema
 from .session import ExpiryWatch, Session, SessionErrorType, SessionInfo, TokenRefresher
 from .store import LocalStore
 from .sync import UNOWNED, SyncEngine
 from .tokens import is_expired, roles_equivalent
+from ._keepalive import check_pong_timeout
 from .transport import CloseInfo, ConnectionStatus, WebSocketTransport
 
 __all__ = ["TriplitClient", "default_data_dir"]
@@ -74,7 +75,10 @@ class TriplitClient(StorageMixin, DataAPI):
     ``refresh_interval`` seconds); ``schema`` is a :class:`~triplit_sync.schema.Schema`, a dict
     in the server's JSON format or the path of such a file; ``name`` picks the local folder
     (default: derived from the server URL); ``persist_token=False`` keeps the token out of
-    ``session.json``; ``ping_interval=None`` turns pings off. ``resume_margin`` (seconds, default
+    ``session.json``; ``ping_interval`` (default 15 s; ``None`` turns pings off) and ``pong_timeout`` (default 10 s,
+    at most ``ping_interval``) is how long a ping may go unanswered before the connection is
+    dropped and resumed, so a silent connection is noticed within ``ping_interval +
+    pong_timeout`` seconds. ``resume_margin`` (seconds, default
     0) makes every resume ask for changes from that much before its checkpoint: only needed
     for a server on lmdb or sqlite-worker storage, or one whose clock can step back (see
     ``_resume.py``); it costs re-receiving what changed in that window. ``timeout`` (seconds,
@@ -97,7 +101,8 @@ class TriplitClient(StorageMixin, DataAPI):
         name: Optional[str] = None,
         data_dir: Optional[Union[str, "os.PathLike[str]"]] = None,
         persist_token: bool = True,
-        ping_interval: Optional[float] = 45.0,
+        ping_interval: Optional[float] = 15.0,
+        pong_timeout: Optional[float] = None,
         resume_margin: float = 0.0,
         timeout: Optional[float] = DEFAULT_TIMEOUT,
     ) -> None:
@@ -116,6 +121,7 @@ class TriplitClient(StorageMixin, DataAPI):
                 or not 0 <= resume_margin <= 3600:
             raise ValueError(f"resume_margin must be a number of seconds from 0 to 3600, not {resume_margin!r}")
         self._resume_margin = float(resume_margin)
+        self._pong_timeout = check_pong_timeout(ping_interval, pong_timeout)
         self._timeout = check_timeout(timeout)
         self.server_url = server_url.rstrip("/")
         self.name = name or default_name(self.server_url)
@@ -147,8 +153,8 @@ class TriplitClient(StorageMixin, DataAPI):
         self._dispatcher = Dispatcher(error_hook=self._callback_failed, name="triplit-callbacks")
         self._init_engine()
         self._start_drainer()
-        self._transport = self._new_transport(ping_interval)
         self._ping_interval = ping_interval
+        self._transport = self._new_transport(ping_interval)
         self._refresher = TokenRefresher(self._apply_refreshed_token, self._refresh_failed)
         _clients.add(self)
 
@@ -192,6 +198,7 @@ class TriplitClient(StorageMixin, DataAPI):
             on_message=self._on_message,
             on_close=self._on_close,
             ping_interval=ping_interval,
+            pong_timeout=self._pong_timeout,
             schema_hash=schema.hash() if schema is not None else None,
             schema_provider=(lambda: schema.to_json()) if schema is not None else None,
             error_hook=self._callback_failed,
@@ -459,6 +466,12 @@ class TriplitClient(StorageMixin, DataAPI):
                 # The token changed while this connection was opening: the server has the old one.
                 self._transport.send(UpdateToken(session.token))
             self._engine.connection_ready(self._transport.send)
+        elif isinstance(msg, EntityData):
+            try:
+                self._engine.handle_message(msg)
+            except Exception as e:  # the transport logs it and resumes the connection
+                self._engine.report_frame_problem(msg.for_queries, e)
+                raise
         else:
             self._engine.handle_message(msg)
 
