@@ -483,13 +483,10 @@ def test_client_model(plain_server: TriplitTestServer, tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------ what the model found
-# Two library bugs the model found (full mode), reduced to deterministic reproducers. They are
-# strict xfails: when a fix lands they fail, and the mark goes.
+# Two library bugs the model found (full mode), reduced to deterministic reproducers (both
+# failed every time before their fixes: sync.py's lifetime _acked mark, and _settle).
 
 
-@pytest.mark.xfail(strict=True, reason="own write evicted once echoed: SyncEngine._on_entity_data pops "
-                   "(collection, id) from _acked when the server sends the entity, so a later eviction "
-                   "delete of it is applied instead of held back (sync.py _hold_back_deletes/_own)")
 def test_an_own_write_that_leaves_every_live_query_stays_local(plain_server: TriplitTestServer) -> None:
     """Read-your-writes: a limit pushes this client's own insert out of its only live query;
     the server evicts it (a delete on the wire) but still has it, and so must local reads."""
@@ -524,9 +521,6 @@ def test_an_own_write_that_leaves_every_live_query_stays_local(plain_server: Tri
         client.close()
 
 
-@pytest.mark.xfail(strict=True, reason="fulfilled before verified: a query resumed from a checkpoint is "
-                   "marked fulfilled on its first ENTITY_DATA while the verification query for a cached "
-                   "entity it matches locally (_freshness.py) is still unanswered")
 def test_a_remote_first_fetch_never_returns_what_the_server_deleted(plain_server: TriplitTestServer) -> None:
     """This client's own insert, deleted by another client that never cached it; this client
     asked the server the same query before the insert (so it has a checkpoint for it)."""
