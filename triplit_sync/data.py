@@ -26,6 +26,10 @@ from .sync import UNOWNED, QueryRunner, Subscription
 
 if TYPE_CHECKING:  # pragma: no cover
     from .client import TriplitClient
+    from .session import Session
+    from .store import LocalStore
+    from .sync import SyncEngine
+    from .transport import WebSocketTransport
 
 __all__ = ["DataAPI", "RowsStream", "Transaction", "FETCH_POLICIES"]
 
@@ -83,6 +87,16 @@ class DataAPI:
     #: the schema's JSON, made once: compiled queries are cached per schema object
     _schema_json: Optional[Dict[str, Any]]
 
+    if TYPE_CHECKING:  # provided by TriplitClient (a mixin until issue 14 item 3)
+        server_url: str
+        _timeout: Optional[float]
+        _session: Optional[Session]
+        _store: LocalStore
+        _engine: SyncEngine
+        _transport: WebSocketTransport
+
+        def _check_open(self) -> None: ...
+
     # ------------------------------------------------------------------ queries
 
     @property
@@ -128,8 +142,8 @@ class DataAPI:
         if policy not in FETCH_POLICIES:
             raise ValueError(f"policy must be one of {', '.join(FETCH_POLICIES)}, not {policy!r}")
         explicit = timeout is not DEFAULT
-        timeout = resolve(timeout, self._timeout)  # type: ignore[attr-defined]
-        self._check_open()  # type: ignore[attr-defined]
+        timeout = resolve(timeout, self._timeout)
+        self._check_open()
         q = self._query_json(query)
         engine = self._engine
         if policy == "local-only":
@@ -148,11 +162,11 @@ class DataAPI:
                 return self._local(q)
             finally:
                 engine.release(live)
-        if self._session is None:  # type: ignore[attr-defined]
+        if self._session is None:
             raise NoActiveSessionError(f"a {policy} fetch needs a connection; start a session first")
         if not self._wants_connection():
             raise TriplitConnectionError(
-                f"a {policy} fetch needs a connection to {self.server_url}; call connect() first")  # type: ignore[attr-defined]
+                f"a {policy} fetch needs a connection to {self.server_url}; call connect() first")
         if policy == "remote-first" and engine.is_fulfilled(q):
             return self._local(q)  # live and answered: the server keeps these results current
         live = engine.hold(q)
@@ -169,7 +183,7 @@ class DataAPI:
 
     def _wants_connection(self) -> bool:
         # Also while waiting out a reconnect backoff (status CLOSED): the session still wants the server.
-        return self._session is not None and self._transport.wants_connection  # type: ignore[attr-defined]
+        return self._session is not None and self._transport.wants_connection
 
     def fetch_one(self, query: QueryArg, policy: str = "local-first", timeout: TimeoutArg = DEFAULT) -> Optional[Row]:
         """The first result of ``query`` or ``None``."""
@@ -209,7 +223,7 @@ class DataAPI:
         for label, cb in (("on_error", on_error), ("on_remote_fulfilled", on_remote_fulfilled)):
             if cb is not None and not callable(cb):
                 raise TypeError(f"{label} must be callable")
-        self._check_open()  # type: ignore[attr-defined]
+        self._check_open()
         return self._engine.subscribe(self._query_json(query), on_results, on_error, local_only=local_only,
                                       on_remote_fulfilled=on_remote_fulfilled,
                                       offline=not self._wants_connection())
@@ -267,7 +281,7 @@ class DataAPI:
                 list_ = tx.insert("lists", {"name": "groceries"})
                 tx.insert("todos", {"text": "milk", "list_id": list_["id"]})
         """
-        self._check_open()  # type: ignore[attr-defined]
+        self._check_open()
         return Transaction(self)
 
     def wait_for_sync(self, timeout: TimeoutArg = DEFAULT) -> None:
@@ -281,8 +295,8 @@ class DataAPI:
             client.insert("todos", {"text": "milk"})
             client.wait_for_sync(timeout=10)
         """
-        self._check_open()  # type: ignore[attr-defined]  # (in a forked child: claims its slot first)
-        timeout = resolve(timeout, self._timeout)  # type: ignore[attr-defined]
+        self._check_open()  # (in a forked child: claims its slot first)
+        timeout = resolve(timeout, self._timeout)
         if not self._engine.wait_for_sync(timeout):
             raise TriplitTimeoutError(f"pending writes were not acknowledged within {timeout} s")
 
@@ -296,8 +310,8 @@ class DataAPI:
             for write in client.pending_changes():
                 print(write["op"], write["collection"], write["id"])
         """
-        self._check_open()  # type: ignore[attr-defined]
-        store = self._store  # type: ignore[attr-defined]
+        self._check_open()
+        store = self._store
         out: List[Dict[str, Any]] = []
         for entry in store.pending_changes():
             for coll, c in entry.changes.items():
@@ -315,14 +329,14 @@ class DataAPI:
         Returns a function that removes the callback."""
         if not callable(callback):
             raise TypeError("callback must be callable")
-        self._check_open()  # type: ignore[attr-defined]
+        self._check_open()
         return self._engine.on_sync_error(callback)
 
     def clear_pending_changes(self, collection: Optional[str] = None, entity_id: Optional[str] = None) -> None:
         """Drop writes that have not been sent yet: all, a collection's, or one entity's."""
         if entity_id is not None and collection is None:
             raise ValueError("clear_pending_changes(entity_id=...) needs the collection too")
-        self._check_open()  # type: ignore[attr-defined]
+        self._check_open()
         self._engine.clear_pending(collection, entity_id)
 
 
@@ -338,13 +352,13 @@ class Transaction:
         self._done = False
 
     def _visible(self, collection: str, entity_id: str) -> Optional[Document]:
-        base = self._client._store.get(collection, entity_id)  # type: ignore[attr-defined]
+        base = self._client._store.get(collection, entity_id)
         return overlay(collection, entity_id, base, [self._segment])
 
     def _add(self, collection: str, entity_id: str, delete: bool, patch: Optional[Document]) -> None:
         if self._done:
             raise InvalidQueryError("this transaction has ended")
-        store = self._client._store  # type: ignore[attr-defined]
+        store = self._client._store
         self._segment.put(collection, entity_id, merge_entry(
             self._segment.entry(collection, entity_id), delete, patch,
             lambda: store.get(collection, entity_id) is not None))
@@ -397,7 +411,7 @@ class Transaction:
     def __exit__(self, exc_type: Any, *exc: Any) -> None:
         self._done = True
         if exc_type is None and self._segment.changes:
-            self._client._engine.write(self._segment.changes)  # type: ignore[attr-defined]
+            self._client._engine.write(self._segment.changes)
 
 
 def _diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> Dict[str, Any]:

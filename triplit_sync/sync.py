@@ -188,7 +188,7 @@ class SyncEngine:
                 continue
             return
 
-    def _query_message(self, intent: Intent) -> Optional[Message]:
+    def _query_message(self, intent: Intent) -> Optional[ConnectQuery]:
         kind, key = intent
         if kind == "v":
             return self._fresh.message(key)
