@@ -24,6 +24,7 @@ from ._folder import default_data_dir, default_name
 from ._slots import forget_names_after_fork
 from ._storage import StorageMixin
 from ._timeouts import DEFAULT, DEFAULT_TIMEOUT, TimeoutArg, check_timeout, resolve
+from ._types import StorageKind
 from .data import DataAPI
 from .dispatch import Dispatcher
 from .errors import (
@@ -97,7 +98,7 @@ class TriplitClient(StorageMixin, DataAPI):
         refresh_interval: Optional[float] = None,
         on_session_error: Optional[SessionErrorCallback] = None,
         schema: SchemaArg = None,
-        storage: str = "sqlite",
+        storage: StorageKind = "sqlite",
         name: Optional[str] = None,
         data_dir: Optional[Union[str, "os.PathLike[str]"]] = None,
         persist_token: bool = True,

@@ -9,7 +9,8 @@ from __future__ import annotations
 import copy
 import threading
 from typing import (
-    TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Set, Tuple, Union,
+    TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Literal, Mapping, Optional, Set, Tuple, TypedDict,
+    Union,
 )
 
 from ._callbacks import wait_until
@@ -31,12 +32,34 @@ if TYPE_CHECKING:  # pragma: no cover
     from .sync import SyncEngine
     from .transport import WebSocketTransport
 
-__all__ = ["DataAPI", "RowsStream", "Transaction", "FETCH_POLICIES"]
+__all__ = ["DataAPI", "FetchPolicy", "PendingWrite", "RowsStream", "Transaction", "FETCH_POLICIES"]
 
 QueryArg = Union[Query, Mapping[str, Any]]
 Row = Dict[str, Any]
 
-FETCH_POLICIES = ("local-first", "local-only", "remote-first", "local-and-remote")
+#: How :meth:`DataAPI.fetch` chooses between the local database and the server.
+FetchPolicy = Literal["local-first", "local-only", "remote-first", "local-and-remote"]
+FETCH_POLICIES: Tuple[FetchPolicy, ...] = ("local-first", "local-only", "remote-first", "local-and-remote")
+
+
+class PendingWrite(TypedDict):
+    """One entry of :meth:`DataAPI.pending_changes`: one entity's write in one batch.
+
+        for write in client.pending_changes():
+            if write["op"] == "delete" and not write["in_flight"]:
+                print("will delete", write["collection"], write["id"])
+    """
+
+    collection: str
+    id: str
+    #: ``"insert"`` until the server has confirmed the entity, then ``"update"``
+    op: Literal["insert", "update", "delete"]
+    #: what is set (the whole entity for an insert, encoded as on the wire); None for a delete
+    values: Optional[Document]
+    #: the identity the write belongs to
+    owner: str
+    #: sent, waiting for its ACK
+    in_flight: bool
 
 
 def _collection_names(value: Any, out: Set[str]) -> Set[str]:
@@ -119,7 +142,8 @@ class DataAPI:
         self._engine.runner.collections(data)  # compiles it: a bad query raises here, at the call
         return data
 
-    def fetch(self, query: QueryArg, policy: str = "local-first", timeout: TimeoutArg = DEFAULT) -> List[Row]:
+    def fetch(self, query: QueryArg, policy: FetchPolicy = "local-first",
+              timeout: TimeoutArg = DEFAULT) -> List[Row]:
         """The query's results, by ``policy``:
 
         - ``"local-first"``: from the local database, unless the server has never answered this
@@ -185,14 +209,15 @@ class DataAPI:
         # Also while waiting out a reconnect backoff (status CLOSED): the session still wants the server.
         return self._session is not None and self._transport.wants_connection
 
-    def fetch_one(self, query: QueryArg, policy: str = "local-first", timeout: TimeoutArg = DEFAULT) -> Optional[Row]:
+    def fetch_one(self, query: QueryArg, policy: FetchPolicy = "local-first",
+                  timeout: TimeoutArg = DEFAULT) -> Optional[Row]:
         """The first result of ``query`` or ``None``."""
         q = self._query_json(query)
         q["limit"] = 1
         rows = self.fetch(q, policy, timeout)
         return rows[0] if rows else None
 
-    def fetch_by_id(self, collection: str, entity_id: str, policy: str = "local-first",
+    def fetch_by_id(self, collection: str, entity_id: str, policy: FetchPolicy = "local-first",
                     timeout: TimeoutArg = DEFAULT) -> Optional[Row]:
         """The entity with ``entity_id`` or ``None``.
 
@@ -300,9 +325,9 @@ class DataAPI:
         if not self._engine.wait_for_sync(timeout):
             raise TriplitTimeoutError(f"pending writes were not acknowledged within {timeout} s")
 
-    def pending_changes(self) -> List[Dict[str, Any]]:
-        """The writes that wait for the server, oldest first, one dict per entity and batch:
-        ``{"collection", "id", "op", "values", "owner", "in_flight"}``. ``op`` is ``"insert"``
+    def pending_changes(self) -> List[PendingWrite]:
+        """The writes that wait for the server, oldest first, one :class:`PendingWrite` dict per
+        entity and batch: ``{"collection", "id", "op", "values", "owner", "in_flight"}``. ``op`` is ``"insert"``
         (the server has not confirmed the entity yet), ``"update"`` or ``"delete"``; ``values``
         holds what is set (the whole entity for an insert), ``None`` for a delete; ``owner`` is
         the identity the write belongs to; ``in_flight`` says it was sent and awaits its ACK.
@@ -312,11 +337,12 @@ class DataAPI:
         """
         self._check_open()
         store = self._store
-        out: List[Dict[str, Any]] = []
+        out: List[PendingWrite] = []
         for entry in store.pending_changes():
             for coll, c in entry.changes.items():
                 for eid, values in c["sets"].items():
-                    op = "update" if store.get_cached(coll, eid) is not None else "insert"
+                    cached = store.get_cached(coll, eid) is not None
+                    op: Literal["insert", "update"] = "update" if cached else "insert"
                     out.append({"collection": coll, "id": eid, "op": op, "values": values,
                                 "owner": entry.owner, "in_flight": entry.inflight})
                 for eid in sorted(c["deletes"]):
