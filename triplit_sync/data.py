@@ -21,7 +21,7 @@ from .errors import (
     WriteError,
 )
 from .query import Query, compile_query
-from .schema import PLAIN, Schema
+from .schema import PLAIN, PlainCodec, Schema
 from .store._outbox import Segment, merge_entry, overlay
 from .sync import UNOWNED, QueryRunner, Subscription
 
@@ -96,7 +96,7 @@ class _Runner(QueryRunner):
         return _collection_names(self._compiled(query).prepared, set())
 
     def decoder(self, query: QueryJSON) -> Callable[[Document], Row]:
-        return self._client._codec.decoder(query["collectionName"])  # type: ignore[no-any-return]
+        return self._client._codec.decoder(query["collectionName"])
 
     def decode(self, query: QueryJSON, rows: List[Document]) -> List[Row]:
         decode = self.decoder(query)
@@ -123,7 +123,7 @@ class DataAPI:
     # ------------------------------------------------------------------ queries
 
     @property
-    def _codec(self) -> Any:
+    def _codec(self) -> Union[Schema, PlainCodec]:
         return self._schema if self._schema is not None else PLAIN
 
     def query(self, collection: str) -> Query:
@@ -393,7 +393,7 @@ class Transaction:
         codec = self._client._codec
         doc = codec.encode_entity(collection, entity)
         self._add(collection, doc["id"], False, doc)
-        return codec.decode_entity(collection, doc)  # type: ignore[no-any-return]
+        return codec.decode_entity(collection, doc)
 
     def update(self, collection: str, entity_id: str,
                changes: Union[Mapping[str, Any], Callable[[Dict[str, Any]], Any]]) -> None:
