@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -93,7 +94,11 @@ def machine() -> Dict[str, str]:
 
 
 class ThreadErrors:
-    """Counts exceptions that escape any thread while installed (``with ThreadErrors() as errs``)."""
+    """Counts exceptions that escape any thread while installed (``with ThreadErrors() as errs``).
+
+    They are the scenario's to report (as figures and failures), so they are not passed on to
+    the previous hook (pytest's guard in tests/conftest.py would fail the test a second time);
+    the first few tracebacks go to stderr."""
 
     def __init__(self) -> None:
         self.errors: List[str] = []
@@ -105,7 +110,9 @@ class ThreadErrors:
         def hook(args: threading.ExceptHookArgs) -> None:
             name = args.thread.name if args.thread else "?"
             self.errors.append(f"{name}: {args.exc_type.__name__}: {args.exc_value}")
-            self._previous(args)
+            if len(self.errors) <= 3:
+                traceback.print_exception(args.exc_type, args.exc_value, args.exc_traceback, limit=12,
+                                          file=sys.stderr)
 
         threading.excepthook = hook
         return self

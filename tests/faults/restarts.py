@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import threading
 import time
-from typing import Any, List
+from typing import Any, List, Optional
 
 from tests.client_helpers import server_rows
 from tests.relay import Relay
@@ -108,17 +108,25 @@ def _verify(res: Result, server: TriplitTestServer, client: TriplitClient, write
     res.check(not writer.errors, f"{label}: write calls raised: {writer.errors[:3]}")
 
 
-def run(quick: bool = True, seed: int = 1) -> Result:
-    restarts, cuts, stalls = (3, 4, 1) if quick else (30, 30, 5)
-    res = Result("server restarts, mid-frame cuts and stalls under writes", "quick" if quick else "full")
+def run(quick: bool = True, seed: int = 1, *, restarts: Optional[int] = None, cuts: Optional[int] = None,
+        stalls: Optional[int] = None) -> Result:
+    """Counts default to 3 / 4 / 1 (quick) or 30 / 30 / 5 (full); 0 skips that part."""
+    d_restarts, d_cuts, d_stalls = (3, 4, 1) if quick else (30, 30, 5)
+    restarts = d_restarts if restarts is None else restarts
+    cuts = d_cuts if cuts is None else cuts
+    stalls = d_stalls if stalls is None else stalls
+    parts = [p for p, n in (("server restarts", restarts), ("mid-frame cuts", cuts), ("stalls", stalls)) if n]
+    res = Result(", ".join(parts) + " under writes", "quick" if quick else "full")
     deadline = Deadline(90 if quick else 900)
     rng = random.Random(seed)
     started = time.monotonic()
     data_dir = tempfile.mkdtemp(prefix="faults-restarts-")
     with TriplitTestServer(SCHEMA, storage="sqlite") as server:
         token = server.user_token("alice")
-        _restarts(res, server, token, data_dir, restarts, rng, deadline)
-        _relay(res, server, token, cuts, stalls, rng, deadline)
+        if restarts:
+            _restarts(res, server, token, data_dir, restarts, rng, deadline)
+        if cuts or stalls:
+            _relay(res, server, token, cuts, stalls, rng, deadline)
     shutil.rmtree(data_dir, ignore_errors=True)
     res.seconds = time.monotonic() - started
     return res

@@ -1,0 +1,307 @@
+"""Hostile frames through a fake server (tests/fakeserver.py): the reader must survive them all.
+
+A client with the sample schema subscribes to ``todos`` through a scripted peer that answers
+like a server (READY, ENTITY_DATA for each CONNECT_QUERY, CHANGES_ACK for each CHANGES, PONG)
+and, in between, sends generated hostile frames (tests/faults/hostile_gen.py). After every
+few frames a valid canary entity is sent: if it does not reach the subscription, the reader
+is dead or stuck (a reader death); the client is then disconnected and connected again so the
+run goes on. A client that closes the connection itself (a frame it cannot trust) is fine:
+the peer accepts the next connection. At the end:
+
+- 0 reader deaths and 0 exceptions on background threads;
+- 0 malformed values in the cache: every cached document is a dict whose ``id`` is its
+  non-empty string key, ``todos`` documents have the schema's types, every entity timestamp
+  and resume checkpoint is ``[int >= 0, int >= 0, str]``;
+- a local fetch works, an insert reaches the peer and is acknowledged, a remote fetch answers;
+- RSS grows by less than ``RSS_BOUND_MB`` although unfinished 8 MB chunks were sent.
+"""
+
+from __future__ import annotations
+
+import datetime
+import gc
+import json
+import random
+import threading
+import time
+from typing import Any, Dict, List, Optional, Set
+
+from websockets.exceptions import ConnectionClosed
+
+from tests.client_helpers import Collector
+from tests.fakeserver import FakeConnection, FakeServer
+from triplit_sync import TriplitClient
+from triplit_sync.testing import mint_token
+
+from . import hostile_gen
+from .common import SCHEMA, Deadline, Result, ThreadErrors, rss_mb
+
+RSS_BOUND_MB = 64
+CANARY_EVERY = 25
+
+
+class Peer:
+    """Plays the server's side of every connection the client makes to ``server``."""
+
+    def __init__(self, server: FakeServer) -> None:
+        self.server = server
+        self.cond = threading.Condition()
+        self.conn: Optional[FakeConnection] = None
+        self.connections = 0
+        self.query_ids: Set[str] = set()
+        self.written: Set[str] = set()  # entity ids the client sent in CHANGES
+        self.sent_total = 0
+        self._stop = threading.Event()
+        self._clock = 1_800_000_000_000
+        self._send_lock = threading.Lock()
+        threading.Thread(target=self._accept, name="faults-peer-accept", daemon=True).start()
+
+    def timestamp(self) -> List[Any]:
+        with self.cond:
+            self._clock += 1
+            return [self._clock, 0, "server"]
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn = self.server.accept(timeout=0.5)
+            except AssertionError:
+                continue
+            with self.cond:
+                self.conn = conn
+                self.connections += 1
+                self.cond.notify_all()
+            self.send(json.dumps({"type": "READY", "payload": {"clientId": f"fake{self.connections}"}}), conn)
+            threading.Thread(target=self._serve, args=(conn,), name="faults-peer", daemon=True).start()
+
+    def _serve(self, conn: FakeConnection) -> None:
+        while not self._stop.is_set():
+            try:
+                raw = conn.ws.recv(1.0)
+            except TimeoutError:
+                continue
+            except (ConnectionClosed, OSError):
+                return
+            try:
+                msg = json.loads(raw)
+            except ValueError:
+                continue
+            mtype, payload = msg.get("type"), msg.get("payload") or {}
+            if mtype == "CONNECT_QUERY":
+                with self.cond:
+                    self.query_ids.add(payload["id"])
+                    self.cond.notify_all()
+                self.send(hostile_gen.entity_data(payload["id"], timestamp=self.timestamp()), conn)
+            elif mtype == "DISCONNECT_QUERY":
+                with self.cond:
+                    self.query_ids.discard(payload.get("id"))
+            elif mtype == "CHANGES":
+                for c in (payload.get("changes", {}).get("json") or {}).values():
+                    with self.cond:
+                        self.written.update(k for k, _ in c.get("sets") or [])
+                        self.written.update(c.get("deletes") or [])
+                        self.cond.notify_all()
+                self.send(json.dumps({"type": "CHANGES_ACK", "payload": {"timestamp": self.timestamp()}}), conn)
+            elif mtype == "PING":
+                self.send(json.dumps({"type": "PONG", "payload": {
+                    "clientTimestamp": payload.get("clientTimestamp"), "serverTimestamp": int(time.time() * 1000)}}), conn)
+
+    def send(self, frame: Any, conn: Optional[FakeConnection] = None) -> bool:
+        target = conn or self.conn
+        if target is None:
+            return False
+        with self._send_lock:
+            try:
+                if isinstance(frame, bytes):
+                    target.send_bytes(frame)
+                else:
+                    target.send_text(frame)
+                self.sent_total += 1
+                return True
+            except (ConnectionClosed, OSError, RuntimeError):
+                return False
+
+    def wait(self, pred: Any, timeout: float) -> bool:
+        with self.cond:
+            return self.cond.wait_for(pred, timeout)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _bad_timestamp(value: Any) -> bool:
+    return not (isinstance(value, list) and len(value) == 3 and all(
+        isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in value[:2]) and isinstance(value[2], str))
+
+
+def malformed_values(client: TriplitClient) -> List[str]:
+    """What in the client's local state breaks the shapes it promises (see the module docstring)."""
+    store, bad = client._store, []
+    for coll in store.collections():
+        for eid in store.cached_ids(coll):
+            doc = store.get_cached(coll, eid)
+            if not isinstance(eid, str) or not eid:
+                bad.append(f"{coll}: id {eid!r}")
+            if not isinstance(doc, dict) or doc.get("id") != eid:
+                bad.append(f"{coll}/{eid!r}: document {doc!r:.80}")
+                continue
+            ets = store.entity_timestamp(coll, eid)
+            if ets is not None and _bad_timestamp(ets):
+                bad.append(f"{coll}/{eid}: timestamp {ets!r}")
+            if coll == "todos":
+                for attr, types in (("text", (str,)), ("owner", (str,)), ("completed", (bool,))):
+                    if doc.get(attr) is not None and not isinstance(doc[attr], types):
+                        bad.append(f"todos/{eid}: {attr}={doc[attr]!r:.40}")
+                created = doc.get("created_at")
+                if created is not None:
+                    try:
+                        datetime.datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+                        if not isinstance(created, str):
+                            raise ValueError
+                    except ValueError:
+                        bad.append(f"todos/{eid}: created_at={created!r:.40}")
+    for qid, cp in client._engine._checkpoints.items():
+        if _bad_timestamp(cp):
+            bad.append(f"checkpoint {qid}: {cp!r}")
+    return bad
+
+
+def run(quick: bool = True, seed: int = 1) -> Result:
+    n_frames, big_chunks = (600, 8) if quick else (10_000, 16)
+    max_deaths = 10 if quick else 100  # each costs a reconnect; past this the answer is known
+    res = Result("hostile frames through a fake server", "quick" if quick else "full")
+    deadline = Deadline(60 if quick else 600)
+    rng = random.Random(seed)
+    started = time.monotonic()
+    kinds: Dict[str, int] = {}
+    deaths = 0
+    death_kinds: Dict[str, int] = {}
+    canaries = 0
+    closed_by_client = 0
+    with ThreadErrors() as thread_errors, FakeServer() as server:
+        peer = Peer(server)
+        client = TriplitClient(server.url, token=mint_token("not-checked", sub="mallory"), schema=SCHEMA,
+                               storage="memory", ping_interval=None)
+        rows = Collector()
+        sub = client.subscribe({"collectionName": "todos"}, rows, rows.on_error)
+        if not peer.wait(lambda: bool(peer.query_ids), 10):
+            res.failures.append("the client never sent its CONNECT_QUERY")
+        gc.collect()
+        rss0 = rss_mb()
+        qid = next(iter(peer.query_ids), "q")
+        batch: List[Any] = []
+        for i in range(big_chunks):
+            batch.append(("unfinished 8 MB chunk", hostile_gen.big_unfinished_chunk(i)))
+        stream = list(batch) + list(hostile_gen.frames(rng, qid, n_frames))
+        window: Dict[str, int] = {}
+        for i, (kind, frame) in enumerate(stream):
+            if deadline.over:
+                res.failures.append(f"out of time after {i} of {len(stream)} frames")
+                break
+            if deaths >= max_deaths:
+                res.failures.append(f"stopped after {deaths} reader deaths, at frame {i} of {len(stream)}")
+                break
+            kinds[kind] = kinds.get(kind, 0) + 1
+            window[kind] = window.get(kind, 0) + 1
+            connections = peer.connections
+            alive = True
+            if not peer.send(frame):
+                # The connection is gone: the client closed it (a frame it could not trust),
+                # which is fine if it connects again; a dead reader never does.
+                closed_by_client += 1
+                alive = peer.wait(lambda: peer.connections > connections, 3)
+            if alive and ((i + 1) % CANARY_EVERY == 0 or i == len(stream) - 1):
+                canaries += 1
+                alive = _canary(peer, rows, qid, f"canary{i}", thread_errors)
+            if not alive:
+                deaths += 1
+                for k in window:
+                    death_kinds[k] = death_kinds.get(k, 0) + 1
+                if deaths <= 3:
+                    res.failures.append(f"reader death after frame {i}; frames since the last canary: {window}")
+                connections = peer.connections
+                client.disconnect()  # the reader is gone: a new connection, so the run goes on
+                client.connect()
+                peer.wait(lambda: peer.connections > connections, 10)
+                qid = _current_qid(peer, qid)
+            if alive and ((i + 1) % CANARY_EVERY == 0):
+                window = {}
+            elif not alive:
+                window = {}
+        gc.collect()
+        rss1 = rss_mb()
+        bad = malformed_values(client)
+        try:
+            local = client.fetch({"collectionName": "todos"}, policy="local-only")
+            fetch_ok = isinstance(local, list)
+        except Exception as e:  # a schema-violating value must not break every read
+            fetch_ok = False
+            res.failures.append(f"local fetch raised {type(e).__name__}: {str(e)[:200]}")
+        written_ok = _still_writes(client, peer, res)
+        try:
+            client.fetch({"collectionName": "todos", "where": [["owner", "=", "nobody"]]}, policy="remote-first",
+                         timeout=10)
+            remote_ok = True
+        except Exception as e:
+            remote_ok = False
+            res.failures.append(f"remote fetch after the frames raised {type(e).__name__}: {str(e)[:200]}")
+        sub.unsubscribe()
+        client.close()
+        peer.stop()
+    res.figures["frames sent"] = sum(kinds.values())
+    res.figures["by kind"] = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
+    res.figures["canaries"] = canaries
+    res.figures["reader deaths"] = deaths
+    res.figures["deaths: windows holding a frame of kind"] = ", ".join(
+        f"{k} {v}" for k, v in sorted(death_kinds.items())) or "none"
+    res.figures["distinct background exceptions"] = sorted({e.split(": ", 1)[1][:90] for e in thread_errors.errors})[:5]
+    res.figures["connections the client closed itself"] = closed_by_client
+    res.figures["connections"] = peer.connections
+    res.figures["exceptions on background threads"] = len(thread_errors.errors)
+    res.figures["malformed values in the cache"] = len(bad)
+    res.figures["local fetch / insert+ack / remote fetch after"] = f"{fetch_ok} / {written_ok} / {remote_ok}"
+    res.figures["RSS growth"] = f"{rss1 - rss0:.0f} MB (bound {RSS_BOUND_MB} MB; {big_chunks} unfinished " \
+                                f"{hostile_gen.CHUNK_MB} MB chunks sent)"
+    res.check(deaths == 0, f"reader deaths: {deaths} (want 0)")
+    res.check(not thread_errors.errors, f"exceptions on background threads: {thread_errors.errors[:3]}")
+    res.check(not bad, f"malformed values in the cache: {len(bad)}, e.g. {bad[:4]}")
+    res.check(fetch_ok and written_ok and remote_ok, "the client no longer works normally after the frames")
+    res.check(rss1 - rss0 < RSS_BOUND_MB, f"RSS grew by {rss1 - rss0:.0f} MB (bound {RSS_BOUND_MB} MB)")
+    res.seconds = time.monotonic() - started
+    return res
+
+
+def _current_qid(peer: Peer, old: str) -> str:
+    with peer.cond:
+        return old if old in peer.query_ids or not peer.query_ids else next(iter(peer.query_ids))
+
+
+def _canary(peer: Peer, rows: Collector, qid: str, eid: str, errors: ThreadErrors, timeout: float = 3.0) -> bool:
+    """Send a valid entity; True once the subscription shows it. A new exception on a
+    background thread ends the wait at once (the reader died), so deaths cost little time."""
+    qid = _current_qid(peer, qid)
+    frame = hostile_gen.entity_data(qid, [[eid, hostile_gen.good_doc(eid)]], timestamp=peer.timestamp())
+    connections = peer.connections
+    if not peer.send(frame):
+        return peer.wait(lambda: peer.connections > connections, 3)
+    n_errors = len(errors.errors)
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            rows.wait(lambda r: any(row.get("id") == eid for row in r), 0.1)
+            return True
+        except AssertionError:
+            if len(errors.errors) > n_errors:
+                return False
+    return False
+
+
+def _still_writes(client: TriplitClient, peer: Peer, res: Result) -> bool:
+    eid = f"after-{time.monotonic_ns()}"
+    try:
+        client.insert("todos", {"id": eid, "text": "still writes", "owner": "mallory"})
+        client.wait_for_sync(10)
+    except Exception as e:
+        res.failures.append(f"insert after the frames: {type(e).__name__}: {str(e)[:200]}")
+        return False
+    return eid in peer.written
