@@ -18,6 +18,7 @@ process reopens it, ``wait_for_sync`` pushes what is pending, and three things a
 from __future__ import annotations
 
 import json
+import queue
 import random
 import shutil
 import signal
@@ -108,8 +109,8 @@ def _send(driver: DriverProcess, cmd: str, **args: Any) -> None:
         pass
 
 
-def run(quick: bool = True, seed: int = 1) -> Result:
-    rounds = 8 if quick else 100
+def run(quick: bool = True, seed: int = 1, rounds: Optional[int] = None) -> Result:
+    rounds = rounds or (6 if quick else 100)
     res = Result("kill -9 of a durable client", "quick" if quick else "full")
     deadline = Deadline(60 if quick else 900)
     rng = random.Random(seed)
@@ -134,9 +135,17 @@ def run(quick: bool = True, seed: int = 1) -> Result:
             relay.refuse(offline)
             driver = python_driver(**opts)
             _send(driver, "writeLoop", prefix=f"r{k}_", owner="alice", seed=seed * 1000 + k,
-                  count=rng.randint(10, 150), pause=0.02)
-            threading.Event().wait(rng.uniform(0.1, 1.8))  # the random moment of the kill
-            events = _kill(driver)
+                  count=rng.randint(10, 200), pause=0.01)
+            first: List[Dict[str, Any]] = []
+            if rng.random() < 0.2:  # during start-up: opening the folder, the cache, the session
+                threading.Event().wait(rng.uniform(0.0, 0.8))
+            else:  # during the writes: after the first one began
+                try:
+                    first.append(driver.events.get(timeout=15))
+                except queue.Empty:
+                    res.failures.append(f"round {k}: the writer never started; stderr: {''.join(driver.stderr[-5:])}")
+                threading.Event().wait(rng.uniform(0.0, 1.0))
+            events = first + _kill(driver)
             begun: Dict[int, List[List[Any]]] = {}
             for ev in events:
                 if ev["event"] == "begin":

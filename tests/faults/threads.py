@@ -19,7 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from tests.client_helpers import server_rows
 from triplit_sync import TriplitClient
@@ -98,9 +98,11 @@ class Worker(threading.Thread):
             s.unsubscribe()
 
 
-def run(quick: bool = True, seed: int = 1) -> Result:
-    threads, calls = (8, 150) if quick else (32, 1000)
-    watchdog_s = 60 if quick else 900
+def run(quick: bool = True, seed: int = 1, *, threads: Optional[int] = None, calls: Optional[int] = None,
+        watchdog_s: Optional[float] = None) -> Result:
+    threads = threads or (8 if quick else 32)
+    calls = calls or (150 if quick else 1000)
+    watchdog_s = watchdog_s or (60 if quick else 900)
     res = Result(f"{threads} threads x {calls} mixed calls on one client", "quick" if quick else "full")
     started = time.monotonic()
     data_dir = tempfile.mkdtemp(prefix="faults-threads-")
