@@ -178,18 +178,27 @@ def test_resume_from_the_checkpoints_millisecond() -> None:
     assert state is not None and state["timestamp"] == [3_000, 0, "server"]
 
 
-def test_resume_misses_no_write_made_while_the_subscriber_was_away(
-        triplit: TriplitTestServer, make_client: Make) -> None:
-    """Writes as fast as two websocket clients and an HTTP client can make them, while a
-    subscriber is cut off the moment it has applied an ENTITY_DATA (its checkpoint is exactly
-    that frame's timestamp) and resumed, again and again. Resuming from the raw timestamp skips
-    writes stamped later in that millisecond (the counter of an earlier millisecond, PROTOCOL.md
-    §13.1); from [ms, 0] none is skipped."""
-    writers = [live(make_client, triplit) for _ in range(2)]
+ROUNDS = 400  # each entity is updated once: a skipped update is never repaired by a later one
+HTTP_IDS = [f"h{n:04d}" for n in range(ROUNDS)]
+WRITERS = 2
+WS_IDS = [[f"w{k}{n:04d}-{j}" for n in range(ROUNDS) for j in range(3)] for k in range(WRITERS)]
+
+
+def resume_under_writes(triplit: TriplitTestServer, make_client: Make, max_cuts: int = 60) -> None:
+    """Writes as fast as two websocket clients and an HTTP client can make them, to entities the
+    subscriber holds (so a resume lists them), while the subscriber is cut off the moment it has
+    applied an ENTITY_DATA (its checkpoint is exactly that frame's timestamp) and resumed, again
+    and again; then its results must equal the server's."""
+    everything = HTTP_IDS + [eid for ids in WS_IDS for eid in ids]
+    with HttpClient(triplit.url, triplit.service_token()) as http:
+        http.bulk_insert({"todos": [{**todo(eid), "completed": False, "created_at": "2024-01-01T00:00:00.000Z"}
+                                    for eid in everything]})
+    writers = [live(make_client, triplit) for _ in range(WRITERS)]
     reader = make_client(triplit, triplit.user_token("alice"), schema=SAMPLE_SCHEMA)
     col = Collector()
     reader.subscribe(TODOS, col, on_remote_fulfilled=col.on_remote_fulfilled)
     assert col.fulfilled.wait(10)
+    col.wait(lambda rows: len(rows) == len(everything))
     cut_now = threading.Event()
     cut_done = threading.Event()
     engine = reader._engine
@@ -205,35 +214,35 @@ def test_resume_misses_no_write_made_while_the_subscriber_was_away(
     engine.handle_message = handle_then_cut  # type: ignore[method-assign]
     stop = threading.Event()
     errors: List[BaseException] = []
-    per_writer = 1500  # a few thousand entities in all: each resume stays cheap for the server
 
     def over_http() -> None:
         try:
             with HttpClient(triplit.url, triplit.service_token()) as http:
-                for n in range(per_writer):
+                for eid in HTTP_IDS:
                     if stop.is_set():
                         return
-                    http.insert("todos", {**todo(f"h{n:05d}"), "completed": False,
-                                          "created_at": "2024-01-01T00:00:00.000Z"})
+                    http.update("todos", eid, {"text": "changed"})
         except BaseException as e:
             errors.append(e)
 
     def over_ws(k: int) -> None:
         try:
-            for n in range(per_writer):
+            for n in range(ROUNDS):
                 if stop.is_set():
                     return
-                writers[k].insert("todos", todo(f"w{k}{n:05d}"))
-                writers[k].wait_for_sync(10)  # one write per round trip: many stamps per millisecond
+                with writers[k].transact() as tx:  # several stamps in one millisecond: counter > 0
+                    for eid in WS_IDS[k][3 * n:3 * n + 3]:
+                        tx.update("todos", eid, {"text": "changed"})
+                writers[k].wait_for_sync(10)
         except BaseException as e:
             errors.append(e)
 
-    threads = [threading.Thread(target=over_http)] + [threading.Thread(target=over_ws, args=(k,)) for k in (0, 1)]
+    threads = [threading.Thread(target=over_http)] + [threading.Thread(target=over_ws, args=(k,)) for k in range(WRITERS)]
     for t in threads:
         t.start()
     cuts = 0
     try:
-        while any(t.is_alive() for t in threads) and cuts < 60:
+        while any(t.is_alive() for t in threads) and cuts < max_cuts:
             cut_done.clear()
             cut_now.set()
             if not cut_done.wait(5):
@@ -250,7 +259,17 @@ def test_resume_misses_no_write_made_while_the_subscriber_was_away(
     assert cuts >= 20
     for w in writers:
         w.wait_for_sync(20)
-    wait_equal_to_server(reader, triplit, TODOS, triplit.user_token("alice"), col, timeout=20)
+    # The writers are quiet: a skipped update stays skipped, nothing more will come for it.
+    wait_equal_to_server(reader, triplit, TODOS, triplit.user_token("alice"), col, timeout=10)
+
+
+def test_resume_misses_no_write_made_while_the_subscriber_was_away(
+        triplit: TriplitTestServer, make_client: Make) -> None:
+    """From ``[ms, 0]`` no write is skipped (PROTOCOL.md §13.1). Updates of listed entities,
+    each updated once, so a skipped one would never be repaired by a later change. (This load
+    rarely produces an ENTITY_DATA stamp with a counter above 0 at a cut, the case a raw-stamp
+    resume gets wrong; test_resume_from_the_checkpoints_millisecond pins the rule itself.)"""
+    resume_under_writes(triplit, make_client)
 
 
 def test_reads_from_many_threads_see_their_own_writes(triplit: TriplitTestServer, make_client: Make) -> None:

@@ -219,7 +219,7 @@ def test_a_write_is_durable_when_insert_returns(triplit: TriplitTestServer, tmp_
     with TriplitClient(triplit.url, triplit.user_token("alice"), name="d", data_dir=data_dir,
                        auto_connect=False) as client:
         pending = client.pending_changes()
-        assert [sorted(p["changes"]["todos"]["sets"]) for p in pending] == [["a1"]]
+        assert [(p["collection"], p["id"], p["op"]) for p in pending] == [("todos", "a1", "insert")]
         client.connect()
         client.wait_for_sync(10)
     assert ids(on_server(triplit)) == ["a1"]
@@ -300,9 +300,9 @@ def test_pending_changes_and_clearing_them(triplit: TriplitTestServer, make_clie
     client.insert("todos", {"id": "a2", "text": "y", "owner": "alice"})
     client.update("todos", "keep", {"text": "changed"})
     pending = client.pending_changes()
-    assert len(pending) == 1 and pending[0]["in_flight"] is False
-    assert sorted(pending[0]["changes"]["todos"]["sets"]) == ["a1", "a2", "keep"]
-    assert isinstance(pending[0]["owner"], str)
+    assert [(p["id"], p["op"], p["in_flight"]) for p in pending] == [
+        ("a1", "insert", False), ("a2", "insert", False), ("keep", "update", False)]
+    assert pending[2]["values"] == {"text": "changed"} and isinstance(pending[0]["owner"], str)
     client.clear_pending_changes("todos", "a1")
     assert ids(client.fetch(TODOS, policy="local-only")) == ["a2", "keep"]
     client.clear_pending_changes("todos", "keep")  # back to the server's version

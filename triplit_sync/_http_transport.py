@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ._timeouts import DEFAULT, DEFAULT_TIMEOUT, check_timeout
 from .errors import (
     AuthenticationError,
     ClientClosedError,
@@ -45,17 +46,9 @@ __all__ = ["DEFAULT_TIMEOUT", "USE_DEFAULT", "HttpTransport", "check_timeout", "
 
 log = logging.getLogger("triplit_sync.http")
 
-#: Seconds a request may take (connect, each read, each write) unless told otherwise.
-DEFAULT_TIMEOUT = 30.0
-
-
-class _UseDefault:
-    def __repr__(self) -> str:
-        return "<client default>"
-
-
-#: "the client's timeout" for a per-call ``timeout`` argument (``None`` means no limit).
-USE_DEFAULT: Any = _UseDefault()
+#: "the client's timeout" for a per-call ``timeout`` argument (``None`` means no limit); the
+#: client's own default (connect, each read, each write) is DEFAULT_TIMEOUT.
+USE_DEFAULT: Any = DEFAULT
 
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 _STATUS_CLASSES = {401: AuthenticationError, 403: PermissionDeniedError, 404: NotFoundError,
@@ -126,15 +119,6 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def check_timeout(timeout: Any, what: str = "timeout") -> Optional[float]:
-    """``timeout`` as float seconds or ``None``; anything else raises ``ValueError``."""
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ValueError(f"{what} must be a positive number of seconds or None, got {timeout!r}")
-    return float(timeout)
-
-
 def check_token(token: Any) -> str:
     """``token`` if it can go in a Bearer header. Messages never show the token itself."""
     if not isinstance(token, str):
@@ -182,7 +166,7 @@ class HttpTransport:
                  verify: Union[bool, str] = True, trust_env: Optional[bool] = None) -> None:
         self.base = check_url(server_url)
         self._token = token
-        self.timeout = check_timeout(timeout)
+        self.timeout = check_timeout(timeout, positive=True)
         host = urlsplit(self.base).hostname or ""
         self._trust_env = (not _is_loopback(host)) if trust_env is None else bool(trust_env)
         self._verify = verify
@@ -236,7 +220,7 @@ class HttpTransport:
             headers.update(kwargs.pop("headers"))
         limit = self.timeout
         if timeout is not USE_DEFAULT:
-            limit = check_timeout(timeout)
+            limit = check_timeout(timeout, positive=True)
             kwargs["timeout"] = httpx.Timeout(limit)
         client = self._http()
         try:

@@ -42,7 +42,9 @@ class WireOrder:
         self.enforce = enforce
         self.changes_out = False  # a CHANGES is on the wire, not answered yet
         self.barrier: Optional[int] = None  # marker of the barrier PING whose PONG is awaited
-        self.last = "changes"  # which kind went last: after READY, queries go first
+        # Which kind went last: after READY, queries go first (without the rule, writes go
+        # first, as the official JS client sends them).
+        self.last = "changes" if enforce else "queries"
         self._queued: "OrderedDict[Intent, None]" = OrderedDict()
 
     @property
@@ -59,7 +61,7 @@ class WireOrder:
         if not self._queued:
             return False
         if not self.enforce:
-            return True
+            return not (writes_waiting and self.last == "queries")
         return not self.changes_out and not (writes_waiting and self.last == "queries")
 
     def may_send_changes(self) -> bool:

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from ._callbacks import add_callback
 from ._filelock import FileLock
+from ._timeouts import DEFAULT, DEFAULT_TIMEOUT, TimeoutArg, check_timeout, resolve
 from ._folder import default_data_dir, default_name, open_folder
 from .data import DataAPI
 from .dispatch import Dispatcher
@@ -74,7 +75,10 @@ class TriplitClient(DataAPI):
     ``session.json``; ``ping_interval=None`` turns pings off. ``resume_margin`` (seconds, default
     0) makes every resume ask for changes from that much before its checkpoint: only needed
     for a server on lmdb or sqlite-worker storage, or one whose clock can step back (see
-    ``_resume.py``); it costs re-receiving what changed in that window.
+    ``_resume.py``); it costs re-receiving what changed in that window. ``timeout`` (seconds,
+    default 30, ``None`` for none) is how long a call that waits on the server (``fetch`` that
+    asks the server, ``wait_for_sync``, ``wait_connected``) waits unless given its own
+    ``timeout``; then it raises :class:`~triplit_sync.TriplitTimeoutError`.
     """
 
     def __init__(
@@ -93,6 +97,7 @@ class TriplitClient(DataAPI):
         persist_token: bool = True,
         ping_interval: Optional[float] = 45.0,
         resume_margin: float = 0.0,
+        timeout: Optional[float] = DEFAULT_TIMEOUT,
     ) -> None:
         if not isinstance(server_url, str) or urlsplit(server_url).scheme not in ("http", "https") \
                 or not urlsplit(server_url).hostname:
@@ -109,6 +114,7 @@ class TriplitClient(DataAPI):
                 or not 0 <= resume_margin <= 3600:
             raise ValueError(f"resume_margin must be a number of seconds from 0 to 3600, not {resume_margin!r}")
         self._resume_margin = float(resume_margin)
+        self._timeout = check_timeout(timeout)
         self.server_url = server_url.rstrip("/")
         self.name = name or default_name(self.server_url)
         self.persist_token = persist_token
@@ -368,8 +374,8 @@ class TriplitClient(DataAPI):
         return add_callback(self._lock, self._refresh_error_callbacks, callback)
 
     def _apply_refreshed_token(self, token: str) -> None:
-        if not self._closed:
-            self._set_token(token, self._refresher.still_current)
+        if not self._closed and self._set_token(token, self._refresher.still_current):
+            log.info("session token refreshed")
 
     def _refresh_failed(self, error: BaseException) -> None:
         for callback in list(self._refresh_error_callbacks):
@@ -414,8 +420,11 @@ class TriplitClient(DataAPI):
         self._check_open()
         self._transport.disconnect()
 
-    def wait_connected(self, timeout: Optional[float] = None) -> bool:
-        """Block until the server said READY (True) or ``timeout`` passed / no connection is wanted (False)."""
+    def wait_connected(self, timeout: TimeoutArg = DEFAULT) -> bool:
+        """Block until the server said READY (True) or ``timeout`` passed / no connection is wanted (False).
+
+        ``timeout`` defaults to the client's ``timeout``; ``None`` waits without end."""
+        timeout = resolve(timeout, self._timeout)
         if self._fork_pending is not None:
             self._start_after_fork()
         return self._transport.wait_ready(timeout)

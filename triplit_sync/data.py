@@ -13,6 +13,7 @@ from typing import (
 )
 
 from ._callbacks import wait_until
+from ._timeouts import DEFAULT, TimeoutArg, resolve
 from ._types import Document, QueryJSON
 from .errors import (
     EntityNotFoundError, InvalidQueryError, NoActiveSessionError, TriplitConnectionError, TriplitTimeoutError,
@@ -104,7 +105,7 @@ class DataAPI:
         self._engine.runner.collections(data)  # compiles it: a bad query raises here, at the call
         return data
 
-    def fetch(self, query: QueryArg, policy: str = "local-first", timeout: Optional[float] = None) -> List[Row]:
+    def fetch(self, query: QueryArg, policy: str = "local-first", timeout: TimeoutArg = DEFAULT) -> List[Row]:
         """The query's results, by ``policy``:
 
         - ``"local-first"``: from the local database, unless the server has never answered this
@@ -112,9 +113,10 @@ class DataAPI:
         - ``"local-only"``: from the local database, never the network;
         - ``"remote-first"``: ask the server and wait for its answer;
         - ``"local-and-remote"``: from the local database now, refreshed from the server in the
-          background, or after waiting up to ``timeout`` for the server.
+          background, or, given a ``timeout``, after waiting up to that long for the server.
 
-        ``timeout`` bounds every wait for the server (:class:`TriplitTimeoutError`); a query
+        ``timeout`` bounds every wait for the server (:class:`TriplitTimeoutError`; by default
+        the client's ``timeout``, 30 s unless set; ``None`` waits without end); a query
         the server rejects raises :class:`QueryError`. Without a session, or after
         :meth:`disconnect`, ``local-first`` and ``local-and-remote`` answer locally and
         ``remote-first`` raises :class:`NoActiveSessionError` (no session) or
@@ -125,8 +127,8 @@ class DataAPI:
         """
         if policy not in FETCH_POLICIES:
             raise ValueError(f"policy must be one of {', '.join(FETCH_POLICIES)}, not {policy!r}")
-        if timeout is not None and not timeout >= 0:
-            raise ValueError(f"timeout must be a non-negative number of seconds or None, not {timeout!r}")
+        explicit = timeout is not DEFAULT
+        timeout = resolve(timeout, self._timeout)  # type: ignore[attr-defined]
         self._check_open()  # type: ignore[attr-defined]
         q = self._query_json(query)
         engine = self._engine
@@ -137,7 +139,7 @@ class DataAPI:
         if policy == "local-and-remote":
             if not self._wants_connection():
                 return self._local(q)
-            if timeout is None:
+            if not explicit or timeout is None:
                 engine.hold(q, until_fulfilled=True)  # a refresh in the background
                 return self._local(q)
             live = engine.hold(q)
@@ -169,7 +171,7 @@ class DataAPI:
         # Also while waiting out a reconnect backoff (status CLOSED): the session still wants the server.
         return self._session is not None and self._transport.wants_connection  # type: ignore[attr-defined]
 
-    def fetch_one(self, query: QueryArg, policy: str = "local-first", timeout: Optional[float] = None) -> Optional[Row]:
+    def fetch_one(self, query: QueryArg, policy: str = "local-first", timeout: TimeoutArg = DEFAULT) -> Optional[Row]:
         """The first result of ``query`` or ``None``."""
         q = self._query_json(query)
         q["limit"] = 1
@@ -177,7 +179,7 @@ class DataAPI:
         return rows[0] if rows else None
 
     def fetch_by_id(self, collection: str, entity_id: str, policy: str = "local-first",
-                    timeout: Optional[float] = None) -> Optional[Row]:
+                    timeout: TimeoutArg = DEFAULT) -> Optional[Row]:
         """The entity with ``entity_id`` or ``None``.
 
             todo = client.fetch_by_id("todos", "t1")
@@ -268,22 +270,43 @@ class DataAPI:
         self._check_open()  # type: ignore[attr-defined]
         return Transaction(self)
 
-    def wait_for_sync(self, timeout: Optional[float] = None) -> None:
+    def wait_for_sync(self, timeout: TimeoutArg = DEFAULT) -> None:
         """Block until every pending write of this session is acknowledged by the server.
 
         Raises :class:`WriteError` (server error name, message and the rejected ``changes``)
-        if the server rejected a batch since the last call, :class:`TriplitTimeoutError` on
-        timeout. Rejected writes are rolled back locally and never retried.
+        if the server rejected a batch since the last call, :class:`TriplitTimeoutError` when
+        ``timeout`` passes (by default the client's ``timeout``; ``None`` waits without end).
+        Rejected writes are rolled back locally and never retried.
+
+            client.insert("todos", {"text": "milk"})
+            client.wait_for_sync(timeout=10)
         """
-        if timeout is not None and not timeout >= 0:
-            raise ValueError(f"timeout must be a non-negative number of seconds or None, not {timeout!r}")
+        timeout = resolve(timeout, self._timeout)  # type: ignore[attr-defined]
         if not self._engine.wait_for_sync(timeout):
             raise TriplitTimeoutError(f"pending writes were not acknowledged within {timeout} s")
 
     def pending_changes(self) -> List[Dict[str, Any]]:
-        """What waits for the server, oldest first: ``[{"owner", "changes", "in_flight"}]``."""
-        return [{"owner": e.owner, "changes": e.changes, "in_flight": e.inflight}
-                for e in self._store.pending_changes()]  # type: ignore[attr-defined]
+        """The writes that wait for the server, oldest first, one dict per entity and batch:
+        ``{"collection", "id", "op", "values", "owner", "in_flight"}``. ``op`` is ``"insert"``
+        (the server has not confirmed the entity yet), ``"update"`` or ``"delete"``; ``values``
+        holds what is set (the whole entity for an insert), ``None`` for a delete; ``owner`` is
+        the identity the write belongs to; ``in_flight`` says it was sent and awaits its ACK.
+
+            for write in client.pending_changes():
+                print(write["op"], write["collection"], write["id"])
+        """
+        store = self._store  # type: ignore[attr-defined]
+        out: List[Dict[str, Any]] = []
+        for entry in store.pending_changes():
+            for coll, c in entry.changes.items():
+                for eid, values in c["sets"].items():
+                    op = "update" if store.get_cached(coll, eid) is not None else "insert"
+                    out.append({"collection": coll, "id": eid, "op": op, "values": values,
+                                "owner": entry.owner, "in_flight": entry.inflight})
+                for eid in sorted(c["deletes"]):
+                    out.append({"collection": coll, "id": eid, "op": "delete", "values": None,
+                                "owner": entry.owner, "in_flight": entry.inflight})
+        return out
 
     def on_sync_error(self, callback: Callable[[WriteError], Any]) -> Callable[[], None]:
         """Call ``callback(WriteError)`` on the callback thread when the server rejects writes.

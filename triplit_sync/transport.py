@@ -145,6 +145,7 @@ class WebSocketTransport:
         self._want = False
         self._closed = False
         self._attempt = 0  # failed attempts since the last open; drives the backoff
+        self._retries = 0  # reconnects since the last READY, for the log line at the next one
         self._listeners: List[Callable[[StatusChange], None]] = []
         self._pending_changes: List[StatusChange] = []
         self._notifying = False
@@ -389,12 +390,10 @@ class WebSocketTransport:
             info = self._close_info(conn)
             conn.info = info
             if conn.opened:
-                logger.info(
-                    "connection closed (type=%s, code=%s, reconnect=%s)",
-                    info.type,
-                    info.code,
-                    info.will_reconnect,
-                )
+                # A close this client asked for is routine; one it did not ask for is news.
+                logger.log(logging.DEBUG if conn.manual else logging.INFO,
+                           "connection closed (type=%s, code=%s, reconnect=%s)",
+                           info.type, info.code, info.will_reconnect)
                 if self._on_close is not None:
                     self._call_safely(self._on_close, info, what="on_close")
             else:
@@ -411,6 +410,7 @@ class WebSocketTransport:
                 else:
                     delay = self.backoff_delay(self._attempt)
                     self._attempt += 1
+                    self._retries += 1
             self._notify()
             if delay is None:
                 return
@@ -501,7 +501,12 @@ class WebSocketTransport:
             with self._lock:
                 conn.client_id = msg.client_id
                 conn.ready = True
+                attempts, self._retries = self._retries, 0
                 self._lock.notify_all()
+            if attempts:
+                logger.info("connected to %s again (after %d attempt(s))", redact(self.server_url), attempts)
+            else:
+                logger.info("connected to %s", redact(self.server_url))
         elif isinstance(msg, SchemaRequest):
             schema = None
             if self._schema_provider is not None:
