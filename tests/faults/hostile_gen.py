@@ -64,7 +64,8 @@ def _wrong_top(rng: random.Random, qid: str, i: int) -> Frame:
     return json.dumps(rng.choice([
         [], [1, 2], 42, None, "ENTITY_DATA", True, {}, {"type": 5}, {"type": None, "payload": {}},
         {"type": "ENTITY_DATA"}, {"type": "ENTITY_DATA", "payload": []}, {"type": "ENTITY_DATA", "payload": "x"},
-        {"type": "NOPE", "payload": {}}, {"type": "CHANGES_ACK"}, {"type": "CHANGES_ACK", "payload": {"timestamp": True}},
+        {"type": "NOPE", "payload": {}}, {"type": "CHANGES_ACK"},
+        {"type": "CHANGES_ACK", "payload": {"timestamp": True}},
         {"type": "CHANGES_ACK", "payload": {"timestamp": ["x", 0, "server"]}},
         {"type": "PONG", "payload": [1]}, {"type": "PONG", "payload": {"clientTimestamp": "x"}},
         {"type": "READY", "payload": {"clientId": 7}}, {"type": "ERROR", "payload": []},
@@ -95,7 +96,8 @@ def _bad_entity_data(rng: random.Random, qid: str, i: int) -> Frame:
         lambda: entity_data(qid, [[eid, doc]], for_queries=rng.choice([qid, 5, [5], [None], {"q": 1}, [[qid]]])),
         lambda: entity_data(qid, rng.choice([{"a": 1}, 5, "x", [1, 2], [[eid]], [[eid, doc, 3]]])),  # sets shape
         lambda: entity_data(qid, deletes=rng.choice([5, "x", [5], [None], [[eid]], {"a": 1}])),  # deletes shape
-        lambda: entity_data(qid, [[eid, doc]], meta=rng.choice([None, 5, [], {"values": 5}, {"values": {"todos.sets": 5}}])),
+        lambda: entity_data(qid, [[eid, doc]],
+                            meta=rng.choice([None, 5, [], {"values": 5}, {"values": {"todos.sets": 5}}])),
         lambda: entity_data(qid, [[eid, doc]], collection=rng.choice(["", "__proto__", "evil", "x" * 300])),
         lambda: json.dumps({"type": "ENTITY_DATA", "payload": {"changes": rng.choice([None, 5, [], "x", {"json": 5}]),
                                                                "timestamp": ts(), "forQueries": [qid]}}),
@@ -113,8 +115,9 @@ def _deep(rng: random.Random, qid: str, i: int) -> Frame:
         return head.replace('"@@"', nested)
     if where == 1:  # the whole frame
         return nested
-    return json.dumps({"type": "ENTITY_DATA", "payload": {"changes": {"json": {}, "meta": "@@"},
-                                                          "timestamp": ts(), "forQueries": [qid]}}).replace('"@@"', nested)
+    frame = json.dumps({"type": "ENTITY_DATA", "payload": {"changes": {"json": {}, "meta": "@@"},
+                                                           "timestamp": ts(), "forQueries": [qid]}})
+    return frame.replace('"@@"', nested)
 
 
 def _chunk(rng: random.Random, qid: str, i: int) -> Frame:

@@ -102,7 +102,8 @@ def _verify(res: Result, server: TriplitTestServer, client: TriplitClient, write
     res.figures[f"{label}: write errors reported"] = len(errors)
     res.check(not missing, f"{label}: {len(missing)} returned writes not on the server, e.g. {missing[:5]}")
     # An id with no returned call may be the one insert in progress when the writer stopped.
-    res.check(len(extra) <= 1, f"{label}: {len(extra)} entities on the server that no returned call wrote: {extra[:5]}")
+    res.check(len(extra) <= 1,
+              f"{label}: {len(extra)} entities on the server that no returned call wrote: {extra[:5]}")
     res.check(not errors, f"{label}: {len(errors)} writes reported rejected, e.g. "
                           f"{errors[0].name if errors else ''}: {str(errors[0])[:200] if errors else ''}")
     res.check(not writer.errors, f"{label}: write calls raised: {writer.errors[:3]}")

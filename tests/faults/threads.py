@@ -137,7 +137,8 @@ def run(quick: bool = True, seed: int = 1, *, threads: Optional[int] = None, cal
             expected: Dict[str, str] = {}
             for w in workers:
                 expected.update(w.live)
-            lost = [f"{i}: wrote {t!r}, server {on_server.get(i)!r}" for i, t in expected.items() if on_server.get(i) != t]
+            lost = [f"{i}: wrote {t!r}, server {on_server.get(i)!r}"
+                    for i, t in expected.items() if on_server.get(i) != t]
             lost += [f"{i}: deleted, still on the server" for i in on_server if i not in expected]
         client.close()
     shutil.rmtree(data_dir, ignore_errors=True)
@@ -157,7 +158,8 @@ def run(quick: bool = True, seed: int = 1, *, threads: Optional[int] = None, cal
     res.figures["exceptions on background threads"] = len(thread_errors.errors)
     res.check(not misses, f"read-your-writes misses: {len(misses)}, e.g. {misses[:3]}")
     res.check(not lost, f"lost writes: {len(lost)}, e.g. {lost[:3]}")
-    res.check(not write_errors, f"write errors reported: {len(write_errors)}, e.g. {str(write_errors[0])[:200] if write_errors else ''}")
+    first = str(write_errors[0])[:200] if write_errors else ""
+    res.check(not write_errors, f"write errors reported: {len(write_errors)}, e.g. {first}")
     res.check(not errors, f"call exceptions: {len(errors)}, e.g. {errors[:3]}")
     res.check(not thread_errors.errors, f"exceptions on background threads: {thread_errors.errors[:3]}")
     res.seconds = time.monotonic() - started
