@@ -60,7 +60,7 @@ def test_a_subscription_right_after_an_update_never_keeps_the_old_value(
             client.wait_for_sync(10)
             assert col.fulfilled.wait(10)
             wait_equal_to_server(client, triplit, by_ids([x]), token, col)
-            assert col.latest is not None and col.latest[0]["text"] == f"new {n}"
+            col.wait(lambda rows: bool(rows) and rows[0]["text"] == f"new {n}", after=max(col.count - 1, 0))
             cached = client._store.get_cached("todos", x)
             assert cached is not None and cached["text"] == f"new {n}"
 
