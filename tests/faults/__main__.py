@@ -1,7 +1,7 @@
 """``python -m tests.faults [--full] [--record] [--only NAME,...] [--seed N] [-v]``
 
 Quick mode (the default) takes about a minute; ``--full`` runs the counts of issue 12 and
-takes about 15-25 minutes on 2 cores; ``--record`` writes tests/faults/RESULTS.md. Exit code 1
+takes about 12-20 minutes on 2 cores; ``--record`` writes tests/faults/RESULTS.md. Exit code 1
 if any scenario failed.
 """
 
