@@ -142,10 +142,20 @@ def test_the_assembler_drops_the_oldest_unfinished_message_when_full() -> None:
     asm = ChunkAssembler(max_pending=2)
     asm.add(Chunk("1", 0, 2, "a"))
     asm.add(Chunk("2", 0, 2, "b"))
-    asm.add(Chunk("3", 0, 2, "c"))
+    with pytest.raises(ProtocolError, match="dropped 1 unfinished"):  # the caller must know
+        asm.add(Chunk("3", 0, 2, "c"))
     assert asm.pending == 2
-    assert asm.add(Chunk("1", 1, 2, "z")) is None  # "1" was dropped: this starts it afresh
+    with pytest.raises(ProtocolError):  # "1" was dropped: this starts it afresh, dropping "2"
+        asm.add(Chunk("1", 1, 2, "z"))
     assert asm.add(Chunk("3", 1, 2, "d")) == "cd"
+
+
+def test_the_assembler_bounds_the_bytes_of_unfinished_messages() -> None:
+    asm = ChunkAssembler(max_bytes=10)
+    asm.add(Chunk("1", 0, 3, "a" * 6))
+    with pytest.raises(ProtocolError):  # 12 bytes: "1" goes, even though it is the only one
+        asm.add(Chunk("1", 1, 3, "b" * 6))
+    assert asm.pending == 0
 
 
 def test_the_recorded_chunked_ping_reassembles() -> None:

@@ -133,28 +133,24 @@ def test_a_new_process_resumes_the_stored_session(
         assert result["status"] == "UNINITIALIZED" and result["sub"] is None
 
 
-LOCKED = """
+SECOND = """
 import sys
-from triplit_sync import TriplitClient, StorageLockedError
-try:
-    TriplitClient(sys.argv[1], data_dir=sys.argv[2], name="app")
-except StorageLockedError as e:
-    print("LOCKED " + str(e))
-else:
-    print("NOT LOCKED")
+from triplit_sync import TriplitClient
+client = TriplitClient(sys.argv[1], data_dir=sys.argv[2], name="app")
+print("FOLDER " + str(client.folder))
+client.close()
 """
 
 
-def test_one_process_owns_a_name(triplit: TriplitTestServer, clients: ClientFactory, tmp_path: Path) -> None:
+def test_a_name_is_shared_by_processes_not_by_clients_of_one_process(
+        triplit: TriplitTestServer, clients: ClientFactory, tmp_path: Path) -> None:
     clients(triplit.url, triplit.user_token("alice"), storage="sqlite", data_dir=tmp_path, name="app")
-    code, out, err = run_script(LOCKED, triplit.url, str(tmp_path))
+    code, out, err = run_script(SECOND, triplit.url, str(tmp_path))
     assert code == 0, err
-    message = next(iter_lines(out, "LOCKED"))
-    assert str(tmp_path / "app" / "lock") in message
-    assert "name=" in message and "storage='memory'" in message
-    with pytest.raises(StorageLockedError):  # in this process too
+    assert next(iter_lines(out, "FOLDER")) == str(tmp_path / "app" / "slots" / "1")  # its own slot
+    with pytest.raises(StorageLockedError, match=r"already open in this process.*close\(\)"):
         clients(triplit.url, storage="sqlite", data_dir=tmp_path, name="app")
-    other = clients(triplit.url, storage="sqlite", data_dir=tmp_path, name="other")  # the way out
+    other = clients(triplit.url, storage="sqlite", data_dir=tmp_path, name="other")
     assert other.folder == tmp_path / "other"
 
 

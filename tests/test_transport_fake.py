@@ -14,7 +14,7 @@ import pytest
 
 from tests.fakeserver import FakeConnection, FakeServer
 from tests.recorder import Recorder
-from triplit_sync.errors import ClientClosedError
+from triplit_sync.errors import ClientClosedError, ProtocolError
 from triplit_sync.protocol import (
     ChangesMessage,
     Close,
@@ -166,7 +166,10 @@ def test_ready_is_delivered_after_the_transport_is_ready(
 def test_ping_every_interval_once_ready(server: FakeServer, make: Any) -> None:
     t = make(server.url, ping_interval=0.05)
     conn = ready(t, server)
-    pings = [conn.recv_json() for _ in range(3)]
+    pings = []
+    for _ in range(3):
+        pings.append(conn.recv_json())
+        conn.send_json({"type": "PONG", "payload": {"serverTimestamp": 1}})  # else the ping deadline cuts
     assert all(p["type"] == "PING" and isinstance(p["payload"]["clientTimestamp"], int) for p in pings)
 
 
@@ -240,23 +243,9 @@ def test_chunked_server_frames_are_joined(server: FakeServer, make: Any, rec: Re
     assert t.bytes_received > len(text)
 
 
-@pytest.mark.parametrize(
-    "garbage",
-    [
-        "this is not json",
-        b"\x00\x01binary",
-        "[1,2,3]",
-        '{"type":"NOPE","payload":{}}',
-        '{"type":"READY"}',
-        '{"type":"ENTITY_DATA","payload":{"changes":{"json":{"todos":{"sets":[["x"]]}}},'
-        '"timestamp":[1,0,"s"],"forQueries":[]}}',
-        '{"type":"CHUNK","payload":{"id":"c","index":5,"total":2,"data":"x"}}',
-        '{"type":"CHUNK","payload":{"id":"c","index":0,"total":1,'
-        '"data":"{\\"type\\":\\"CHUNK\\",\\"payload\\":{}}"}}',
-    ],
-)
-def test_garbage_frames_are_logged_and_skipped(garbage: Any, server: FakeServer, make: Any, rec: Recorder,
-                                               caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("garbage", [b"\x00\x01binary", '{"type":"NOPE","payload":{}}'])
+def test_binary_frames_and_unknown_types_are_logged_and_skipped(
+        garbage: Any, server: FakeServer, make: Any, rec: Recorder, caplog: pytest.LogCaptureFixture) -> None:
     t = make(server.url)
     conn = ready(t, server)
     with caplog.at_level(logging.WARNING, logger="triplit_sync.transport"):
@@ -271,8 +260,36 @@ def test_garbage_frames_are_logged_and_skipped(garbage: Any, server: FakeServer,
     assert [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "triplit_sync.transport"]
 
 
-def test_an_on_message_exception_is_reported_and_reading_goes_on(server: FakeServer, make: Any,
-                                                                 rec: Recorder) -> None:
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        "this is not json",
+        "[1,2,3]",
+        '{"type":"READY"}',
+        '{"type":"ENTITY_DATA","payload":{"changes":{"json":{"todos":{"sets":[["x"]]}}},'
+        '"timestamp":[1,0,"s"],"forQueries":[]}}',
+        '{"type":"CHUNK","payload":{"id":"c","index":5,"total":2,"data":"x"}}',
+        '{"type":"CHUNK","payload":{"id":"c","index":0,"total":1,'
+        '"data":"{\\"type\\":\\"CHUNK\\",\\"payload\\":{}}"}}',
+    ],
+)
+def test_a_malformed_frame_is_reported_and_the_connection_resumed(
+        garbage: str, server: FakeServer, make: Any, rec: Recorder) -> None:
+    # The frame may have been anything (an ack, data): the connection's state can't be trusted.
+    t = make(server.url)
+    conn = ready(t, server)
+    conn.send_text(garbage)
+    rec.wait(lambda: rec.closes)
+    assert rec.closes[0].will_reconnect and "bad frame" in (rec.closes[0].error or "")
+    assert len(rec.errors) == 1 and isinstance(rec.errors[0], ProtocolError)
+    rec.errors.clear()
+    conn2 = ready(t, server)
+    conn2.send_json(entity_data(["after-garbage"]))
+    assert "after-garbage" in rec.message(EntityData).changes["todos"]["sets"]
+
+
+def test_an_on_message_exception_is_reported_and_the_connection_resumed(server: FakeServer, make: Any,
+                                                                        rec: Recorder) -> None:
     def on_message(msg: Message) -> None:
         if isinstance(msg, Pong):
             raise RuntimeError("bug in the sync engine")
@@ -281,10 +298,12 @@ def test_an_on_message_exception_is_reported_and_reading_goes_on(server: FakeSer
     t = make(server.url, on_message=on_message)
     conn = ready(t, server)
     conn.send_json({"type": "PONG", "payload": {}})
-    conn.send_json(entity_data(["a"]))
-    rec.message(EntityData)
+    rec.wait(lambda: rec.closes)
     assert len(rec.errors) == 1 and "bug in the sync engine" in str(rec.errors[0])
     rec.errors.clear()
+    conn2 = ready(t, server)
+    conn2.send_json(entity_data(["a"]))
+    rec.message(EntityData)
 
 
 def test_server_errors_reach_on_message(server: FakeServer, make: Any, rec: Recorder) -> None:

@@ -13,7 +13,11 @@ from .errors import ProtocolError
 if TYPE_CHECKING:  # pragma: no cover
     from .protocol import Chunk
 
-__all__ = ["utf8_pieces", "ChunkAssembler"]
+__all__ = ["utf8_pieces", "ChunkAssembler", "MAX_PENDING", "MAX_BYTES"]
+
+#: Unfinished chunked messages held at once, and the bytes their pieces may take together.
+MAX_PENDING = 4
+MAX_BYTES = 64 * 1024 * 1024
 
 
 def utf8_pieces(data: bytes, limit: int) -> List[bytes]:
@@ -36,9 +40,11 @@ def utf8_pieces(data: bytes, limit: int) -> List[bytes]:
 class ChunkAssembler:
     """Joins incoming CHUNK pieces (in any order) back into the original message text.
 
-    Holds at most ``max_pending`` unfinished messages and about ``max_bytes`` of pieces; beyond
-    that the oldest unfinished message is dropped, so a peer that never finishes cannot fill
-    memory.
+    Holds at most ``max_pending`` unfinished messages and ``max_bytes`` of pieces; beyond that
+    the oldest unfinished message is dropped (a single message over ``max_bytes`` too) and
+    ``add`` raises ProtocolError, so a peer that never finishes cannot fill memory, and the
+    caller knows a message was lost. The server never chunks its own messages (PROTOCOL.md
+    §2.1), so the bounds only matter against a hostile or broken peer.
 
         >>> from triplit_sync.protocol import chunk_message
         >>> a = ChunkAssembler()
@@ -46,7 +52,7 @@ class ChunkAssembler:
         [None, '{"type":"PING"}']
     """
 
-    def __init__(self, max_pending: int = 16, max_bytes: int = 512 * 1024 * 1024) -> None:
+    def __init__(self, max_pending: int = MAX_PENDING, max_bytes: int = MAX_BYTES) -> None:
         self._pending: Dict[str, Tuple[int, Dict[int, str]]] = {}
         self._max_pending = max_pending
         self._max_bytes = max_bytes
@@ -56,11 +62,13 @@ class ChunkAssembler:
         """Store one piece; return the whole text once every piece of its message is there.
         Raises ProtocolError when a piece contradicts the earlier ones."""
         entry = self._pending.get(chunk.id)
+        dropped = 0
         if entry is None:
             if chunk.total == 1 and chunk.index == 0:
                 return chunk.data
             while len(self._pending) >= self._max_pending:
                 self._drop_oldest()
+                dropped += 1
             entry = (chunk.total, {})
             self._pending[chunk.id] = entry
         total, pieces = entry
@@ -76,8 +84,14 @@ class ChunkAssembler:
         if len(pieces) == total:
             self._drop(chunk.id)
             return "".join(pieces[i] for i in range(total))
-        while self._bytes > self._max_bytes and len(self._pending) > 1:
-            self._drop_oldest()
+        while self._bytes > self._max_bytes and self._pending:
+            self._drop_oldest()  # possibly this very message: it alone is over the bound
+            dropped += 1
+        if dropped:
+            raise ProtocolError(
+                f"CHUNK frame: dropped {dropped} unfinished chunked message(s) to stay within"
+                f" {self._max_pending} messages / {self._max_bytes} bytes"
+            )
         return None
 
     @property

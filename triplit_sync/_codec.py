@@ -12,12 +12,14 @@ Encoded form: dates are ``"2024-01-01T00:00:00.000Z"`` strings, sets are ``{item
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from collections.abc import Mapping  # the abc itself: isinstance with typing.Mapping is slow
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple
 
 from ._ids import nanoid, now_iso, uuid4, uuid7
+from ._redact import redact
 from ._values import (
     as_number,
     decode_date,
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
     from ._schema_types import DataType, RecordType
 
 __all__ = ["RecordCodec", "compile_collection", "compile_value"]
+
+logger = logging.getLogger("triplit_sync.schema")
 
 _UTC = timezone.utc
 
@@ -382,8 +386,28 @@ class RecordCodec:
         for key, decode in self.decoders:
             item = out.get(key)
             if item is not None:
-                out[key] = decode(item)
+                try:
+                    out[key] = decode(item)
+                except Exception as e:
+                    # A stored value the schema does not allow (the server has no schema, or
+                    # another one): the row shows it as stored, so one odd value never makes
+                    # every read of the collection fail. Reported once per attribute.
+                    _report_bad_value(self.collection, self.prefix + key, e)
         return out
+
+
+#: (collection, attribute) pairs already reported by _report_bad_value.
+_reported: Set[Tuple[str, str]] = set()
+
+
+def _report_bad_value(collection: str, attribute: str, error: BaseException) -> None:
+    if (collection, attribute) in _reported:
+        return
+    _reported.add((collection, attribute))
+    logger.warning(
+        "%s.%s holds a value the schema does not allow; rows show it as stored (%s)"
+        " (reported once per attribute)", collection, attribute, redact(str(error), 200),
+    )
 
 
 def compile_collection(name: str, record: "RecordType") -> RecordCodec:

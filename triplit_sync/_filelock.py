@@ -1,7 +1,8 @@
 """An advisory inter-process file lock (flock on POSIX, msvcrt on Windows).
 
 The OS releases the lock when its process dies, even by SIGKILL, so a crashed process never
-leaves a stale lock behind.
+leaves a stale lock behind. The lock file is opened without following a symlink and is only
+truncated once locked, so a planted link can never make it overwrite another file.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import threading
 import time
 from pathlib import Path
 from typing import IO, Any, Optional, Union
+
+from ._safefs import open_nofollow
 
 try:  # POSIX
     import fcntl
@@ -58,7 +61,7 @@ class FileLock:
             if self._file is not None:
                 return True
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            f = open(self.path, "a+")
+            f = os.fdopen(open_nofollow(self.path, os.O_RDWR | os.O_CREAT), "r+")
             deadline = None if timeout is None else time.monotonic() + timeout
             while not _try_lock(f):
                 if deadline is not None and time.monotonic() >= deadline:
@@ -81,6 +84,17 @@ class FileLock:
                     _unlock(f)
                 finally:
                     f.close()
+
+    def abandon_after_fork(self) -> None:
+        """In a forked child: close this process's copy of the descriptor without unlocking.
+
+        flock belongs to the open file, which parent and child share: unlocking here would free
+        the parent's lock, while closing only the child's copy leaves it held by the parent.
+        """
+        # No _guard here: a thread of the parent may have held it at the fork, forever in the child.
+        f, self._file = self._file, None
+        if f is not None:
+            f.close()
 
     def __enter__(self) -> "FileLock":
         self.acquire()

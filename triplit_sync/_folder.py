@@ -1,7 +1,7 @@
 """The folder of a durable client, ``<data dir>/<name>/``: its lock, ``cache.sqlite`` and ``session.json``.
 
 One process owns a folder at a time (the lock); an unusable cache is moved aside, never reused
-and never a crash.
+and never a crash. Which folder a process gets for a client name is ``_slots.py``'s job.
 """
 
 from __future__ import annotations
@@ -12,15 +12,16 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Optional
 from urllib.parse import urlsplit
 
 from ._filelock import FileLock
-from .errors import StorageCorruptError, StorageLockedError
+from ._safefs import safe_folder
+from .errors import StorageCorruptError
 from .session import SessionStore
 from .store import SqliteStore
 
-__all__ = ["ClientFolder", "default_data_dir", "default_name", "open_folder"]
+__all__ = ["ClientFolder", "default_data_dir", "default_name", "open_locked", "try_lock"]
 
 log = logging.getLogger(__name__)
 
@@ -41,28 +42,29 @@ def default_name(server_url: str) -> str:
 
 @dataclass
 class ClientFolder:
-    """An opened, locked client folder. ``cache_reset``: the cache was unusable and is new and
-    empty, so resume checkpoints stored beside it describe data that is gone."""
+    """An opened, locked client folder (one slot of a client name, see ``_slots.py``).
+    ``cache_reset``: the cache was unusable and is new and empty, so resume checkpoints stored
+    beside it describe data that is gone."""
 
     path: Path
     lock: FileLock
     store: SqliteStore
     session_store: SessionStore
     cache_reset: bool = False
+    slot: int = 0
 
 
-def open_folder(data_dir: Union[str, "os.PathLike[str]"], name: str) -> ClientFolder:
-    """Create (mode 0700), lock and open ``data_dir/name``. Raises :class:`StorageLockedError`
-    naming the lock and the way out when another process owns it."""
-    folder = Path(data_dir) / name
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(folder, 0o700)
+def try_lock(folder: Path) -> Optional[FileLock]:
+    """Check ``folder`` (created 0700; see ``_safefs.safe_folder``) and take its lock without
+    waiting; ``None`` if a live process holds it."""
+    safe_folder(folder)
     lock = FileLock(folder / "lock")
-    if not lock.acquire(timeout=0):
-        raise StorageLockedError(
-            f"another process is using the local database {str(folder)!r} (lock file {str(lock.path)!r}). "
-            "Give this client another name=..., or use storage='memory'."
-        )
+    return lock if lock.acquire(timeout=0) else None
+
+
+def open_locked(folder: Path, lock: FileLock, slot: int = 0) -> ClientFolder:
+    """Open the cache and session file of ``folder``, whose ``lock`` the caller holds (released
+    again if opening fails). An unusable cache is moved aside and replaced by an empty one."""
     reset = False
     try:
         try:
@@ -74,7 +76,7 @@ def open_folder(data_dir: Union[str, "os.PathLike[str]"], name: str) -> ClientFo
     except BaseException:
         lock.release()
         raise
-    return ClientFolder(folder, lock, store, SessionStore(folder), reset)
+    return ClientFolder(folder, lock, store, SessionStore(folder), reset, slot)
 
 
 def _move_aside(path: Path, error: StorageCorruptError) -> None:

@@ -19,6 +19,9 @@ from websocket import ABNF
 
 from ._chunks import ChunkAssembler
 from ._redact import redact
+from ._status import CloseInfo
+from .errors import ProtocolError
+from .protocol import Chunk, Message, UnknownMessageType, decode_message
 
 __all__ = ["build_socket_url", "check_server_url", "is_loopback", "parse_close_reason", "WsConnection"]
 
@@ -107,7 +110,55 @@ class WsConnection:
         self.info: Any = None  # the CloseInfo, once the connection has ended
         self.owner: Optional[threading.Thread] = None  # the thread that reads this socket
         self.assembler = ChunkAssembler()
+        self.keepalive: Any = None  # its _keepalive.Keepalive, from the moment it opened
+        self.untrusted = False  # dropped because a frame could not be handled
         self._watchdog: Optional[threading.Timer] = None
+
+    def decode(self, data: bytes) -> Optional["Message"]:
+        """The message in one text frame: None for a CHUNK piece of an unfinished message and
+        for a frame of an unknown type (logged); raises ProtocolError for a malformed one."""
+        try:
+            msg = decode_message(data)
+            if isinstance(msg, Chunk):
+                text = self.assembler.add(msg)
+                if text is None:
+                    return None
+                msg = decode_message(text)
+                if isinstance(msg, Chunk):
+                    raise ProtocolError("CHUNK frame: a chunk that holds another chunk")
+        except UnknownMessageType as e:
+            logger.warning("ignored a frame: %s", e)
+            return None
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "recv %s (%d bytes): %s", msg.TYPE, len(data), redact(data.decode("utf-8", "replace"), 300)
+            )
+        return msg
+
+    def end_reason(self) -> Tuple[Optional[str], bool]:
+        """``(type, retry)`` of how the connection ended: the server's CLOSE message, else the
+        close frame's reason."""
+        if self.close_message is not None:
+            return self.close_message.type, bool(self.close_message.retry)
+        ctype, retry = parse_close_reason(self.close_reason)
+        if ctype == "MANUAL_DISCONNECT" and self.manual:
+            retry = False
+        return ctype, retry
+
+    def close_info(self, will_reconnect: bool) -> CloseInfo:
+        """The CloseInfo of this ended connection."""
+        ctype, retry = self.end_reason()
+        return CloseInfo(
+            type=ctype,
+            retry=retry,
+            message=self.close_message.message if self.close_message is not None else None,
+            code=self.close_code if self.close_code is not None else (1006 if self.opened else None),
+            manual=self.manual,
+            will_reconnect=will_reconnect,
+            was_open=self.opened,
+            was_ready=self.client_id is not None,
+            error=self.error,
+        )
 
     def open(self, url: str, *, timeout: float, io_timeout: float, direct_host: Optional[str]) -> None:
         """Connect and upgrade (raises on failure). ``direct_host`` bypasses proxy settings."""

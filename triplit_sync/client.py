@@ -16,14 +16,14 @@ import re
 import threading
 import time
 import weakref
-from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Union
 from urllib.parse import urlsplit
 
 from ._callbacks import add_callback
-from ._filelock import FileLock
+from ._folder import default_data_dir, default_name
+from ._slots import forget_names_after_fork
+from ._storage import StorageMixin
 from ._timeouts import DEFAULT, DEFAULT_TIMEOUT, TimeoutArg, check_timeout, resolve
-from ._folder import default_data_dir, default_name, open_folder
 from .data import DataAPI
 from .dispatch import Dispatcher
 from .errors import (
@@ -33,12 +33,13 @@ from .errors import (
     TokenExpiredError,
     TriplitError,
 )
-from .protocol import Message, Ping, Ready, UpdateToken, redact
+from .protocol import EntityData, Message, Ping, Ready, UpdateToken, redact
 from .schema import Schema, SchemaArg, load_schema
-from .session import ExpiryWatch, Session, SessionErrorType, SessionInfo, SessionStore, TokenRefresher
-from .store import LocalStore, MemoryStore
+from .session import ExpiryWatch, Session, SessionErrorType, SessionInfo, TokenRefresher
+from .store import LocalStore
 from .sync import UNOWNED, SyncEngine
 from .tokens import is_expired, roles_equivalent
+from ._keepalive import check_pong_timeout
 from .transport import CloseInfo, ConnectionStatus, WebSocketTransport
 
 __all__ = ["TriplitClient", "default_data_dir"]
@@ -56,13 +57,15 @@ _EXPIRY_GIVE_UP_DELAY = 1.5
 _clients: "weakref.WeakSet[TriplitClient]" = weakref.WeakSet()
 
 
-class TriplitClient(DataAPI):
+class TriplitClient(StorageMixin, DataAPI):
     """A client for one Triplit server, with a local database and a session.
 
     A ``token`` starts a session at once (and connects unless ``auto_connect=False``); without
     one the client works locally until :meth:`start_session`. With ``storage="sqlite"`` (the
     default) the local database, the outbox and the session live in
     ``<data_dir>/<name>/`` and a restarted process picks up where the last one stopped.
+    Several processes may use one ``name`` at once (each gets a slot of its own, and writes
+    left by one that died are sent by the next); a forked child claims its own slot on first use.
 
         client = TriplitClient("https://triplit.example.com", token=token,
                                refresh_handler=get_fresh_token)
@@ -72,7 +75,10 @@ class TriplitClient(DataAPI):
     ``refresh_interval`` seconds); ``schema`` is a :class:`~triplit_sync.schema.Schema`, a dict
     in the server's JSON format or the path of such a file; ``name`` picks the local folder
     (default: derived from the server URL); ``persist_token=False`` keeps the token out of
-    ``session.json``; ``ping_interval=None`` turns pings off. ``resume_margin`` (seconds, default
+    ``session.json``; ``ping_interval`` (default 15 s; ``None`` turns pings off) and ``pong_timeout`` (default 10 s,
+    at most ``ping_interval``) is how long a ping may go unanswered before the connection is
+    dropped and resumed, so a silent connection is noticed within ``ping_interval +
+    pong_timeout`` seconds. ``resume_margin`` (seconds, default
     0) makes every resume ask for changes from that much before its checkpoint: only needed
     for a server on lmdb or sqlite-worker storage, or one whose clock can step back (see
     ``_resume.py``); it costs re-receiving what changed in that window. ``timeout`` (seconds,
@@ -95,7 +101,8 @@ class TriplitClient(DataAPI):
         name: Optional[str] = None,
         data_dir: Optional[Union[str, "os.PathLike[str]"]] = None,
         persist_token: bool = True,
-        ping_interval: Optional[float] = 45.0,
+        ping_interval: Optional[float] = 15.0,
+        pong_timeout: Optional[float] = None,
         resume_margin: float = 0.0,
         timeout: Optional[float] = DEFAULT_TIMEOUT,
     ) -> None:
@@ -114,6 +121,7 @@ class TriplitClient(DataAPI):
                 or not 0 <= resume_margin <= 3600:
             raise ValueError(f"resume_margin must be a number of seconds from 0 to 3600, not {resume_margin!r}")
         self._resume_margin = float(resume_margin)
+        self._pong_timeout = check_pong_timeout(ping_interval, pong_timeout)
         self._timeout = check_timeout(timeout)
         self.server_url = server_url.rstrip("/")
         self.name = name or default_name(self.server_url)
@@ -135,41 +143,34 @@ class TriplitClient(DataAPI):
         self._connect_token: Optional[str] = None  # the token the current connection was opened with
         self._fork_pending: Optional[str] = None  # in a forked child until first use: what to start
 
-        self.folder: Optional[Path] = None
-        self._name_lock: Optional[FileLock] = None
-        self._session_store: Optional[SessionStore] = None
-        self._cache_reset = False
-        self._store: LocalStore = self._open_storage(data_dir)
-        stored = self._session_store.load() if self._session_store else None
-        if stored is not None and stored.get("server_url") != self.server_url:
-            log.warning("%s belongs to another server; starting a fresh session", self._session_store.path)
-            stored = None
-        if stored is not None and self._cache_reset:
-            stored["checkpoints"] = {}  # resuming from them would skip what the new cache lacks
-        self._stored: Dict[str, Any] = stored or {}
+        self._store: LocalStore = self._init_storage(data_dir)
+        try:
+            self._stored: Dict[str, Any] = self._load_stored_session()
+        except BaseException:
+            self._release_storage()  # e.g. a symlinked session.json: the slot must not stay taken
+            raise
 
         self._dispatcher = Dispatcher(error_hook=self._callback_failed, name="triplit-callbacks")
         self._init_engine()
-        self._transport = self._new_transport(ping_interval)
+        self._start_drainer()
         self._ping_interval = ping_interval
+        self._transport = self._new_transport(ping_interval)
         self._refresher = TokenRefresher(self._apply_refreshed_token, self._refresh_failed)
         _clients.add(self)
 
-        if token is not None:
-            self.start_session(token, auto_connect, refresh_handler=refresh_handler,
-                               refresh_interval=refresh_interval)
-        else:
-            self._resume_stored_session(auto_connect, refresh_handler, refresh_interval)
+        try:
+            if token is not None:
+                self.start_session(token, auto_connect, refresh_handler=refresh_handler,
+                                   refresh_interval=refresh_interval)
+            else:
+                self._resume_stored_session(auto_connect, refresh_handler, refresh_interval)
+        except BaseException:
+            # A bad token: release the name at once, or re-running the call with a good one
+            # (a notebook cell) would find the name still open in this process.
+            self.close()
+            raise
 
     # ------------------------------------------------------------------ construction helpers
-
-    def _open_storage(self, data_dir: Optional[Union[str, "os.PathLike[str]"]]) -> LocalStore:
-        if self.storage == "memory":
-            return MemoryStore()
-        opened = open_folder(data_dir if data_dir is not None else default_data_dir(), self.name)
-        self.folder, self._name_lock, self._session_store = opened.path, opened.lock, opened.session_store
-        self._cache_reset = opened.cache_reset  # the stored checkpoints describe the lost cache
-        return opened.store
 
     def _init_engine(self) -> None:
         from .data import _Runner
@@ -197,6 +198,7 @@ class TriplitClient(DataAPI):
             on_message=self._on_message,
             on_close=self._on_close,
             ping_interval=ping_interval,
+            pong_timeout=self._pong_timeout,
             schema_hash=schema.hash() if schema is not None else None,
             schema_provider=(lambda: schema.to_json()) if schema is not None else None,
             error_hook=self._callback_failed,
@@ -464,6 +466,12 @@ class TriplitClient(DataAPI):
                 # The token changed while this connection was opening: the server has the old one.
                 self._transport.send(UpdateToken(session.token))
             self._engine.connection_ready(self._transport.send)
+        elif isinstance(msg, EntityData):
+            try:
+                self._engine.handle_message(msg)
+            except Exception as e:  # the transport logs it and resumes the connection
+                self._engine.report_frame_problem(msg.for_queries, e)
+                raise
         else:
             self._engine.handle_message(msg)
 
@@ -535,9 +543,7 @@ class TriplitClient(DataAPI):
             self._dispatcher.close(timeout=0)
         if self._http is not None:
             self._http.close()
-        self._store.close()
-        if self._name_lock is not None:
-            self._name_lock.release()
+        self._release_storage()
         _clients.discard(self)
 
     @property
@@ -587,17 +593,15 @@ class TriplitClient(DataAPI):
     def _after_fork_in_child(self) -> None:
         """The child of a fork owns no thread and must not touch the parent's socket or files.
 
-        It keeps a private in-memory copy of the local database (the parent owns the durable
-        one and its pending writes) and connects its own socket on first use: a child that
-        never uses the client (multiprocessing, a fork before exec) opens nothing.
+        Until its first use it keeps an in-memory copy of the cache; the first call claims a
+        slot of its own (durable cache and outbox, see ``_slots.py``) and connects its own
+        socket, so a child that never uses the client (a fork before exec) opens nothing.
         """
         wanted = self._transport.wants_connection  # the parent's state, copied into this process
         self._lock = threading.RLock()
         self._expiry = ExpiryWatch(self._probe_expiry, self._expired,
                                    probe_delay=_EXPIRY_PROBE_DELAY, give_up_delay=_EXPIRY_GIVE_UP_DELAY)
-        self._store = self._store.detach_after_fork()
-        self._session_store = None
-        self._name_lock = None  # the parent's lock; the child holds no files
+        self._detach_storage_after_fork()
         self._dispatcher = Dispatcher(error_hook=self._callback_failed, name="triplit-callbacks")
         self._stored = {}
         self._init_engine()
@@ -609,11 +613,16 @@ class TriplitClient(DataAPI):
         self._fork_pending = "connect" if wanted else "timers"
 
     def _start_after_fork(self) -> None:
-        """First use in a forked child: the timers and the socket of its own."""
+        """First use in a forked child: a slot, the timers and the socket of its own."""
         with self._lock:
-            pending, self._fork_pending = self._fork_pending, None
+            pending = self._fork_pending
+            if pending is None or self._closed:
+                return
+            if self.storage == "sqlite":
+                self._claim_after_fork()  # raises (and is tried again next call) if no slot is free
+            self._fork_pending = None
             session = self._session
-            if pending is None or session is None or self._closed:
+            if session is None:
                 return
             self._refresher.schedule(session.refresh_handler, session.refresh_interval, session.expires_at)
             self._expiry.arm(session)
@@ -632,6 +641,7 @@ def _check_refresh_options(handler: Optional[RefreshHandler], interval: Optional
 
 
 def _after_fork() -> None:
+    forget_names_after_fork()
     for client in list(_clients):
         if not client._closed:
             try:

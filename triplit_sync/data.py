@@ -281,6 +281,7 @@ class DataAPI:
             client.insert("todos", {"text": "milk"})
             client.wait_for_sync(timeout=10)
         """
+        self._check_open()  # type: ignore[attr-defined]  # (in a forked child: claims its slot first)
         timeout = resolve(timeout, self._timeout)  # type: ignore[attr-defined]
         if not self._engine.wait_for_sync(timeout):
             raise TriplitTimeoutError(f"pending writes were not acknowledged within {timeout} s")
@@ -295,6 +296,7 @@ class DataAPI:
             for write in client.pending_changes():
                 print(write["op"], write["collection"], write["id"])
         """
+        self._check_open()  # type: ignore[attr-defined]
         store = self._store  # type: ignore[attr-defined]
         out: List[Dict[str, Any]] = []
         for entry in store.pending_changes():
@@ -313,12 +315,14 @@ class DataAPI:
         Returns a function that removes the callback."""
         if not callable(callback):
             raise TypeError("callback must be callable")
+        self._check_open()  # type: ignore[attr-defined]
         return self._engine.on_sync_error(callback)
 
     def clear_pending_changes(self, collection: Optional[str] = None, entity_id: Optional[str] = None) -> None:
         """Drop writes that have not been sent yet: all, a collection's, or one entity's."""
         if entity_id is not None and collection is None:
             raise ValueError("clear_pending_changes(entity_id=...) needs the collection too")
+        self._check_open()  # type: ignore[attr-defined]
         self._engine.clear_pending(collection, entity_id)
 
 

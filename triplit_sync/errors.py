@@ -22,8 +22,9 @@ that is what a Python user would catch. Errors that come from the server carry i
     ├── TokenDecodingError          a token that is not a readable JWT (also ValueError)
     ├── TokenExpiredError           a token whose ``exp`` has passed
     ├── SessionRolesMismatchError   a new token whose roles differ from the session's
-    ├── StorageLockedError          another process owns this client's local database
+    ├── StorageLockedError          every slot of this client name is in use, or it is open in this process
     ├── StorageCorruptError         the local database file cannot be used
+    ├── StorageUnsafeError          the client's folder or files could be tampered with (symlink, owner, mode)
     └── ClientClosedError           the client was closed
 
 Messages never contain tokens.
@@ -53,6 +54,7 @@ __all__ = [
     "TokenExpiredError",
     "SessionRolesMismatchError",
     "StorageLockedError",
+    "StorageUnsafeError",
     "StorageCorruptError",
     "ClientClosedError",
     "server_error_from_json",
@@ -189,7 +191,17 @@ class SessionRolesMismatchError(TriplitError):
 
 
 class StorageLockedError(TriplitError):
-    """Another process owns this client name's local database."""
+    """This client name cannot get a local database: it is open in this process already, or
+    every one of its slots is owned by a live process."""
+
+
+class StorageUnsafeError(TriplitError):
+    """The client's folder or one of its files is not safe to use: a symlink, owned by another
+    user, or writable by others. ``path`` names it; the message says what to fix."""
+
+    def __init__(self, message: str, path: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class StorageCorruptError(TriplitError):

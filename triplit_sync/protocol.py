@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple, Type, Union
 
 from ._chunks import ChunkAssembler, utf8_pieces
-from ._envelope import decode_changes, dumps_bytes, encode_changes, loads
+from ._deepjson import parse_frame
+from ._envelope import decode_changes, dumps_bytes, encode_changes
+from ._inbound import sanitize_changes
 from ._queryid import QUERY_ID_KEYS, query_id
 from ._redact import REDACTED, excerpt, redact
 from ._types import Changes, QueryJSON, Timestamp
@@ -68,6 +70,10 @@ NO_RETRY_CLOSE_TYPES = SESSION_ERROR_TYPES | {"INTERNAL_ERROR"}
 # Messages
 
 
+class UnknownMessageType(ProtocolError):
+    """A well-formed frame of a type this client does not know (a newer server): ignorable."""
+
+
 class Message:
     """Base class of every sync message; ``TYPE`` is the wire ``type``."""
 
@@ -102,8 +108,12 @@ def _opt(payload: Dict[str, Any], key: str, kind: Union[type, Tuple[type, ...]],
 
 def _timestamp(payload: Dict[str, Any], frame: str) -> Timestamp:
     ts: Timestamp = _req(payload, "timestamp", list, frame)
-    if len(ts) != 3 or not isinstance(ts[0], (int, float)) or not isinstance(ts[1], (int, float)):
-        raise ProtocolError(f"{frame} frame: timestamp must be [ms, counter, clientId], got {ts!r:.80}")
+    # Exactly [int, int, str]: a timestamp becomes a resume checkpoint and is compared with
+    # others, so a bool, a float or a negative number must never get that far.
+    if len(ts) != 3 or not all(type(x) is int and x >= 0 for x in ts[:2]) or type(ts[2]) is not str:
+        raise ProtocolError(
+            f"{frame} frame: timestamp must be [ms, counter, clientId], got {redact(repr(ts), 80)}"
+        )
     return ts
 
 
@@ -148,6 +158,8 @@ class EntityData(Message):
     changes: Changes
     timestamp: Timestamp
     for_queries: List[str]
+    #: what was dropped from the frame on decoding (``_inbound.py``), one line per entity
+    rejected: List[str] = field(default_factory=list, compare=False, repr=False)
 
     def to_payload(self) -> Dict[str, Any]:
         return {
@@ -162,7 +174,9 @@ class EntityData(Message):
         for_queries = _req(payload, "forQueries", list, cls.TYPE)
         if not all(isinstance(q, str) for q in for_queries):
             raise ProtocolError(f"{cls.TYPE} frame: forQueries must hold query id strings")
-        return cls(changes, _timestamp(payload, cls.TYPE), for_queries)
+        timestamp = _timestamp(payload, cls.TYPE)
+        changes, rejected = sanitize_changes(changes)
+        return cls(changes, timestamp, for_queries, rejected)
 
 
 @dataclass
@@ -502,7 +516,7 @@ def decode_message(frame: Union[str, bytes, bytearray, memoryview]) -> Message:
     if isinstance(frame, (memoryview, bytearray)):
         frame = bytes(frame)
     try:
-        obj = loads(frame)
+        obj = parse_frame(frame)  # never recurses without limit (_deepjson.py)
     except (ValueError, TypeError) as e:
         raise ProtocolError(f"frame is not valid JSON ({e}): {excerpt(frame)!r}") from None
     if not isinstance(obj, dict):
@@ -512,7 +526,7 @@ def decode_message(frame: Union[str, bytes, bytearray, memoryview]) -> Message:
         raise ProtocolError(f"frame has no message type: {excerpt(frame)!r}")
     cls = _BY_TYPE.get(mtype)
     if cls is None:
-        raise ProtocolError(f"{redact(mtype, 60)} frame: unknown message type")
+        raise UnknownMessageType(f"{redact(mtype, 60)} frame: unknown message type")
     payload = obj.get("payload")
     if payload is None:
         payload = {}

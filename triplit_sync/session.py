@@ -15,6 +15,7 @@ import datetime as _dt
 import json
 import logging
 import os
+import stat
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from ._redact import redact
+from ._safefs import open_nofollow
 from .tokens import Roles, decode_claims, expires_at, identity_key, match_roles
 
 __all__ = [
@@ -115,7 +117,7 @@ class SessionStore:
         """The stored session, or ``None``. An unreadable file is moved aside with a warning."""
         with self._lock:
             try:
-                raw = self.path.read_bytes()
+                raw = self._read()
             except FileNotFoundError:
                 return None
             except OSError as e:
@@ -138,6 +140,17 @@ class SessionStore:
                 return None
             return data
 
+    def _read(self) -> bytes:
+        """The file's bytes, never through a symlink (another user's session must not become
+        ours: :class:`StorageUnsafeError`); a file others could read is made 0600, with a WARNING."""
+        fd = open_nofollow(self.path, os.O_RDONLY)
+        with os.fdopen(fd, "rb") as f:
+            mode = stat.S_IMODE(os.fstat(fd).st_mode)
+            if mode & 0o077 and hasattr(os, "fchmod"):
+                log.warning("%s had mode %o (it holds a token); made it 0600", self.path, mode)
+                os.fchmod(fd, 0o600)
+            return f.read()
+
     def save(self, data: Mapping[str, Any]) -> None:
         """Replace the file atomically: a crash leaves the old file or the new one, never half."""
         body = dict(data)
@@ -145,7 +158,12 @@ class SessionStore:
         text = json.dumps(body, separators=(",", ":"))
         with self._lock:
             tmp = self.path.with_name(f".{SESSION_FILE}.{os.getpid()}.{threading.get_ident()}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.unlink(tmp)  # left by a killed process with this pid; O_EXCL below needs it gone
+            except FileNotFoundError:
+                pass
+            # O_EXCL and O_NOFOLLOW: never write through a link planted at the temp name.
+            fd = open_nofollow(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
                 with os.fdopen(fd, "w") as f:
                     f.write(text)

@@ -30,7 +30,7 @@ from ._resume import resume_state
 from ._types import Changes, Document, QueryJSON, Timestamp
 from ._wireorder import Intent, WireOrder
 from ._wirequery import wire_query
-from .errors import QueryError, WriteError
+from .errors import ProtocolError, QueryError, WriteError
 from .protocol import (
     ChangesAck,
     ChangesMessage,
@@ -297,7 +297,23 @@ class SyncEngine:
             if self._wire is not None and self._wire.pong(int(-ts)):
                 self._pump()
 
+    def report_frame_problem(self, for_queries: Iterable[str], error: BaseException) -> None:
+        """A frame for these queries was (partly) not applied: their subscribers' ``on_error``
+        hears of it (logged when there is none)."""
+        with self._lock:
+            subs = [sub for qid in for_queries if qid in self._queries
+                    for sub in self._queries[qid].subscribers if sub.active]
+        for sub in subs:
+            if sub.on_error is not None:
+                self._submit(sub.on_error, error)
+        if not any(sub.on_error is not None for sub in subs):
+            logger.warning("%s", error)
+
     def _on_entity_data(self, msg: EntityData) -> None:
+        if msg.rejected:  # dropped at the boundary (_inbound.py); the rest applies
+            shown = "; ".join(p for p in msg.rejected if p)
+            self.report_frame_problem(msg.for_queries, ProtocolError(
+                f"ENTITY_DATA frame: dropped {len(msg.rejected)} invalid entities: {shown}"))
         with self._lock:
             if self._wire is None:
                 return  # from a connection that has ended

@@ -17,21 +17,21 @@ from typing import Any, Callable, Dict, List, Optional
 from urllib.parse import urlsplit
 
 from ._callbacks import add_callback, wait_until
+from ._keepalive import Keepalive, check_pong_timeout
 from ._redact import install_log_filter
 from ._status import CloseInfo, ConnectionStatus, StatusChange
-from ._wsconn import WsConnection, build_socket_url, check_server_url, is_loopback, parse_close_reason
+from ._wsconn import WsConnection, build_socket_url, check_server_url, is_loopback
 from .errors import ClientClosedError, ProtocolError
 from .protocol import (
     DEFAULT_CHUNK_SIZE,
     NO_RETRY_CLOSE_TYPES,
-    Chunk,
     Close,
     Message,
     Ping,
+    Pong,
     Ready,
     SchemaRequest,
     SchemaResponse,
-    decode_message,
     encode_frames,
     redact,
 )
@@ -61,8 +61,16 @@ class WebSocketTransport:
     delivered); READY is delivered after the transport has marked itself ready, and nothing is
     delivered after a disconnect()/reconnect() of that connection. SCHEMA_REQUEST is answered
     here with ``schema_provider()`` (``schema_hash`` puts ``schema=<hash>`` in the URL).
-    ``on_close`` runs once per connection whose socket opened. An exception in a callback is
-    logged and passed to ``error_hook``; reading goes on.
+    ``on_close`` runs once per connection whose socket opened. An exception in a status
+    listener or ``on_close`` is logged and passed to ``error_hook``. A frame that cannot be
+    decoded, or whose ``on_message`` raises, is logged and passed to ``error_hook``, and the
+    connection is dropped and resumed: its state can no longer be trusted (repeats back off).
+
+    After READY a PING goes out every ``ping_interval`` seconds; a ping unanswered after
+    ``pong_timeout`` seconds (default: 10, at most ``ping_interval``), or no READY within
+    ``connect_timeout`` of opening, drops the connection, so a silent one is noticed at most
+    ``ping_interval + pong_timeout`` after its last frame (see ``_keepalive.py``); ``probe()``
+    pings at once.
 
     Reconnects (``backoff_initial`` doubling to ``backoff_max``, minus up to ``backoff_jitter``
     of it, reset when a socket opens) only after a close without a reason, with ``retry: true``
@@ -85,7 +93,8 @@ class WebSocketTransport:
         token_provider: Callable[[], Optional[str]],
         on_message: Callable[[Message], None],
         on_close: Optional[Callable[[CloseInfo], None]] = None,
-        ping_interval: Optional[float] = 45.0,
+        ping_interval: Optional[float] = 15.0,
+        pong_timeout: Optional[float] = None,
         backoff_initial: float = 0.25,
         backoff_max: float = 30.0,
         backoff_jitter: float = 0.2,
@@ -106,6 +115,7 @@ class WebSocketTransport:
             raise ValueError(
                 f"ping_interval must be a positive number of seconds or None, got {ping_interval!r}"
             )
+        pong_timeout = check_pong_timeout(ping_interval, pong_timeout)
         if not 0 < backoff_initial <= backoff_max:
             raise ValueError(
                 f"need 0 < backoff_initial <= backoff_max, got {backoff_initial!r}, {backoff_max!r}"
@@ -122,6 +132,7 @@ class WebSocketTransport:
         self._on_message = on_message
         self._on_close = on_close
         self.ping_interval = ping_interval
+        self.pong_timeout = pong_timeout
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.backoff_jitter = backoff_jitter
@@ -145,6 +156,7 @@ class WebSocketTransport:
         self._want = False
         self._closed = False
         self._attempt = 0  # failed attempts since the last open; drives the backoff
+        self._strikes = 0  # connections dropped for a bad frame since one was handled well
         self._retries = 0  # reconnects since the last READY, for the log line at the next one
         self._listeners: List[Callable[[StatusChange], None]] = []
         self._pending_changes: List[StatusChange] = []
@@ -244,6 +256,17 @@ class WebSocketTransport:
                 logger.debug("not sent (not ready): %s", msg.TYPE)
                 return False
             return self._write(conn, frames, msg.TYPE)
+
+    def probe(self, timeout: Optional[float] = None) -> bool:
+        """Make the connection prove it is alive: a PING now; no frame within ``timeout``
+        seconds (default ``pong_timeout``) drops the connection and reconnects. False when
+        there is no ready connection to probe.
+
+            transport.probe(5.0)
+        """
+        conn = self._conn
+        watch = conn.keepalive if conn is not None else None
+        return watch is not None and watch.probe(timeout)
 
     def wait_ready(self, timeout: Optional[float] = None) -> bool:
         """Block until READY (True), or until ``timeout`` passes or the transport stops trying
@@ -408,7 +431,9 @@ class WebSocketTransport:
                     self._lock.notify_all()
                     delay = None
                 else:
-                    delay = self.backoff_delay(self._attempt)
+                    # after a bad frame, the next try waits longer each time it happens again
+                    attempt = max(self._attempt, self._strikes - 1) if conn.untrusted else self._attempt
+                    delay = self.backoff_delay(attempt)
                     self._attempt += 1
                     self._retries += 1
             self._notify()
@@ -443,58 +468,72 @@ class WebSocketTransport:
                 self._attempt = 0
                 self._set_status_locked(ConnectionStatus.OPEN)
         self._notify()
-        stop_ping = threading.Event()
+        watch = conn.keepalive = Keepalive(
+            ping_interval=self.ping_interval, pong_timeout=self.pong_timeout,
+            ready_timeout=self.connect_timeout, send_ping=lambda: self._ping(conn),
+            on_dead=lambda why: self._drop(conn, why, untrusted=False), name=f"{self._name}-keepalive")
         try:
             if not stale:
-                conn.read(lambda data: self._on_text(conn, data, stop_ping), self._send_lock)
+                watch.start()
+                conn.read(lambda data: self._on_text(conn, data), self._send_lock)
         finally:
-            stop_ping.set()
+            watch.stop()
             conn.ready = False
             conn.shutdown()
 
-    def _on_text(self, conn: WsConnection, data: bytes, stop_ping: threading.Event) -> None:
+    def _on_text(self, conn: WsConnection, data: bytes) -> None:
+        """One whole text frame, on the reader thread. Nothing raised here ends the reader:
+        whatever goes wrong with a frame is reported and the connection resumed."""
         self.bytes_received += len(data)
-        if len(data) >= _LARGE_FRAME and gc.isenabled():
+        watch = conn.keepalive
+        watch.arrived()
+        paused = len(data) >= _LARGE_FRAME and gc.isenabled()
+        if paused:
             # Decoding and applying a large frame allocates hundreds of thousands of objects
             # that all survive; the collector would scan them again and again (~40 % of the
             # work). Pause it for this frame; its next run catches up.
             gc.disable()
-            try:
-                self._on_frame(conn, data, stop_ping)
-            finally:
+        try:
+            self._on_frame(conn, data)
+        except Exception as e:  # a frame boundary: the reader must survive any frame
+            what = "a frame" if conn.manual else "a frame; dropping the connection"
+            logger.error("could not handle %s: %s: %s", what, type(e).__name__, redact(e, 300),
+                         exc_info=not isinstance(e, ProtocolError))
+            if self._error_hook is not None:
+                self._call_safely(self._error_hook, e, what="error hook")
+            self._drop(conn, f"bad frame: {type(e).__name__}", untrusted=True)
+        finally:
+            if paused:
                 gc.enable()
-        else:
-            self._on_frame(conn, data, stop_ping)
+            watch.done()
 
-    def _on_frame(self, conn: WsConnection, data: bytes, stop_ping: threading.Event) -> None:
-        msg = self._decode(conn, data)
+    def _on_frame(self, conn: WsConnection, data: bytes) -> None:
+        msg = conn.decode(data)
         if msg is None:
             return
-        if isinstance(msg, Ready) and self.ping_interval and not conn.ready:
-            threading.Thread(
-                target=self._ping_loop, args=(conn, stop_ping), name=f"{self._name}-ping", daemon=True
-            ).start()
+        if isinstance(msg, Ready) and not conn.ready:
+            conn.keepalive.ready()
         self._handle(conn, msg)
 
-    def _decode(self, conn: WsConnection, data: bytes) -> Optional[Message]:
-        debug = logger.isEnabledFor(logging.DEBUG)
-        try:
-            msg = decode_message(data)
-            if isinstance(msg, Chunk):
-                text = conn.assembler.add(msg)
-                if text is None:
-                    return None
-                msg = decode_message(text)
-                if isinstance(msg, Chunk):
-                    raise ProtocolError("CHUNK frame: a chunk that holds another chunk")
-        except ProtocolError as e:
-            logger.warning("ignored a malformed frame: %s", e)
-            return None
-        if debug:
-            logger.debug(
-                "recv %s (%d bytes): %s", msg.TYPE, len(data), redact(data.decode("utf-8", "replace"), 300)
-            )
-        return msg
+    def _drop(self, conn: WsConnection, reason: str, untrusted: bool) -> None:
+        """Cut a connection that can't be trusted or is dead; the runner then reconnects."""
+        if conn.manual or conn.close_sent or conn.finished.is_set():
+            return
+        with self._lock:
+            if untrusted:
+                self._strikes += 1
+                conn.untrusted = True
+        if conn.error is None:
+            conn.error = reason
+        conn.ready = False
+        conn.abort()
+
+    def _ping(self, conn: WsConnection) -> bool:
+        with self._send_lock:
+            if self._conn is not conn or not conn.ready or conn.close_sent:
+                return False
+            frames = encode_frames(Ping(client_timestamp=int(time.time() * 1000)), None)
+            return self._write(conn, frames, Ping.TYPE)
 
     def _handle(self, conn: WsConnection, msg: Message) -> None:
         if isinstance(msg, Ready):
@@ -528,7 +567,10 @@ class WebSocketTransport:
             return
         if conn.manual:
             return  # the caller asked to disconnect: later messages are not theirs any more
-        self._call_safely(self._on_message, msg, what="on_message")
+        self._on_message(msg)  # raising: see _on_text
+        if self._strikes and not isinstance(msg, (Ready, Pong, SchemaRequest)):
+            with self._lock:
+                self._strikes = 0  # data handled well: the next bad frame reconnects at once
 
     def _write(self, conn: WsConnection, frames: List[bytes], mtype: str) -> bool:
         """Write frames; the caller holds the send lock."""
@@ -546,40 +588,12 @@ class WebSocketTransport:
             logger.debug("sent %s (%d bytes in %d frames): %s", mtype, size, len(frames), redact(text, 300))
         return True
 
-    def _ping_loop(self, conn: WsConnection, stop: threading.Event) -> None:
-        interval = self.ping_interval or 45.0
-        while not stop.wait(interval):
-            if self._conn is not conn:
-                return
-            self.send(Ping(client_timestamp=int(time.time() * 1000)))
-
     def _close_info(self, conn: WsConnection) -> CloseInfo:
-        if conn.close_message is not None:
-            ctype: Optional[str] = conn.close_message.type
-            retry = conn.close_message.retry
-            message = conn.close_message.message
-        else:
-            ctype, retry = parse_close_reason(conn.close_reason)
-            message = None
-            if ctype == "MANUAL_DISCONNECT" and conn.manual:
-                retry = False
-        code = conn.close_code if conn.close_code is not None else (1006 if conn.opened else None)
-        retryable = retry and ctype not in NO_RETRY_CLOSE_TYPES
+        ctype, retry = conn.end_reason()
         with self._lock:
             if conn.reconnecting:
                 will = not self._closed
             else:
-                will = retryable and not conn.manual and self._want and not self._closed and (
-                    conn.generation == self._generation
-                )
-        return CloseInfo(
-            type=ctype,
-            retry=retry,
-            message=message,
-            code=code,
-            manual=conn.manual,
-            will_reconnect=will,
-            was_open=conn.opened,
-            was_ready=conn.client_id is not None,
-            error=conn.error,
-        )
+                will = retry and ctype not in NO_RETRY_CLOSE_TYPES and not conn.manual and self._want \
+                    and not self._closed and conn.generation == self._generation
+        return conn.close_info(will)

@@ -498,6 +498,34 @@ class OutboxMixin:
                 seg.owner = to_owner
             return True
 
+    def import_outbox(self, segments: Iterable[Segment]) -> int:
+        """Append another outbox's writes (oldest first; an in-flight batch among them comes back
+        as pending) after this one's, durably, keeping each segment's owner and units. For the
+        writes a dead process left in its own database. Returns how many entity writes came in."""
+        with self._lock:
+            self._check_open()
+            sid = self._next_sid()
+            base, top = self._next_unit, 0
+            new: List[Segment] = []
+            writes = Writes()
+            for seg in segments:
+                check_owner(seg.owner)
+                copy = Segment(sid, seg.owner)
+                for coll, eid, doc, deleted in seg.rows():
+                    unit = seg.units.get((coll, eid), 0)
+                    top = max(top, unit)
+                    copy.put(coll, eid, (doc, deleted), base + unit)  # fresh units: never shared with ours
+                if copy.changes:
+                    sid += 1
+                    new.append(copy)
+                    writes.outbox_rows.extend(copy.row_tuples(False))
+            if not new:
+                return 0
+            self._persist(writes)
+            self._pending.extend(new)
+            self._next_unit = base + top + 1
+            return len(writes.outbox_rows)
+
     def pending_changes(self, owner: Optional[str] = None) -> List[OutboxEntry]:
         """Everything not yet acknowledged, oldest first: the in-flight batch, then pending writes.
 

@@ -21,8 +21,9 @@ import os
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, NoReturn, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, NoReturn, Optional, Set, Tuple, Union
 
+from .._safefs import check_file, open_nofollow
 from .._types import Document
 from ..errors import StorageCorruptError, StorageLockedError, TriplitError
 from ._changes import dumps, loads
@@ -32,7 +33,7 @@ from .base import LocalStore
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SqliteStore", "DB_FILENAME"]
+__all__ = ["SqliteStore", "DB_FILENAME", "take_outbox"]
 
 DB_FILENAME = "cache.sqlite"
 
@@ -133,16 +134,19 @@ class SqliteStore(LocalStore):
                 os.chmod(folder, 0o700)  # makedirs' mode is filtered by the umask
             except OSError as exc:
                 raise TriplitError(f"cannot create the local database folder {folder}: {exc}") from exc
-        if not self.path.exists():
+        # sqlite follows symlinks for the database and its -wal/-shm files: refuse any (and
+        # files of another user) before it opens them.
+        for suffix in ("-wal", "-shm"):
+            check_file(self.path.with_name(self.path.name + suffix))
+        if os.path.lexists(self.path) and not os.path.islink(self.path) and not self.path.is_file():
+            self._corrupt("not a regular file")
+        if not check_file(self.path):
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-                os.close(fd)
+                os.close(open_nofollow(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
             except FileExistsError:
                 pass
             except OSError as exc:
                 raise TriplitError(f"cannot create the local database {self.path}: {exc}") from exc
-        elif not self.path.is_file():
-            self._corrupt("not a regular file")
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -229,27 +233,10 @@ class SqliteStore(LocalStore):
         self._timestamps = stamps
 
     def _load_outbox(self, conn: sqlite3.Connection) -> None:
-        segments: Dict[int, Segment] = {}
-        inflight: Optional[Segment] = None
-        top_unit = 0
-        for sid, owner, is_inflight, coll, eid, raw, deleted, unit in conn.execute(
-            "SELECT segment, owner, inflight, collection, id, doc, deleted, unit FROM outbox ORDER BY segment"
-        ):
-            seg = segments.get(sid)
-            if seg is None:
-                seg = segments[sid] = Segment(sid, owner)
-                if is_inflight:
-                    if inflight is not None:
-                        raise ValueError("two in-flight batches in the outbox")
-                    inflight = seg
-            doc = None if raw is None else loads(raw)
-            if doc is not None and type(doc) is not dict:
-                raise TypeError(f"outbox entry {coll}/{eid} is not an object")
-            seg.put(coll, eid, (doc, bool(deleted)), int(unit))
-            top_unit = max(top_unit, int(unit))
+        inflight, pending, top_unit = _read_outbox(conn)
         self._next_unit = top_unit + 1
         self._inflight = inflight
-        self._pending = [seg for seg in segments.values() if seg is not inflight and seg.changes]
+        self._pending = pending
 
     def _load_query_ids(self, conn: sqlite3.Connection) -> None:
         out: Dict[str, Dict[str, Set[str]]] = {}
@@ -357,3 +344,70 @@ class SqliteStore(LocalStore):
 
 
 _ABANDONED: List[Optional[sqlite3.Connection]] = []
+
+
+def _read_outbox(conn: sqlite3.Connection, units: bool = True) -> Tuple[Optional[Segment], List[Segment], int]:
+    """(in-flight batch, pending segments oldest first, highest unit) from an outbox table."""
+    segments: Dict[int, Segment] = {}
+    inflight: Optional[Segment] = None
+    top_unit = 0
+    unit_column = "unit" if units else "0"
+    for sid, owner, is_inflight, coll, eid, raw, deleted, unit in conn.execute(
+        f"SELECT segment, owner, inflight, collection, id, doc, deleted, {unit_column}"  # noqa: S608
+        " FROM outbox ORDER BY segment"
+    ):
+        seg = segments.get(sid)
+        if seg is None:
+            seg = segments[sid] = Segment(sid, owner)
+            if is_inflight:
+                if inflight is not None:
+                    raise ValueError("two in-flight batches in the outbox")
+                inflight = seg
+        doc = None if raw is None else loads(raw)
+        if doc is not None and type(doc) is not dict:
+            raise TypeError(f"outbox entry {coll}/{eid} is not an object")
+        seg.put(coll, eid, (doc, bool(deleted)), int(unit))
+        top_unit = max(top_unit, int(unit))
+    return inflight, [seg for seg in segments.values() if seg is not inflight and seg.changes], top_unit
+
+
+def take_outbox(path: Union[str, "os.PathLike[str]"], deliver: Callable[[List[Segment]], Any]) -> int:
+    """Hand the outbox of the database at ``path`` (oldest first, the in-flight batch first) to
+    ``deliver``, then empty it; only its outbox is read, not its cache. The caller must own the
+    database's folder lock (its owner is gone). Returns how many segments were delivered.
+
+    ``deliver`` commits them elsewhere before they are deleted here, so a crash between the two
+    can make them be sent twice, never lost. An unusable file is left to its next owner (0).
+    """
+    db = resolve_db_path(path)
+    for suffix in ("", "-wal", "-shm"):
+        check_file(db.with_name(db.name + suffix))
+    if not db.exists():
+        return 0
+    try:
+        conn = sqlite3.connect(str(db), timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+    except sqlite3.Error as exc:
+        logger.warning("cannot read the writes left in %s: %s", db, exc)
+        return 0
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if app_id != _APPLICATION_ID or version not in (1, _SCHEMA_VERSION) or "outbox" not in tables:
+            return 0
+        inflight, pending, _ = _read_outbox(conn, units=version == _SCHEMA_VERSION)
+        segments = ([inflight] if inflight is not None else []) + pending
+        if not segments:
+            return 0
+        deliver(segments)
+        conn.execute("DELETE FROM outbox")
+        conn.execute("COMMIT")
+        return len(segments)
+    except (sqlite3.Error, ValueError, TypeError, KeyError) as exc:
+        logger.warning("cannot read the writes left in %s (%s); its next owner will", db, exc)
+        return 0
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        conn.close()
