@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import subprocess
 import time
 import traceback
@@ -19,6 +20,7 @@ SCENARIOS: Dict[str, Callable[..., Result]] = {
     "threads": threads.run,
 }
 RESULTS = Path(__file__).with_name("RESULTS.md")
+RESULTS_JSON = Path(__file__).with_name("results.json")
 
 
 def run_one(name: str, quick: bool, seed: int = 1, **kwargs: object) -> Result:
@@ -45,30 +47,46 @@ def _git(*args: str) -> str:
 
 
 def write_results(results: List[Result], command: str) -> Path:
+    """Record ``results`` in results.json (one entry per scenario, so a ``--only`` run replaces
+    just its own) and render RESULTS.md from all entries."""
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    m = machine()
+    commit = f"{_git('rev-parse', '--short', 'HEAD')} ({_git('rev-parse', '--abbrev-ref', 'HEAD')})"
+    try:
+        stored: Dict[str, Dict[str, object]] = json.loads(RESULTS_JSON.read_text())
+    except (OSError, ValueError):
+        stored = {}
+    for r in results:
+        stored[r.name] = {"mode": r.mode, "passed": r.passed, "seconds": round(r.seconds),
+                          "figures": {k: str(v) for k, v in r.figures.items()},
+                          "failures": [f.splitlines()[0][:400] for f in r.failures],
+                          "recorded": now, "command": command, "commit": commit, "machine": machine()}
+    RESULTS_JSON.write_text(json.dumps(stored, indent=1) + "\n")
     lines = [
         "# Fault suite: recorded results",
         "",
-        f"Recorded {now} by `{command}` at commit `{_git('rev-parse', '--short', 'HEAD')}` "
-        f"(branch `{_git('rev-parse', '--abbrev-ref', 'HEAD')}`).",
+        "Written by `python -m tests.faults --full --record` (a `--only` run replaces its own",
+        "scenarios); the data is in results.json. What each scenario does and counts:",
+        "[README.md](README.md). Times are wall-clock on a loopback network, on a machine shared",
+        "with other work: read them as orders of magnitude.",
         "",
-        f"Machine: {m['uname']}, {m['cpus']} CPUs; Python {m['python']}; Node {m['node']}; {m['server']}.",
-        "",
-        "What each scenario does and counts: [README.md](README.md). Times are wall-clock on a loopback",
-        "network, on a machine shared with other work: read them as orders of magnitude.",
-        "",
-        "| scenario | mode | result | time |",
-        "|---|---|---|---|",
+        "| scenario | mode | result | time | recorded | commit |",
+        "|---|---|---|---|---|---|",
     ]
-    for r in results:
-        lines.append(f"| {r.name} | {r.mode} | {'PASS' if r.passed else 'FAIL'} | {r.seconds:.0f} s |")
-    for r in results:
-        lines += ["", f"## {r.name}: {'PASS' if r.passed else 'FAIL'}", "", "| figure | value |", "|---|---|"]
-        for k, v in r.figures.items():
+    for name, e in stored.items():
+        lines.append(f"| {name} | {e['mode']} | {'PASS' if e['passed'] else 'FAIL'} | {e['seconds']} s "
+                     f"| {e['recorded']} | `{e['commit']}` |")
+    machines = {json.dumps(e["machine"], sort_keys=True) for e in stored.values()}
+    for mj in sorted(machines):
+        m = json.loads(mj)
+        lines += ["", f"Machine: {m['uname']}, {m['cpus']} CPUs; Python {m['python']}; Node {m['node']}; "
+                      f"{m['server']}."]
+    for name, e in stored.items():
+        lines += ["", f"## {name}: {'PASS' if e['passed'] else 'FAIL'}", "",
+                  f"`{e['command']}`, {e['recorded']}", "", "| figure | value |", "|---|---|"]
+        for k, v in e["figures"].items():  # type: ignore[attr-defined]
             lines.append(f"| {k} | {str(v).replace('|', '/')} |")
-        if r.failures:
+        if e["failures"]:
             lines += ["", "Failures:", ""]
-            lines += [f"- {f.splitlines()[0][:400]}" for f in r.failures]
+            lines += [f"- {f}" for f in e["failures"]]  # type: ignore[attr-defined]
     RESULTS.write_text("\n".join(lines) + "\n")
     return RESULTS
