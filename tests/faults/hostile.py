@@ -300,7 +300,7 @@ def run(quick: bool = True, seed: int = 1) -> Result:
                 alive = peer.wait(lambda: peer.connections > connections, 3)
             if alive and ((i + 1) % CANARY_EVERY == 0 or i == total - 1):
                 canaries += 1
-                alive = _canary(peer, rows, qid, f"canary{i}", thread_errors)
+                alive = _canary(client, peer, rows, qid, f"canary{i}", thread_errors)
             if not alive:
                 if len(thread_errors.errors) > errors_seen:
                     deaths += 1  # the reader thread raised: it is gone
@@ -321,7 +321,7 @@ def run(quick: bool = True, seed: int = 1) -> Result:
                 peer.wait(lambda: peer.connections > connections, 10)
                 qid = _current_qid(peer, qid)
             if i == big_chunks - 1:  # every unfinished chunk sent: what does the client hold now?
-                alive = alive and _canary(peer, rows, qid, "after-chunks", thread_errors)
+                alive = alive and _canary(client, peer, rows, qid, "after-chunks", thread_errors)
                 gc.collect()
                 held_after_chunks = rss_mb() - rss0
             if not alive or (i + 1) % CANARY_EVERY == 0:
@@ -384,7 +384,8 @@ def _current_qid(peer: Peer, old: str) -> str:
         return old if old in peer.query_ids or not peer.query_ids else next(iter(peer.query_ids))
 
 
-def _canary(peer: Peer, rows: Latest, qid: str, eid: str, errors: ThreadErrors, timeout: float = 5.0) -> bool:
+def _canary(client: TriplitClient, peer: Peer, rows: Latest, qid: str, eid: str, errors: ThreadErrors,
+            timeout: float = 5.0) -> bool:
     """Send a valid entity; True once the subscription shows it (through this connection or,
     if the client dropped it, the answer to its resumed query on the next). A new exception on
     a background thread ends the wait at once (the reader died), so deaths cost little time."""
@@ -395,7 +396,10 @@ def _canary(peer: Peer, rows: Latest, qid: str, eid: str, errors: ThreadErrors, 
     peer.send(hostile_gen.entity_data(qid, [[eid, doc]], timestamp=peer.timestamp()))
     n_errors = len(errors.errors)
     end = time.monotonic() + timeout
-    while time.monotonic() < end:
+    # A client waiting out its reconnect backoff (bad frames back off like failed connects,
+    # up to backoff_max = 30 s) gets that long: it is not a lost canary.
+    backoff_end = time.monotonic() + 35
+    while time.monotonic() < end or (client.connection_status.value != "OPEN" and time.monotonic() < backoff_end):
         if rows.has(eid, 0.1):
             return True
         if len(errors.errors) > n_errors:
