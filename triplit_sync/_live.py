@@ -91,7 +91,7 @@ class Subscription:
 
 class _LiveQuery:
     __slots__ = ("id", "query", "collections", "subscribers", "holds", "auto_holds", "sent", "fulfilled",
-                 "error", "rows", "deps", "evaluated", "remote", "listed", "counted", "decoded")
+                 "error", "rows", "deps", "evaluated", "remote", "listed", "counted", "decoded", "unsettled")
 
     def __init__(self, qid: str, query: QueryJSON, collections: Set[str]) -> None:
         self.id = qid
@@ -102,6 +102,7 @@ class _LiveQuery:
         self.auto_holds = 0  # of those, background refreshes that end with the server's answer
         self.sent = False  # CONNECT_QUERY sent on this connection
         self.fulfilled = False  # answered on this connection
+        self.unsettled = False  # answered, but a verification of an entity it shows is pending
         self.error: Optional[QueryError] = None
         self.rows: List[Document] = []
         self.deps: IdSets = {}

@@ -8,10 +8,12 @@ stateless query gets the write's diff later, but until then the local view is st
 client promising read-your-writes cannot show either. So, for every CONNECT_QUERY:
 
 1. it goes only while no CHANGES waits for its CHANGES_ACK or ERROR;
-2. a CHANGES goes only once every CONNECT_QUERY sent before it has been followed by a server
-   reply to a message sent no earlier than it. After each group of CONNECT_QUERY the engine
-   sends a PING, the *barrier*, whose PONG is that reply (the server answers a PING at once,
-   and its query work for memory and sqlite storage needs no I/O, so it is done by then).
+2. a CHANGES goes only once every CONNECT_QUERY sent before it has been answered. After each
+   group of CONNECT_QUERY the engine sends a PING, the *barrier*, whose PONG proves the server
+   has read the group; a query that carries resume ``state`` must also have had its first
+   ENTITY_DATA (or ERROR): the server answers a PING at once, while the first answer of a
+   stateful query awaits once per listed id, so a PONG can overtake it (seen in a convergence
+   run: a CHANGES sent right after the PONG had its diff dropped and left a stale value).
 
 When both wait, queries and writes take turns, so neither starves the other; after READY the
 queries go first. DISCONNECT_QUERY and PING are safe at any time. :class:`WireOrder` only
@@ -21,7 +23,7 @@ decides (it is plain state, guarded by the engine's lock); the engine builds and
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import List, Optional, Tuple
+from typing import Iterable, List, Optional, Set, Tuple
 
 __all__ = ["WireOrder", "Intent"]
 
@@ -36,7 +38,7 @@ class WireOrder:
     official JS client sends them); only tests that reproduce the server race use it.
     """
 
-    __slots__ = ("enforce", "changes_out", "barrier", "last", "_queued")
+    __slots__ = ("enforce", "changes_out", "barrier", "last", "_queued", "unanswered")
 
     def __init__(self, enforce: bool = True) -> None:
         self.enforce = enforce
@@ -46,6 +48,8 @@ class WireOrder:
         # first, as the official JS client sends them).
         self.last = "changes" if enforce else "queries"
         self._queued: "OrderedDict[Intent, None]" = OrderedDict()
+        #: Stateful CONNECT_QUERY ids sent whose first ENTITY_DATA or ERROR has not come.
+        self.unanswered: Set[str] = set()
 
     @property
     def queued(self) -> bool:
@@ -69,12 +73,24 @@ class WireOrder:
             return False
         if not self.enforce:
             return True
-        return self.barrier is None and not (self._queued and self.last == "changes")
+        return self.barrier is None and not self.unanswered and not (self._queued and self.last == "changes")
 
     def take_queued(self) -> List[Intent]:
         intents = list(self._queued)
         self._queued.clear()
         return intents
+
+    def sent_stateful(self, query_id: str) -> None:
+        if self.enforce:
+            self.unanswered.add(query_id)
+
+    def answered(self, query_ids: Iterable[str]) -> bool:
+        """Queries had their first answer; True when that lets a CHANGES go."""
+        if not self.unanswered:
+            return False
+        before = len(self.unanswered)
+        self.unanswered.difference_update(query_ids)
+        return len(self.unanswered) < before and not self.unanswered and self.barrier is None
 
     def pong(self, marker: int) -> bool:
         """A barrier's PONG arrived; True when it was the one awaited (CHANGES may go)."""

@@ -57,7 +57,8 @@ CHECKPOINT_INTERVAL = 0.5
 #: How many queries nobody uses any more keep their checkpoint and cached results (most
 #: recently used first), so that a later fetch or subscription answers locally and resumes.
 MAX_DORMANT_QUERIES = 100
-#: Acknowledged entities remembered per connection (see _hold_back_deletes).
+#: Entities this client wrote and the server acknowledged, remembered for the client's life
+#: (most recent last; see _hold_back_deletes).
 _MAX_ACKED = 100_000
 #: The send-order rule of PROTOCOL.md §13.2 (_wireorder.py); off only in tests of the race.
 _ENFORCE_SEND_ORDER = True
@@ -147,9 +148,8 @@ class SyncEngine:
 
     def _reset_connection_state(self) -> None:
         for live in self._queries.values():
-            live.sent = live.fulfilled = live.counted = False
+            live.sent = live.fulfilled = live.counted = live.unsettled = False
         self._fresh.reset()
-        self._acked.clear()
         self._out.clear()
 
     # ------------------------------------------------------------------ the wire
@@ -167,6 +167,8 @@ class SyncEngine:
                     msg = self._query_message(intent)
                     if msg is not None:
                         self._out.append((self._connection, msg))
+                        if msg.state is not None:
+                            wire.sent_stateful(msg.id)
                         sent = True
                 if sent:
                     wire.last = "queries"
@@ -317,6 +319,7 @@ class SyncEngine:
         with self._lock:
             if self._wire is None:
                 return  # from a connection that has ended
+            self._wire.answered(msg.for_queries)
             newly: List[_LiveQuery] = []
             answered: List[Tuple[str, Tuple[str, Set[str]]]] = []
             definitive: IdSets = {}
@@ -333,9 +336,14 @@ class SyncEngine:
                         definitive.setdefault(verification[0], set()).update(verification[1])
             changes, kept = self._hold_back_deletes(msg.changes, definitive)
             changed = self.store.apply_server_changes(changes, msg.timestamp)
+            if kept:
+                # Before the answers below settle: a query showing a held-back entity waits for
+                # its verification (see _settle).
+                self._verify(kept)
+            # An own write stays marked when the server echoes it: it may still be evicted from
+            # this connection later (it leaves every live query), and that delete must be held
+            # back. Only a delete that applies (definitive, or of an entity not ours) ends it.
             for coll, c in changes.items():
-                for eid in c["sets"]:
-                    self._acked.pop((coll, eid), None)
                 for eid in c["deletes"]:
                     self._acked.pop((coll, eid), None)
             self._fresh.received = changes
@@ -361,12 +369,12 @@ class SyncEngine:
                     self._checkpoints_dirty = True
                 for live, is_first in deliveries:
                     self._refresh(live, remote_first=is_first)
+                if answered:
+                    self._settle_all()
                 for live in newly:
                     self._release_auto(live)
             finally:
                 self._fresh.received = None
-            if kept:
-                self._verify(kept)
             self._cond.notify_all()
             self._pump()
 
@@ -436,10 +444,13 @@ class SyncEngine:
         assert isinstance(error, QueryError)
         key = msg.query_key or ""
         with self._lock:
+            if self._wire is not None and self._wire.answered([key]):
+                self._pump()
             verification = self._fresh.failed(key)
             if verification is not None:
                 logger.warning("could not verify cached %s entities: %s", verification[0], error)
                 self._refresh_collections(self.pipeline.probe_failed(key))
+                self._settle_all()
                 self._cond.notify_all()
                 self._pump()
                 return
@@ -498,7 +509,7 @@ class SyncEngine:
             # server cannot be asked now.
             if local_only or offline or live.fulfilled or live.id in self._checkpoints or live.rows:
                 self._deliver(sub, live.rows)
-            if live.fulfilled:
+            if live.fulfilled and not live.unsettled:
                 self._tell_fulfilled(sub)  # answered before this subscriber came
         return sub
 
@@ -566,7 +577,7 @@ class SyncEngine:
         def answered() -> bool:
             if live.error is not None:
                 raise live.error
-            return live.fulfilled
+            return live.fulfilled and not live.unsettled
 
         with self._cond:
             return wait_until(self._cond, answered, timeout)
@@ -585,7 +596,7 @@ class SyncEngine:
         """Whether this query is live and answered on the current connection."""
         with self._lock:
             live = self._queries.get(compute_query_id(query))
-            return live is not None and live.fulfilled
+            return live is not None and live.fulfilled and not live.unsettled
 
     def run_local(self, query: QueryJSON) -> List[Document]:
         with self._lock:
@@ -604,6 +615,7 @@ class SyncEngine:
         self._uncount(live)
         if self._wire is not None:
             self._wire.unqueue(("q", live.id))
+            self._wire.answered([live.id])  # what the server still does for it touches it alone
             if live.sent:
                 self._out.append((self._connection, DisconnectQuery(live.id)))
         live.sent = live.fulfilled = False
@@ -709,11 +721,30 @@ class SyncEngine:
                     decoded = self._decoded(live)
                 sub._delivered = live.rows
                 self._submit(_call_if_active, sub, [dict(row) for row in decoded])
-            if remote_first:
-                self._tell_fulfilled(sub)
         # After the callbacks are on their way: on a large first answer this bookkeeping
         # takes as long as decoding the rows, and nothing the callbacks see depends on it.
         self._bookkeep(live, old, changed, remote_first)
+        if remote_first:
+            live.unsettled = True
+            self._settle(live)
+
+    def _settle(self, live: "_LiveQuery") -> None:
+        """A first answer counts as fulfilled (fetch waits end, ``on_remote_fulfilled``) only
+        once no cached entity in its results awaits a verification: until then the results may
+        still show an entity the server deleted."""
+        if not live.unsettled or not live.fulfilled:
+            return
+        unverified = self._fresh.unverified
+        if any(live.deps.get(c, ()) and live.deps[c] & ids for c, ids in unverified.items() if ids):
+            return
+        live.unsettled = False
+        for sub in list(live.subscribers):
+            self._tell_fulfilled(sub)
+
+    def _settle_all(self) -> None:
+        for live in self._queries.values():
+            if live.unsettled:
+                self._settle(live)
 
     def _tell_fulfilled(self, sub: Subscription) -> None:
         """``on_remote_fulfilled``, once per subscriber and connection."""
@@ -808,6 +839,7 @@ class SyncEngine:
                 self.store.drop_query(qid)
             self._checkpoints.clear()
             self._dormant.clear()
+            self._acked.clear()
             self._checkpoints_dirty = True
         self.flush_checkpoints()
 
