@@ -398,12 +398,15 @@ def _canary(client: TriplitClient, peer: Peer, rows: Latest, qid: str, eid: str,
     end = time.monotonic() + timeout
     # A client waiting out its reconnect backoff (bad frames back off like failed connects,
     # up to backoff_max = 30 s) gets that long: it is not a lost canary.
+    # Once it is connected again, its resumed query still needs an answer: `timeout` more.
     backoff_end = time.monotonic() + 35
     while time.monotonic() < end or (client.connection_status.value != "OPEN" and time.monotonic() < backoff_end):
         if rows.has(eid, 0.1):
             return True
         if len(errors.errors) > n_errors:
             return False
+        if client.connection_status.value != "OPEN":
+            end = max(end, time.monotonic() + timeout)
     return False
 
 
