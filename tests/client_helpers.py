@@ -211,6 +211,8 @@ class DriverProcess:
         self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, bufsize=1)
         self._replies: "queue.Queue[Dict[str, Any]]" = queue.Queue()
+        self.events: "queue.Queue[Dict[str, Any]]" = queue.Queue()  # unasked lines: {"event": ...}
+        self._eof = threading.Event()
         self._next = 0
         self.stderr: List[str] = []
         threading.Thread(target=self._read, daemon=True, name="driver-stdout").start()
@@ -221,8 +223,10 @@ class DriverProcess:
         for line in self.proc.stdout:
             line = line.strip()
             if line.startswith("{"):
-                self._replies.put(json.loads(line))
+                obj = json.loads(line)
+                (self.events if "event" in obj and "id" not in obj else self._replies).put(obj)
         self._replies.put({"id": None, "ok": False, "error": "the driver process exited"})
+        self._eof.set()
 
     def _read_err(self) -> None:
         assert self.proc.stderr is not None
@@ -274,6 +278,17 @@ class DriverProcess:
         self.proc.kill()
         self.proc.wait(5)
         self.close()
+
+    def drain_events(self, timeout: float = 10.0) -> List[Dict[str, Any]]:
+        """After the process ended (killed or not): every event it wrote, in order (the pipe
+        keeps what was written before a SIGKILL)."""
+        self._eof.wait(timeout)
+        out: List[Dict[str, Any]] = []
+        while True:
+            try:
+                out.append(self.events.get_nowait())
+            except queue.Empty:
+                return out
 
 
 def python_driver(**options: Any) -> DriverProcess:

@@ -3,6 +3,11 @@
 argv[1] is a JSON object of TriplitClient keyword arguments plus ``url``; the client is built at
 start. Requests ``{"id", "cmd", ...}`` on stdin, one reply per request on stdout. Rows go out
 normalized (dates as ISO strings, sets as sorted lists).
+
+Events (lines with an ``"event"`` key and no ``"id"``) go out unasked: ``writeLoop`` starts a
+thread of random writes and reports each as ``begin`` before the call and ``done`` after it
+returned, so a parent that kills this process knows exactly which calls had returned
+(tests/faults/kill9.py); every write the server rejects is reported as ``sync_error``.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import random
 import sys
 import threading
 import time
@@ -39,6 +45,62 @@ def untag(value: Any) -> Any:
     return value
 
 
+def summarize(changes: Any) -> Dict[str, Any]:
+    """{collection: {"sets": {id: text}, "deletes": [ids]}} of a WriteError's changes."""
+    out: Dict[str, Any] = {}
+    for coll, c in (changes or {}).items():
+        sets = c.get("sets") or {}
+        out[coll] = {"sets": {k: (v or {}).get("text") if isinstance(v, dict) else None for k, v in sets.items()},
+                     "deletes": sorted(c.get("deletes") or [])}
+    return out
+
+
+def write_loop(client: TriplitClient, emit: Any, req: Dict[str, Any]) -> None:
+    """Random inserts, updates, deletes and small transactions on this loop's own entities
+    (ids ``prefix + n``), ``count`` of them, each reported before (``begin``) and after (``done``)."""
+    rng = random.Random(req.get("seed", 0))
+    prefix, owner = req["prefix"], req["owner"]
+    live: List[str] = []
+    n = 0
+    pause = float(req.get("pause", 0.005))
+    for seq in range(int(req.get("count", 50))):
+        ops: List[List[Any]] = []
+        r = rng.random()
+        if not live or r < 0.45:
+            ops.append(["insert", f"{prefix}{n}", f"{prefix}v{seq}"])
+            n += 1
+        elif r < 0.75:
+            ops.append(["update", rng.choice(live), f"{prefix}v{seq}"])
+        elif r < 0.9:
+            ops.append(["delete", rng.choice(live), None])
+        else:  # a transaction: one insert and one update in one batch
+            ops.append(["insert", f"{prefix}{n}", f"{prefix}v{seq}a"])
+            n += 1
+            ops.append(["update", rng.choice(live), f"{prefix}v{seq}b"])
+        emit({"event": "begin", "seq": seq, "ops": ops})
+        try:
+            with client.transact() as tx:
+                for kind, eid, text in ops:
+                    if kind == "insert":
+                        tx.insert("todos", {"id": eid, "text": text, "owner": owner})
+                    elif kind == "update":
+                        tx.update("todos", eid, {"text": text})
+                    else:
+                        tx.delete("todos", eid)
+        except Exception as e:  # reported: the parent counts it as a failed call
+            emit({"event": "error", "seq": seq, "error": f"{type(e).__name__}: {e}"})
+            continue
+        emit({"event": "done", "seq": seq})
+        for kind, eid, _ in ops:
+            if kind == "insert":
+                live.append(eid)
+            elif kind == "delete" and eid in live:
+                live.remove(eid)
+        if pause:
+            threading.Event().wait(rng.random() * pause)  # pacing, so kills land between writes too
+    emit({"event": "finished"})
+
+
 def main() -> None:
     options: Dict[str, Any] = json.loads(sys.argv[1])
     url = options.pop("url")
@@ -58,6 +120,18 @@ def main() -> None:
 
     client._engine.handle_message = handle  # type: ignore[method-assign]
     subs: Dict[str, Any] = {}
+    out_lock = threading.Lock()
+
+    def emit(obj: Dict[str, Any]) -> None:
+        with out_lock:
+            sys.stdout.write(json.dumps(obj, default=str) + "\n")
+            sys.stdout.flush()
+
+    def sync_error(error: WriteError) -> None:
+        emit({"event": "sync_error", "name": error.name, "message": str(error)[:300],
+              "changes": summarize(error.changes)})
+
+    client.on_sync_error(sync_error)
 
     def results(sub: str) -> Dict[str, Any]:
         col, s = subs[sub]
@@ -126,12 +200,15 @@ def main() -> None:
             return {"bytes_received": client._transport.bytes_received,
                     "bytes_sent": client._transport.bytes_sent,
                     "sent": sent.types(), "connect_queries": state, "received": received}
+        if cmd == "writeLoop":
+            threading.Thread(target=write_loop, args=(client, emit, req), name="driver-writer",
+                             daemon=True).start()
+            return True
         if cmd == "close":
             client.close()
             return True
         raise ValueError(f"unknown command {cmd!r}")
 
-    lock = threading.Lock()
     for line in sys.stdin:
         if not line.strip():
             continue
@@ -141,9 +218,7 @@ def main() -> None:
         except Exception as e:  # reported to the test, which fails with it
             detail = f" changes={getattr(e, 'changes', None)!r}" if hasattr(e, "changes") else ""
             reply = {"id": req["id"], "ok": False, "error": f"{type(e).__name__}: {e}{detail}"}
-        with lock:
-            sys.stdout.write(json.dumps(reply, default=str) + "\n")
-            sys.stdout.flush()
+        emit(reply)
         if req["cmd"] == "close":
             break
     client.close()

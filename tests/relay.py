@@ -60,6 +60,8 @@ class Relay:
         self._cut_mid_frame = False
         self._refuse = False
         self._closed = False
+        self.cuts = 0  # connections reset by cut() / cut_mid_frame(), for tests that time recovery
+        self.last_cut_at = 0.0  # time.monotonic() of the latest such reset
         threading.Thread(target=self._accept_loop, name="relay-accept", daemon=True).start()
 
     @property
@@ -82,8 +84,19 @@ class Relay:
         """Reset every open connection (new connections are still accepted)."""
         with self._cond:
             pairs, self._pairs = self._pairs, []
+            self._count_cut()
         for p in pairs:
             p.close(reset=True)
+
+    def _count_cut(self) -> None:
+        self.cuts += 1
+        self.last_cut_at = time.monotonic()
+        self._cond.notify_all()
+
+    def wait_cuts(self, n: int, timeout: float = 10.0) -> bool:
+        """Wait until ``n`` resets (cut / cut_mid_frame) have happened in all."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self.cuts >= n, timeout)
 
     def cut_mid_frame(self) -> None:
         """Reset the connections while forwarding the next server->client chunk, after only
@@ -192,6 +205,7 @@ class Relay:
                     dst.sendall(pending[: max(1, len(pending) // 2)])
                     with self._cond:
                         pairs, self._pairs = self._pairs, []
+                        self._count_cut()
                     for p in pairs:
                         p.close(reset=True)
                     break

@@ -202,7 +202,7 @@ class TriplitClient(StorageMixin, DataAPI):
             pong_timeout=self._pong_timeout,
             schema_hash=schema.hash() if schema is not None else None,
             schema_provider=(lambda: schema.to_json()) if schema is not None else None,
-            error_hook=self._callback_failed,
+            error_hook=self._transport_failed,
         )
 
     def _resume_stored_session(
@@ -572,6 +572,11 @@ class TriplitClient(StorageMixin, DataAPI):
 
     def _callback_failed(self, error: BaseException) -> None:
         log.error("a callback raised %s: %s", type(error).__name__, redact(str(error)))
+
+    def _transport_failed(self, error: BaseException) -> None:
+        # The transport has logged it (a bad frame at ERROR, with what it did about it); the
+        # subscriptions a frame was for heard of it through on_error.
+        log.debug("transport reported %s: %s", type(error).__name__, redact(str(error)))
 
     # ------------------------------------------------------------------ http
 

@@ -758,7 +758,14 @@ class SyncEngine:
             return
         for live in list(self._queries.values()):
             if live.collections & changed and (live.subscribers or live.evaluated):
-                self._refresh(live)
+                try:
+                    self._refresh(live)
+                except Exception as e:  # one query's local evaluation must not undo a write or an ack
+                    logger.error("could not evaluate query %s locally: %s: %s", live.id, type(e).__name__, e,
+                                 exc_info=True)
+                    for sub in list(live.subscribers):
+                        if sub.on_error is not None:
+                            self._submit(sub.on_error, e)
 
     def _deliver(self, sub: Subscription, rows: List[Document]) -> None:
         if sub._delivered is not None:
