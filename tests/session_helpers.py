@@ -4,6 +4,7 @@ client's transport, a client factory that always closes, and a runner for subpro
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -157,13 +158,19 @@ def script_env(**extra: str) -> Dict[str, str]:
     return env
 
 
+def default_sigint() -> None:
+    """In the child before exec: Ctrl-C does what it does in a terminal. A suite started in the
+    background by a non-interactive shell inherits SIGINT ignored, and Python keeps ignoring it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Script:
     """A Python script in a subprocess whose stdout lines can be awaited one by one."""
 
     def __init__(self, code: str, *args: str, **env: str) -> None:
         self.proc = subprocess.Popen(
             [PYTHON, "-c", textwrap.dedent(code), *args], cwd=str(ROOT), env=script_env(**env),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint,
         )
         self.cond = threading.Condition()
         self.lines: List[Tuple[float, str]] = []

@@ -250,7 +250,7 @@ def resume_under_writes(triplit: TriplitTestServer, make_client: Make, max_cuts:
             cuts += 1
             col.fulfilled.clear()
             reader.connect()
-            assert col.fulfilled.wait(15)
+            assert col.fulfilled.wait(40)  # a resume listing ~3 600 ids, under load
     finally:
         stop.set()
         for t in threads:

@@ -26,6 +26,7 @@ from triplit_sync.testing import (
 )
 
 from .conftest import SAMPLE_SCHEMA
+from .session_helpers import default_sigint
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -243,7 +244,7 @@ def _read_dev_output(proc: "subprocess.Popen[str]") -> Dict[str, str]:
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_dev_command_tokens_work_and_it_stops_cleanly(stop_signal: int) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "triplit_sync", "dev", "--port", "0"], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     try:
         info = _read_dev_output(proc)
         probe = TriplitTestServer()
