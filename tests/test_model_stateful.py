@@ -107,11 +107,11 @@ def apply_pending(server: Dict[str, Row], pending: List[Dict[str, Any]]) -> Dict
         for w in mine:
             if w["op"] == "delete":
                 continue
-            patch = normalize(w["values"])
+            patch = w["values"]  # normalized after the merge: a None clears the attribute
             if w["id"] in out:
                 out[w["id"]] = normalize(deep_merge(out[w["id"]], patch))
             elif "id" in patch:
-                out[w["id"]] = patch
+                out[w["id"]] = normalize(patch)
     return out
 
 
