@@ -314,3 +314,27 @@ def test_pending_changes_and_clearing_them(triplit: TriplitTestServer, make_clie
     client.connect()
     client.wait_for_sync(10)
     assert [(r["id"], r["text"]) for r in on_server(triplit)] == [("keep", "k")]
+
+
+def test_a_query_that_cannot_be_evaluated_does_not_undo_a_write(
+        triplit: TriplitTestServer, make_client: Make, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The write is in the outbox before live queries are re-evaluated: one that raises is
+    reported to its subscribers, and the write still returns and is sent."""
+    client = alice(make_client, triplit)
+    col = Collector()
+    broken = {"collectionName": "todos", "where": [["text", "=", "x"]]}
+    client.subscribe(broken, col, on_error=col.on_error, on_remote_fulfilled=col.on_remote_fulfilled)
+    assert col.fulfilled.wait(10)
+    runner = client._engine.runner
+    run = runner.run
+
+    def run_or_fail(query: Any) -> Any:
+        if query.get("where") == broken["where"]:
+            raise RuntimeError("evaluation failed")
+        return run(query)
+
+    monkeypatch.setattr(runner, "run", run_or_fail)
+    client.insert("todos", {"id": "a1", "text": "x", "owner": "alice"})
+    assert isinstance(col.wait_error(), RuntimeError)
+    client.wait_for_sync(10)
+    assert ids(on_server(triplit)) == ["a1"]

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 
 from .client import TriplitClient
-from .data import RowsStream, Transaction
+from ._types import StorageKind
+from .data import FetchPolicy, PendingWrite, RowsStream, Transaction
 from .errors import (
     AuthenticationError,
     ClientClosedError,
@@ -54,11 +55,13 @@ __all__ = [
     "Collection",
     "ConnectionStatus",
     "EntityNotFoundError",
+    "FetchPolicy",
     "HttpClient",
     "InvalidQueryError",
     "NoActiveSessionError",
     "NotFoundError",
     "PayloadTooLargeError",
+    "PendingWrite",
     "PermissionDeniedError",
     "ProtocolError",
     "Query",
@@ -73,6 +76,7 @@ __all__ = [
     "SessionInfo",
     "SessionRolesMismatchError",
     "StorageCorruptError",
+    "StorageKind",
     "StorageLockedError",
     "StorageUnsafeError",
     "Subscription",

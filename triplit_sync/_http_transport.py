@@ -38,9 +38,11 @@ from .errors import (
 )
 
 try:  # orjson is optional (the "fast" extra); the stdlib json is the fallback
-    import orjson as _orjson
+    import orjson
+
+    _orjson: Any = orjson  # Any: mypy must pass with and without orjson installed
 except ImportError:  # pragma: no cover - exercised only without orjson
-    _orjson = None  # type: ignore[assignment]
+    _orjson = None
 
 __all__ = ["DEFAULT_TIMEOUT", "USE_DEFAULT", "HttpTransport", "check_timeout", "dumps", "loads", "iso_utc"]
 
@@ -87,7 +89,8 @@ if _orjson is not None:
     _OPTS = _orjson.OPT_PASSTHROUGH_DATETIME
 
     def _dumps(obj: Any) -> bytes:
-        return _orjson.dumps(obj, default=_default, option=_OPTS)
+        data: bytes = _orjson.dumps(obj, default=_default, option=_OPTS)
+        return data
 
     loads: Callable[[Union[str, bytes]], Any] = _orjson.loads
 else:  # pragma: no cover - exercised only without orjson

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Optional, Set, Union
 
 from ._filelock import FileLock
+from ._types import StorageKind
 from ._folder import ClientFolder, default_data_dir
 from ._slots import SlotDrainer, claim_slot, register_name, unregister_name
 from .session import SessionStore
@@ -32,7 +33,7 @@ class StorageMixin:
 
     if TYPE_CHECKING:  # provided by TriplitClient
         name: str
-        storage: str
+        storage: StorageKind
         server_url: str
         _store: LocalStore
         _engine: SyncEngine

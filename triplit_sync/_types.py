@@ -13,7 +13,7 @@ partial update. A *timestamp* is the server's hybrid logical clock triple
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Set, TypedDict, Union
+from typing import Any, Dict, List, Literal, Set, TypedDict, Union
 
 Document = Dict[str, Any]
 Timestamp = List[Union[int, str]]
@@ -26,3 +26,6 @@ class CollectionChanges(TypedDict):
 
 
 Changes = Dict[str, CollectionChanges]
+
+#: Where a client keeps its cache and outbox (and a test server its data).
+StorageKind = Literal["sqlite", "memory"]

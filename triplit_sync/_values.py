@@ -47,8 +47,8 @@ def describe(value: Any) -> str:
 def schema_error(message: str, collection: str, attribute: Optional[str]) -> SchemaValidationError:
     err = SchemaValidationError(message)
     # Plain attributes (not constructor arguments) so the shared error class stays as it is.
-    err.collection = collection  # type: ignore[attr-defined]
-    err.attribute = attribute  # type: ignore[attr-defined]
+    err.collection = collection
+    err.attribute = attribute
     return err
 
 

@@ -24,6 +24,7 @@ from ._folder import default_data_dir, default_name
 from ._slots import forget_names_after_fork
 from ._storage import StorageMixin
 from ._timeouts import DEFAULT, DEFAULT_TIMEOUT, TimeoutArg, check_timeout, resolve
+from ._types import StorageKind
 from .data import DataAPI
 from .dispatch import Dispatcher
 from .errors import (
@@ -97,7 +98,7 @@ class TriplitClient(StorageMixin, DataAPI):
         refresh_interval: Optional[float] = None,
         on_session_error: Optional[SessionErrorCallback] = None,
         schema: SchemaArg = None,
-        storage: str = "sqlite",
+        storage: StorageKind = "sqlite",
         name: Optional[str] = None,
         data_dir: Optional[Union[str, "os.PathLike[str]"]] = None,
         persist_token: bool = True,
@@ -201,7 +202,7 @@ class TriplitClient(StorageMixin, DataAPI):
             pong_timeout=self._pong_timeout,
             schema_hash=schema.hash() if schema is not None else None,
             schema_provider=(lambda: schema.to_json()) if schema is not None else None,
-            error_hook=self._callback_failed,
+            error_hook=self._transport_failed,
         )
 
     def _resume_stored_session(
@@ -571,6 +572,11 @@ class TriplitClient(StorageMixin, DataAPI):
 
     def _callback_failed(self, error: BaseException) -> None:
         log.error("a callback raised %s: %s", type(error).__name__, redact(str(error)))
+
+    def _transport_failed(self, error: BaseException) -> None:
+        # The transport has logged it (a bad frame at ERROR, with what it did about it); the
+        # subscriptions a frame was for heard of it through on_error.
+        log.debug("transport reported %s: %s", type(error).__name__, redact(str(error)))
 
     # ------------------------------------------------------------------ http
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import copy
 import threading
 from typing import (
-    TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Set, Tuple, Union,
+    TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Literal, Mapping, Optional, Set, Tuple, TypedDict,
+    Union,
 )
 
 from ._callbacks import wait_until
@@ -20,19 +21,45 @@ from .errors import (
     WriteError,
 )
 from .query import Query, compile_query
-from .schema import PLAIN, Schema
+from .schema import PLAIN, PlainCodec, Schema
 from .store._outbox import Segment, merge_entry, overlay
 from .sync import UNOWNED, QueryRunner, Subscription
 
 if TYPE_CHECKING:  # pragma: no cover
     from .client import TriplitClient
+    from .session import Session
+    from .store import LocalStore
+    from .sync import SyncEngine
+    from .transport import WebSocketTransport
 
-__all__ = ["DataAPI", "RowsStream", "Transaction", "FETCH_POLICIES"]
+__all__ = ["DataAPI", "FetchPolicy", "PendingWrite", "RowsStream", "Transaction", "FETCH_POLICIES"]
 
 QueryArg = Union[Query, Mapping[str, Any]]
 Row = Dict[str, Any]
 
-FETCH_POLICIES = ("local-first", "local-only", "remote-first", "local-and-remote")
+#: How :meth:`DataAPI.fetch` chooses between the local database and the server.
+FetchPolicy = Literal["local-first", "local-only", "remote-first", "local-and-remote"]
+FETCH_POLICIES: Tuple[FetchPolicy, ...] = ("local-first", "local-only", "remote-first", "local-and-remote")
+
+
+class PendingWrite(TypedDict):
+    """One entry of :meth:`DataAPI.pending_changes`: one entity's write in one batch.
+
+        for write in client.pending_changes():
+            if write["op"] == "delete" and not write["in_flight"]:
+                print("will delete", write["collection"], write["id"])
+    """
+
+    collection: str
+    id: str
+    #: ``"insert"`` until the server has confirmed the entity, then ``"update"``
+    op: Literal["insert", "update", "delete"]
+    #: what is set (the whole entity for an insert, encoded as on the wire); None for a delete
+    values: Optional[Document]
+    #: the identity the write belongs to
+    owner: str
+    #: sent, waiting for its ACK
+    in_flight: bool
 
 
 def _collection_names(value: Any, out: Set[str]) -> Set[str]:
@@ -69,7 +96,7 @@ class _Runner(QueryRunner):
         return _collection_names(self._compiled(query).prepared, set())
 
     def decoder(self, query: QueryJSON) -> Callable[[Document], Row]:
-        return self._client._codec.decoder(query["collectionName"])  # type: ignore[no-any-return]
+        return self._client._codec.decoder(query["collectionName"])
 
     def decode(self, query: QueryJSON, rows: List[Document]) -> List[Row]:
         decode = self.decoder(query)
@@ -83,10 +110,20 @@ class DataAPI:
     #: the schema's JSON, made once: compiled queries are cached per schema object
     _schema_json: Optional[Dict[str, Any]]
 
+    if TYPE_CHECKING:  # provided by TriplitClient (a mixin until issue 14 item 3)
+        server_url: str
+        _timeout: Optional[float]
+        _session: Optional[Session]
+        _store: LocalStore
+        _engine: SyncEngine
+        _transport: WebSocketTransport
+
+        def _check_open(self) -> None: ...
+
     # ------------------------------------------------------------------ queries
 
     @property
-    def _codec(self) -> Any:
+    def _codec(self) -> Union[Schema, PlainCodec]:
         return self._schema if self._schema is not None else PLAIN
 
     def query(self, collection: str) -> Query:
@@ -105,7 +142,8 @@ class DataAPI:
         self._engine.runner.collections(data)  # compiles it: a bad query raises here, at the call
         return data
 
-    def fetch(self, query: QueryArg, policy: str = "local-first", timeout: TimeoutArg = DEFAULT) -> List[Row]:
+    def fetch(self, query: QueryArg, policy: FetchPolicy = "local-first",
+              timeout: TimeoutArg = DEFAULT) -> List[Row]:
         """The query's results, by ``policy``:
 
         - ``"local-first"``: from the local database, unless the server has never answered this
@@ -128,8 +166,8 @@ class DataAPI:
         if policy not in FETCH_POLICIES:
             raise ValueError(f"policy must be one of {', '.join(FETCH_POLICIES)}, not {policy!r}")
         explicit = timeout is not DEFAULT
-        timeout = resolve(timeout, self._timeout)  # type: ignore[attr-defined]
-        self._check_open()  # type: ignore[attr-defined]
+        timeout = resolve(timeout, self._timeout)
+        self._check_open()
         q = self._query_json(query)
         engine = self._engine
         if policy == "local-only":
@@ -148,11 +186,11 @@ class DataAPI:
                 return self._local(q)
             finally:
                 engine.release(live)
-        if self._session is None:  # type: ignore[attr-defined]
+        if self._session is None:
             raise NoActiveSessionError(f"a {policy} fetch needs a connection; start a session first")
         if not self._wants_connection():
             raise TriplitConnectionError(
-                f"a {policy} fetch needs a connection to {self.server_url}; call connect() first")  # type: ignore[attr-defined]
+                f"a {policy} fetch needs a connection to {self.server_url}; call connect() first")
         if policy == "remote-first" and engine.is_fulfilled(q):
             return self._local(q)  # live and answered: the server keeps these results current
         live = engine.hold(q)
@@ -169,16 +207,17 @@ class DataAPI:
 
     def _wants_connection(self) -> bool:
         # Also while waiting out a reconnect backoff (status CLOSED): the session still wants the server.
-        return self._session is not None and self._transport.wants_connection  # type: ignore[attr-defined]
+        return self._session is not None and self._transport.wants_connection
 
-    def fetch_one(self, query: QueryArg, policy: str = "local-first", timeout: TimeoutArg = DEFAULT) -> Optional[Row]:
+    def fetch_one(self, query: QueryArg, policy: FetchPolicy = "local-first",
+                  timeout: TimeoutArg = DEFAULT) -> Optional[Row]:
         """The first result of ``query`` or ``None``."""
         q = self._query_json(query)
         q["limit"] = 1
         rows = self.fetch(q, policy, timeout)
         return rows[0] if rows else None
 
-    def fetch_by_id(self, collection: str, entity_id: str, policy: str = "local-first",
+    def fetch_by_id(self, collection: str, entity_id: str, policy: FetchPolicy = "local-first",
                     timeout: TimeoutArg = DEFAULT) -> Optional[Row]:
         """The entity with ``entity_id`` or ``None``.
 
@@ -209,7 +248,7 @@ class DataAPI:
         for label, cb in (("on_error", on_error), ("on_remote_fulfilled", on_remote_fulfilled)):
             if cb is not None and not callable(cb):
                 raise TypeError(f"{label} must be callable")
-        self._check_open()  # type: ignore[attr-defined]
+        self._check_open()
         return self._engine.subscribe(self._query_json(query), on_results, on_error, local_only=local_only,
                                       on_remote_fulfilled=on_remote_fulfilled,
                                       offline=not self._wants_connection())
@@ -267,7 +306,7 @@ class DataAPI:
                 list_ = tx.insert("lists", {"name": "groceries"})
                 tx.insert("todos", {"text": "milk", "list_id": list_["id"]})
         """
-        self._check_open()  # type: ignore[attr-defined]
+        self._check_open()
         return Transaction(self)
 
     def wait_for_sync(self, timeout: TimeoutArg = DEFAULT) -> None:
@@ -281,14 +320,14 @@ class DataAPI:
             client.insert("todos", {"text": "milk"})
             client.wait_for_sync(timeout=10)
         """
-        self._check_open()  # type: ignore[attr-defined]  # (in a forked child: claims its slot first)
-        timeout = resolve(timeout, self._timeout)  # type: ignore[attr-defined]
+        self._check_open()  # (in a forked child: claims its slot first)
+        timeout = resolve(timeout, self._timeout)
         if not self._engine.wait_for_sync(timeout):
             raise TriplitTimeoutError(f"pending writes were not acknowledged within {timeout} s")
 
-    def pending_changes(self) -> List[Dict[str, Any]]:
-        """The writes that wait for the server, oldest first, one dict per entity and batch:
-        ``{"collection", "id", "op", "values", "owner", "in_flight"}``. ``op`` is ``"insert"``
+    def pending_changes(self) -> List[PendingWrite]:
+        """The writes that wait for the server, oldest first, one :class:`PendingWrite` dict per
+        entity and batch: ``{"collection", "id", "op", "values", "owner", "in_flight"}``. ``op`` is ``"insert"``
         (the server has not confirmed the entity yet), ``"update"`` or ``"delete"``; ``values``
         holds what is set (the whole entity for an insert), ``None`` for a delete; ``owner`` is
         the identity the write belongs to; ``in_flight`` says it was sent and awaits its ACK.
@@ -296,13 +335,14 @@ class DataAPI:
             for write in client.pending_changes():
                 print(write["op"], write["collection"], write["id"])
         """
-        self._check_open()  # type: ignore[attr-defined]
-        store = self._store  # type: ignore[attr-defined]
-        out: List[Dict[str, Any]] = []
+        self._check_open()
+        store = self._store
+        out: List[PendingWrite] = []
         for entry in store.pending_changes():
             for coll, c in entry.changes.items():
                 for eid, values in c["sets"].items():
-                    op = "update" if store.get_cached(coll, eid) is not None else "insert"
+                    cached = store.get_cached(coll, eid) is not None
+                    op: Literal["insert", "update"] = "update" if cached else "insert"
                     out.append({"collection": coll, "id": eid, "op": op, "values": values,
                                 "owner": entry.owner, "in_flight": entry.inflight})
                 for eid in sorted(c["deletes"]):
@@ -315,14 +355,14 @@ class DataAPI:
         Returns a function that removes the callback."""
         if not callable(callback):
             raise TypeError("callback must be callable")
-        self._check_open()  # type: ignore[attr-defined]
+        self._check_open()
         return self._engine.on_sync_error(callback)
 
     def clear_pending_changes(self, collection: Optional[str] = None, entity_id: Optional[str] = None) -> None:
         """Drop writes that have not been sent yet: all, a collection's, or one entity's."""
         if entity_id is not None and collection is None:
             raise ValueError("clear_pending_changes(entity_id=...) needs the collection too")
-        self._check_open()  # type: ignore[attr-defined]
+        self._check_open()
         self._engine.clear_pending(collection, entity_id)
 
 
@@ -338,13 +378,13 @@ class Transaction:
         self._done = False
 
     def _visible(self, collection: str, entity_id: str) -> Optional[Document]:
-        base = self._client._store.get(collection, entity_id)  # type: ignore[attr-defined]
+        base = self._client._store.get(collection, entity_id)
         return overlay(collection, entity_id, base, [self._segment])
 
     def _add(self, collection: str, entity_id: str, delete: bool, patch: Optional[Document]) -> None:
         if self._done:
             raise InvalidQueryError("this transaction has ended")
-        store = self._client._store  # type: ignore[attr-defined]
+        store = self._client._store
         self._segment.put(collection, entity_id, merge_entry(
             self._segment.entry(collection, entity_id), delete, patch,
             lambda: store.get(collection, entity_id) is not None))
@@ -353,7 +393,7 @@ class Transaction:
         codec = self._client._codec
         doc = codec.encode_entity(collection, entity)
         self._add(collection, doc["id"], False, doc)
-        return codec.decode_entity(collection, doc)  # type: ignore[no-any-return]
+        return codec.decode_entity(collection, doc)
 
     def update(self, collection: str, entity_id: str,
                changes: Union[Mapping[str, Any], Callable[[Dict[str, Any]], Any]]) -> None:
@@ -397,7 +437,7 @@ class Transaction:
     def __exit__(self, exc_type: Any, *exc: Any) -> None:
         self._done = True
         if exc_type is None and self._segment.changes:
-            self._client._engine.write(self._segment.changes)  # type: ignore[attr-defined]
+            self._client._engine.write(self._segment.changes)
 
 
 def _diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> Dict[str, Any]:

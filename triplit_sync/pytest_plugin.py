@@ -22,6 +22,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from ._types import StorageKind
 from .testing import TriplitTestServer, shared_server
 
 
@@ -32,13 +33,13 @@ def triplit_schema() -> Any:
 
 
 @pytest.fixture(scope="session")
-def triplit_storage() -> str:
+def triplit_storage() -> StorageKind:
     """``"memory"`` (the default) or ``"sqlite"``; override to choose."""
     return "memory"
 
 
 @pytest.fixture(scope="session")
-def triplit_server(triplit_schema: Any, triplit_storage: str) -> Iterator[TriplitTestServer]:
+def triplit_server(triplit_schema: Any, triplit_storage: StorageKind) -> Iterator[TriplitTestServer]:
     """One real Triplit server for the whole test session."""
     yield shared_server(triplit_schema, storage=triplit_storage)
 

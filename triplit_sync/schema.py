@@ -312,10 +312,10 @@ class Schema:
             return dict(doc)
         return codec.decode(doc)  # type: ignore[no-any-return]
 
-    def decoder(self, collection: str) -> Callable[[Mapping], Dict[str, Any]]:
+    def decoder(self, collection: str) -> Callable[[Mapping[str, Any]], Dict[str, Any]]:
         """:meth:`decode_entity` for one collection, looked up once (for decoding many rows)."""
         codec = self._codecs.get(collection)
-        return dict if codec is None else codec.decode  # type: ignore[return-value]
+        return dict if codec is None else codec.decode
 
     def encode_value(self, collection: str, path: Union[str, Sequence[str]], value: Any) -> Any:
         """One value in wire form for the attribute at ``path`` (for example a filter value).
@@ -343,8 +343,8 @@ class Schema:
     def _unknown_collection(self, name: Any) -> SchemaValidationError:
         err = SchemaValidationError(
             f"Unknown collection {name!r}; the schema has: {', '.join(self._collections) or '(none)'}")
-        err.collection = name  # type: ignore[attr-defined]
-        err.attribute = None  # type: ignore[attr-defined]
+        err.collection = name
+        err.attribute = None
         return err
 
     # -- dunder
@@ -436,7 +436,7 @@ class PlainCodec:
     def decode_entity(self, collection: str, doc: Mapping[str, Any]) -> Dict[str, Any]:
         return dict(doc)
 
-    def decoder(self, collection: str) -> Callable[[Mapping], Dict[str, Any]]:
+    def decoder(self, collection: str) -> Callable[[Mapping[str, Any]], Dict[str, Any]]:
         return dict
 
 

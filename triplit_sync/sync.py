@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict, deque
-from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Set, Tuple
+from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from ._callbacks import add_callback, wait_until
 from ._freshness import Freshness, IdSets
@@ -194,7 +194,7 @@ class SyncEngine:
                 continue
             return
 
-    def _query_message(self, intent: Intent) -> Optional[Message]:
+    def _query_message(self, intent: Intent) -> Optional[ConnectQuery]:
         kind, key = intent
         if kind == "v":
             return self._fresh.message(key)
@@ -340,15 +340,13 @@ class SyncEngine:
             for qid in msg.for_queries:
                 live = self._by_wire.get(qid)
                 if live is not None and live.sent and not live.fulfilled:
-                    newly.append(live)
-                    for coll, ids in live.listed.items():
-                        definitive.setdefault(coll, set()).update(ids)
+                    newly.append(live)  # its deletes of listed ids: "not in MY results" (see below)
                 else:
                     verification = self._fresh.verifying(qid)
                     if verification is not None:
                         answered.append((qid, verification))
                         definitive.setdefault(verification[0], set()).update(verification[1])
-            changes, kept = self._hold_back_deletes(msg.changes, definitive)
+            changes, kept = self._hold_back_deletes(msg.changes, definitive, resumed=[q.id for q in newly])
             changed = self.store.apply_server_changes(changes, msg.timestamp)
             if kept:
                 # Before the answers below settle: a query showing a held-back entity waits for
@@ -392,21 +390,38 @@ class SyncEngine:
             self._cond.notify_all()
             self._pump()
 
-    def _hold_back_deletes(self, changes: Changes, definitive: IdSets) -> Tuple[Changes, IdSets]:
-        """Deletes in ENTITY_DATA are real deletes or evictions (the entity left every live
-        query of the connection, PROTOCOL.md §5.3), and the wire does not say which. Applying an
-        eviction of an entity this client wrote would make its own write vanish from local
-        reads (a dormant query, a local-only fetch) while the server still has it; so such a
-        delete is held back and the entity is checked with the server instead (the answer of a
-        verification, or of a resume that listed the id, is definitive and applies)."""
+    def _hold_back_deletes(self, changes: Changes, definitive: IdSets, *,
+                           resumed: Sequence[str] = ()) -> Tuple[Changes, IdSets]:
+        """Deletes in ENTITY_DATA are real deletes or evictions, and the wire does not say which:
+        an entity that left every live query of the connection (PROTOCOL.md §5.3), or, in the
+        first answer of a resumed query, a listed id that is not in *that query's* results (it
+        may only have left it, while other queries still hold it). Such a delete is held back
+        and the entity checked with the server (a verification, whose answer is definitive:
+        ``id in [...]``, not there means gone) when applying it could be wrong:
+
+        - the entity is this client's own write: an eviction would make it vanish from local
+          reads while the server still has it;
+        - the frame answers a resumed query and another query of this connection holds the
+          entity or listed it in its own resume state.
+
+        Returns the changes to apply and the held-back ids."""
         kept: IdSets = {}
         out: Optional[Changes] = None
+        elsewhere: Dict[str, Set[str]] = {}
+        if resumed:
+            for live in self._queries.values():
+                if live.sent and live.id not in resumed:
+                    for coll, ids in live.listed.items():
+                        elsewhere.setdefault(coll, set()).update(ids)
         for coll, c in changes.items():
             if not c["deletes"]:
                 continue
             sure = definitive.get(coll, ())
-            hold = {eid for eid in c["deletes"] if eid not in sure and eid not in c["sets"]
-                    and self._own(coll, eid) and self.store.get_cached(coll, eid) is not None}
+            other = elsewhere.get(coll, ())
+            hold = {eid for eid in c["deletes"]
+                    if eid not in sure and eid not in c["sets"] and self.store.get_cached(coll, eid) is not None
+                    and (self._own(coll, eid)
+                         or (resumed and (eid in other or self._fresh.is_held(coll, eid))))}
             if hold:
                 kept[coll] = hold
                 if out is None:
@@ -773,7 +788,14 @@ class SyncEngine:
             return
         for live in list(self._queries.values()):
             if live.collections & changed and (live.subscribers or live.evaluated):
-                self._refresh(live)
+                try:
+                    self._refresh(live)
+                except Exception as e:  # one query's local evaluation must not undo a write or an ack
+                    logger.error("could not evaluate query %s locally: %s: %s", live.id, type(e).__name__, e,
+                                 exc_info=True)
+                    for sub in list(live.subscribers):
+                        if sub.on_error is not None:
+                            self._submit(sub.on_error, e)
 
     def _deliver(self, sub: Subscription, rows: List[Document]) -> None:
         if sub._delivered is not None:

@@ -37,6 +37,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 from jose import jwt
 
 from ._filelock import FileLock
+from ._types import StorageKind
 from .errors import TriplitError
 
 __all__ = [
@@ -238,7 +239,7 @@ class TriplitTestServer:
         self,
         schema: SchemaArg = None,
         *,
-        storage: str = "memory",
+        storage: StorageKind = "memory",
         secret: Optional[str] = None,
         port: int = 0,
         db_path: Optional[Union[str, "os.PathLike[str]"]] = None,
@@ -493,7 +494,7 @@ _shared: Dict[Tuple[Optional[str], str], TriplitTestServer] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_server(schema: SchemaArg = None, *, storage: str = "memory") -> TriplitTestServer:
+def shared_server(schema: SchemaArg = None, *, storage: StorageKind = "memory") -> TriplitTestServer:
     """One running server per (schema, storage) for the whole test process, stopped at exit."""
     if schema is None or isinstance(schema, (str, os.PathLike)):
         key_schema = None if schema is None else str(Path(schema).resolve())
@@ -533,7 +534,7 @@ class TriplitServerMixin:
     """
 
     triplit_schema: SchemaArg = None
-    triplit_storage: str = "memory"
+    triplit_storage: StorageKind = "memory"
     triplit_server: TriplitTestServer
 
     @classmethod

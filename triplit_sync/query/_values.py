@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import re
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, cast
 
 from .._values import js_number_str
 
@@ -256,7 +256,7 @@ def js_string(v: Any) -> str:
     """JS ``String(v)`` for JSON values (what a regex ``test`` sees)."""
     t = type(v)
     if t is str:
-        return v
+        return cast(str, v)
     if v is None:
         return "null"
     if v is MISSING:
@@ -275,7 +275,7 @@ def js_truthy(v: Any) -> bool:
         return False
     t = type(v)
     if t is str:
-        return v != ""
+        return cast(str, v) != ""
     if t is int or t is float:
         return v != 0 and not (t is float and math.isnan(v))
     return True
@@ -354,9 +354,10 @@ def like_matcher(pattern: str) -> Callable[[str], bool]:
 def iso_date(value: Any) -> str:
     """JS ``Date.prototype.toISOString`` for a datetime/date (naive datetimes are UTC)."""
     if isinstance(value, _dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
-        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+        d = value  # a typed name: re-assigning the Any parameter would lose the narrowing
+        if d.tzinfo is not None:
+            d = d.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+        return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
     if isinstance(value, _dt.date):
         return value.strftime("%Y-%m-%dT00:00:00.000Z")
     raise TypeError(f"not a date: {value!r}")

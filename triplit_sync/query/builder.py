@@ -21,7 +21,7 @@ raise even without a schema.
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union, cast
 
 from ..errors import InvalidQueryError
 from ._values import to_filter_value
@@ -116,7 +116,7 @@ def exists(relation_or_query: Union[str, QueryLike], *, where: Optional[Iterable
     sub = _query_json(relation_or_query, "exists subquery")
     if where is not None:
         sub["where"] = list(sub.get("where") or []) + [_filter(f) for f in where]
-    return _filter({"exists": sub})
+    return cast(Dict[str, Any], _filter({"exists": sub}))
 
 
 def validate(query: QueryLike, schema: Optional[Mapping[str, Any]] = None) -> None:
@@ -167,7 +167,7 @@ class Query:
     # -- the fluent API
     @property
     def collection(self) -> str:
-        return self._q["collectionName"]
+        return cast(str, self._q["collectionName"])
 
     def where(self, *args: Any) -> "Query":
         """Add filters (all must hold).

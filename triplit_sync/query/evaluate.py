@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Protocol, Set, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Protocol, Set, Tuple, cast
 
 from ..errors import InvalidQueryError
 from ._values import MISSING, get_path, set_path
@@ -57,7 +57,7 @@ class Source(Protocol):
 def _as_json(query: Any) -> Dict[str, Any]:
     to_json = getattr(query, "to_json", None)
     if callable(to_json):
-        return to_json()
+        return cast(Dict[str, Any], to_json())
     if isinstance(query, Mapping):
         return dict(query)
     raise InvalidQueryError(f"Expected a query (a Query or a CollectionQuery dict), got {type(query).__name__}")

@@ -6,7 +6,7 @@ See :mod:`triplit_sync.query.plan` for the behaviours that follow from the serve
 from __future__ import annotations
 
 import heapq
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, cast
 
 from ..errors import InvalidQueryError
 from ._values import MISSING, JSSet, NULL_KEY, get_path, order_key, safe_compare, u16
@@ -50,9 +50,9 @@ def _id_key(d: Doc) -> str:
 def _sort_by_id(docs: List[Doc]) -> List[Doc]:
     """``docs`` in the server's id order (JS string order), sorted in place where possible."""
     keys = [d.get("id") for d in docs]
-    if all(type(k) is str for k in keys) and "".join(keys).isascii():  # type: ignore[arg-type]
+    if all(type(k) is str for k in keys) and "".join(cast(List[str], keys)).isascii():
         # ASCII ids order the same in Python and JS: no key function per row.
-        order = sorted(range(len(keys)), key=keys.__getitem__)
+        order = sorted(range(len(keys)), key=cast(List[str], keys).__getitem__)
         return [docs[i] for i in order]
     docs.sort(key=_id_key)
     return docs
@@ -100,7 +100,7 @@ class Run:
         return MISSING
 
     def execute(self, plan: Plan, stack: List[Any]) -> List[Any]:
-        resolve = lambda var: self.resolve(var, stack)  # noqa: E731
+        resolve: Callable[[Any], Any] = lambda var: self.resolve(var, stack)  # noqa: E731
         if plan.view_id is not None:
             results = list(self.view(plan.view_id, stack))
             for prop, op, val in plan.view_filters:
@@ -132,17 +132,18 @@ class Run:
             elif not base_sorted and plan.exists:
                 cands = _sort_by_id(cands)
                 base_sorted = True
-            limit_early = plan.limit and not plan.order
+            # The limit itself when it applies before sorting, else None (typed for the checks below).
+            limit_early = plan.limit if plan.limit and not plan.order else None
             if plan.exists:
                 kept = []
                 for d in cands:
                     if self._passes_exists(plan, stack, d):
                         kept.append(d)
-                        if limit_early and len(kept) >= plan.limit:
+                        if limit_early is not None and len(kept) >= limit_early:
                             break
                 cands = kept
-            elif limit_early:
-                cands = cands[: int(plan.limit)]
+            elif limit_early is not None:
+                cands = cands[: int(limit_early)]
             results = cands
             if plan.rows:
                 results = [Row(d) for d in results]

@@ -8,7 +8,7 @@ attribute is a set: "some item matches".
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence, cast
 
 from ..errors import InvalidQueryError
 from ._values import (
@@ -140,9 +140,9 @@ def _range_test(op: str, fv: Any, fv_none: bool) -> Callable[[Any], bool]:
             tv = type(v)
             if num:
                 if tv is int or tv is float:
-                    return (v > fv) - (v < fv)
+                    return cast(int, (v > fv) - (v < fv))
             elif tv is str:
-                return (v > fv) - (v < fv)
+                return cast(int, (v > fv) - (v < fv))
             kv = order_key(v)
             return (kv > kf) - (kv < kf)
 
@@ -184,8 +184,8 @@ def _set_test(op: str, fv: Any) -> Callable[[Any], bool]:
     if op in ("has", "!has"):
         neg = op == "!has"
         if fv is True or fv is False:
-            want = "true" if fv else "false"
-            match: Optional[Callable[[str], bool]] = lambda k: (k == "true") == (want == "true")
+            want_key = "true" if fv else "false"
+            match: Optional[Callable[[str], bool]] = lambda k: (k == "true") == (want_key == "true")
         elif type(fv) in (int, float):
             match = lambda k: js_parse_float(k) == fv
         elif isinstance(fv, str):
@@ -205,7 +205,12 @@ def _set_test(op: str, fv: Any) -> Callable[[Any], bool]:
                 return neg
 
             return has
-        return lambda v: (check(v), neg)[1]
+
+        def no_key(v: Any) -> bool:
+            check(v)
+            return neg
+
+        return no_key
     item = value_test(op, fv)
 
     def some(v: Any) -> bool:
@@ -345,7 +350,7 @@ def compile_static_filter(f: Any) -> Factory:
             p = comb([s(_no_vars) for s in subs])
             fac: Any = lambda r: p
             fac.constant = True
-            return fac
+            return cast(Factory, fac)
         return lambda r: comb([s(r) for s in subs])
     if isinstance(f, (list, tuple)) and len(f) == 3:
         path, op, fv = f
@@ -359,7 +364,7 @@ def compile_static_filter(f: Any) -> Factory:
         p = compile_statement(path, op, fv)
         fac = lambda r: p
         fac.constant = True
-        return fac
+        return cast(Factory, fac)
     if isinstance(f, dict) and "exists" in f:
         raise InvalidQueryError(
             "Could not compile query: an exists filter inside an and/or group must refer to its "

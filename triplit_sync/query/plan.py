@@ -26,7 +26,7 @@ plan (all checked against a live 1.1.8 server by ``tests/test_query_differential
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, cast
 
 from ..errors import InvalidQueryError
 from ._values import MISSING, NULL_KEY, get_path, order_key
@@ -283,8 +283,8 @@ def _after_predicate(after: Sequence[Any], order: Sequence[Any]) -> Predicate:
             ek = NULL_KEY if v is MISSING or v is None else order_key(v)
             if ek == ck:
                 continue
-            return (ek > ck) == asc
-        return inclusive
+            return cast(bool, (ek > ck) == asc)
+        return cast(bool, inclusive)
 
     return passed
 

@@ -305,7 +305,8 @@ class _Preparer:
             elif self.schema is not None:
                 idx = len(self.stack) - scope - 1
                 # Out of range: a subquery built on its own; evaluation reports it if it stays so.
-                ref = self.stack[idx] if 0 <= idx < len(self.stack) else {"collectionName": None}
+                ref: Mapping[str, Any] = (
+                    self.stack[idx] if 0 <= idx < len(self.stack) else {"collectionName": None})
                 val_path = comps[1:]
                 for walked, attr in schema_entries(val_path, self.schema, ref["collectionName"]):
                     if is_relation(attr):
@@ -435,7 +436,7 @@ class _Preparer:
 
 
 def _encode_cursor(attr: Mapping[str, Any], v: Any, name: str) -> Any:
-    t = attr.get("type")
+    t: Any = attr.get("type")
     if t in ("set", "record"):
         raise InvalidQueryError(f"After: attribute {name!r} of type {t!r} is not sortable")
     if v is None:

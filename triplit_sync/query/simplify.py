@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Mapping
 
-from ._values import MISSING, JSSet, js_number_str
+from .._values import js_number_str
+from ._values import MISSING, JSSet
 
 def _hash_value(v: Any) -> str:
     """The server's ``encodeHashValue``: every Set (and object) hashes by ``JSON.stringify``."""

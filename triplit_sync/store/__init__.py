@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from typing import Optional, Union
 
+from .._types import StorageKind
 from ._changes import deep_merge
 from .base import LocalStore, OutboxEntry
 from .memory import MemoryStore
@@ -31,7 +32,9 @@ __all__ = [
 STORAGE_KINDS = ("sqlite", "memory")
 
 
-def open_store(kind: str = "sqlite", path: Optional[Union[str, "os.PathLike[str]"]] = None) -> LocalStore:
+def open_store(
+    kind: StorageKind = "sqlite", path: Optional[Union[str, "os.PathLike[str]"]] = None
+) -> LocalStore:
     """Open a store by name: ``"sqlite"`` (needs ``path``, a folder or a .sqlite file) or ``"memory"``.
 
     >>> open_store("sqlite", "/tmp/myclient")  # doctest: +SKIP

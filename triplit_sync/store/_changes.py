@@ -11,9 +11,11 @@ from typing import Any, Callable, Dict, Iterable, Mapping, Set
 from .._types import Changes, Timestamp
 
 try:  # orjson is optional: several times faster for the bulk paths (sqlite rows, copies)
-    import orjson as _orjson
+    import orjson
+
+    _orjson: Any = orjson  # Any: mypy must pass with and without orjson installed
 except ImportError:  # pragma: no cover - depends on the environment
-    _orjson = None  # type: ignore[assignment]
+    _orjson = None
 
 __all__ = [
     "deep_merge", "dumps", "loads", "check_changes", "check_doc", "check_ids", "check_owner",
