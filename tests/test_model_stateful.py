@@ -37,7 +37,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from triplit_sync import TriplitClient
 from triplit_sync.errors import EntityNotFoundError, TriplitConnectionError
-from triplit_sync.protocol import EntityData
+from triplit_sync.protocol import ChangesMessage, ConnectQuery, EntityData
 from triplit_sync.testing import TriplitTestServer, shared_server
 
 from .client_helpers import Collector, normalize, server_rows
@@ -107,11 +107,11 @@ def apply_pending(server: Dict[str, Row], pending: List[Dict[str, Any]]) -> Dict
         for w in mine:
             if w["op"] == "delete":
                 continue
-            patch = normalize(w["values"])
+            patch = w["values"]  # normalized after the merge: a None clears the attribute
             if w["id"] in out:
                 out[w["id"]] = normalize(deep_merge(out[w["id"]], patch))
             elif "id" in patch:
-                out[w["id"]] = patch
+                out[w["id"]] = normalize(patch)
     return out
 
 
@@ -536,5 +536,75 @@ def test_a_remote_first_fetch_never_returns_what_the_server_deleted(plain_server
         assert server_rows(plain_server, ALL) == []
         assert a.fetch(ALL, policy="remote-first", timeout=WAIT) == []
     finally:
+        a.close()
+        b.close()
+
+
+def test_a_resubscribed_query_waits_for_its_own_first_answer(plain_server: TriplitTestServer) -> None:
+    """Unsubscribe and subscribe again on one connection: the query id is the same, so an
+    ENTITY_DATA the server sent for the old subscription (in flight, or flushed from its 10 ms
+    buffer after the DISCONNECT_QUERY) looks like the new one's first answer. A CHANGES must
+    still wait for the real one (PROTOCOL.md §13.2, _wireorder.py rule 2)."""
+    plain_server.reset()
+    big = QUERIES["big"][0]
+    a = TriplitClient(plain_server.url, plain_server.user_token("a"), storage="memory")
+    b = TriplitClient(plain_server.url, plain_server.user_token("b"), storage="memory")
+    log: List[Tuple[str, Any]] = []
+    held, release = threading.Event(), threading.Event()
+    gate: Dict[str, Any] = {"on": False, "msg": None}
+    handle, send, ready = a._engine.handle_message, a._transport.send, a._engine.connection_ready
+
+    def gated(msg: Any) -> None:
+        if gate["on"] and isinstance(msg, EntityData) and "x" in msg.changes.get(COLL, {}).get("sets", {}):
+            gate["on"], gate["msg"] = False, msg
+            held.set()
+            release.wait(WAIT)
+        log.append(("in", msg))
+        handle(msg)
+
+    def traced(msg: Any) -> bool:
+        log.append(("out", msg))
+        return send(msg)
+
+    a._engine.handle_message = gated  # type: ignore[method-assign]
+    a._engine.connection_ready = lambda _send: ready(traced)  # type: ignore[method-assign]
+    try:
+        a.disconnect()
+        a.connect()
+        for i in range(30):
+            a.insert(COLL, {"id": f"y{i:02d}", "n": 5})
+        a.wait_for_sync(WAIT)
+        col1 = Collector()
+        sub1 = a.subscribe(big, col1, on_remote_fulfilled=col1.on_remote_fulfilled)
+        assert col1.fulfilled.wait(WAIT)
+        gate["on"] = True
+        b.insert(COLL, {"id": "x", "n": 6})
+        b.wait_for_sync(WAIT)
+        assert held.wait(WAIT), "no ENTITY_DATA carried x"
+        sub1.unsubscribe()
+        col2 = Collector()
+        a.subscribe(big, col2, on_remote_fulfilled=col2.on_remote_fulfilled)
+        a.update(COLL, "x", {"n": 3})
+        release.set()
+        a.wait_for_sync(WAIT)
+        assert col2.fulfilled.wait(WAIT)
+        # The frames after the second CONNECT_QUERY: a CHANGES only after a first answer other
+        # than the held (old subscription's) frame.
+        connects = [i for i, (d, m) in enumerate(log) if d == "out" and isinstance(m, ConnectQuery)
+                    and m.params == big]
+        assert len(connects) == 2, connects
+        start = connects[-1]
+        qid = log[start][1].id
+        order = []
+        for d, m in log[start:]:
+            if d == "out" and isinstance(m, ChangesMessage):
+                order.append("CHANGES")
+                break
+            if d == "in" and isinstance(m, EntityData) and qid in m.for_queries:
+                order.append("old" if m is gate["msg"] else "answer")
+        assert "answer" in order, f"CHANGES sent before the new query's first answer: {order}"
+        assert normalize(col2.latest) == server_rows(plain_server, big)
+    finally:
+        release.set()
         a.close()
         b.close()

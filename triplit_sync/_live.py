@@ -91,10 +91,13 @@ class Subscription:
 
 class _LiveQuery:
     __slots__ = ("id", "query", "collections", "subscribers", "holds", "auto_holds", "sent", "fulfilled",
-                 "error", "rows", "deps", "evaluated", "remote", "listed", "counted", "decoded", "unsettled")
+                 "error", "rows", "deps", "evaluated", "remote", "listed", "counted", "decoded", "unsettled",
+                 "wire_id")
 
     def __init__(self, qid: str, query: QueryJSON, collections: Set[str]) -> None:
         self.id = qid
+        #: The id its current CONNECT_QUERY went out under (see SyncEngine._query_message).
+        self.wire_id = qid
         self.query = query
         self.collections = collections
         self.subscribers: List[Subscription] = []

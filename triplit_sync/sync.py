@@ -85,6 +85,10 @@ class SyncEngine:
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         self._queries: Dict[str, _LiveQuery] = {}
+        #: Queries by the id their CONNECT_QUERY went out under on this connection, and how many
+        #: times each query was sent on it (see _query_message).
+        self._by_wire: Dict[str, _LiveQuery] = {}
+        self._wire_uses: Dict[str, int] = {}
         self._checkpoints: Dict[str, Timestamp] = {
             k: list(v["timestamp"]) for k, v in (checkpoints or {}).items()
             if isinstance(v, Mapping) and _valid_timestamp(v.get("timestamp"))
@@ -151,6 +155,8 @@ class SyncEngine:
             live.sent = live.fulfilled = live.counted = live.unsettled = False
         self._fresh.reset()
         self._out.clear()
+        self._by_wire.clear()
+        self._wire_uses.clear()
 
     # ------------------------------------------------------------------ the wire
 
@@ -200,7 +206,15 @@ class SyncEngine:
         state = self._resume_state(live)
         live.listed = {c: set(ids) for c, ids in state["entityIds"].items()} if state else {}
         live.sent = True
-        return ConnectQuery(live.id, wire_query(live.query, live.id), state)
+        # A query sent again on one connection (unsubscribed, then subscribed) goes out under
+        # a new id: the server may still send frames for the old subscription (in flight, or
+        # flushed from its 10 ms buffer after the DISCONNECT_QUERY), and under the same id one
+        # would pass for the new one's first answer (a CHANGES would then go before it, §13.2).
+        uses = self._wire_uses.get(live.id, 0)
+        self._wire_uses[live.id] = uses + 1
+        live.wire_id = live.id if uses == 0 else f"{live.id}.{uses}"
+        self._by_wire[live.wire_id] = live
+        return ConnectQuery(live.wire_id, wire_query(live.query, live.id), state)
 
     def _drain(self) -> None:
         """Send what :meth:`_pump` decided, in order. Called without the engine's lock held;
@@ -303,8 +317,8 @@ class SyncEngine:
         """A frame for these queries was (partly) not applied: their subscribers' ``on_error``
         hears of it (logged when there is none)."""
         with self._lock:
-            subs = [sub for qid in for_queries if qid in self._queries
-                    for sub in self._queries[qid].subscribers if sub.active]
+            subs = [sub for qid in for_queries if qid in self._by_wire
+                    for sub in self._by_wire[qid].subscribers if sub.active]
         for sub in subs:
             if sub.on_error is not None:
                 self._submit(sub.on_error, error)
@@ -324,7 +338,7 @@ class SyncEngine:
             answered: List[Tuple[str, Tuple[str, Set[str]]]] = []
             definitive: IdSets = {}
             for qid in msg.for_queries:
-                live = self._queries.get(qid)
+                live = self._by_wire.get(qid)
                 if live is not None and live.sent and not live.fulfilled:
                     newly.append(live)  # its deletes of listed ids: "not in MY results" (see below)
                 else:
@@ -469,7 +483,7 @@ class SyncEngine:
                 self._cond.notify_all()
                 self._pump()
                 return
-            live = self._queries.get(key)
+            live = self._by_wire.get(key)
             if live is None:
                 return
             live.error = error
@@ -482,7 +496,7 @@ class SyncEngine:
                     logger.warning("query %s failed: %s", live.id, error)
             if was_sent and self._wire is not None:
                 # as the JS client does: stop a query that cannot run
-                self._out.append((self._connection, DisconnectQuery(live.id)))
+                self._out.append((self._connection, DisconnectQuery(live.wire_id)))
             self._release_auto(live)
             self._cond.notify_all()
 
@@ -630,9 +644,10 @@ class SyncEngine:
         self._uncount(live)
         if self._wire is not None:
             self._wire.unqueue(("q", live.id))
-            self._wire.answered([live.id])  # what the server still does for it touches it alone
+            self._wire.answered([live.wire_id])  # what the server still does for it touches it alone
             if live.sent:
-                self._out.append((self._connection, DisconnectQuery(live.id)))
+                self._out.append((self._connection, DisconnectQuery(live.wire_id)))
+            self._by_wire.pop(live.wire_id, None)
         live.sent = live.fulfilled = False
 
     def _drop(self, live: "_LiveQuery") -> None:
