@@ -169,7 +169,7 @@ class SentLog:
         self.messages: List[Message] = []
         self.held: List[Message] = []
         self._hold: Optional[str] = None
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         transport = client._transport
         original = transport.send
 
@@ -177,6 +177,7 @@ class SentLog:
             with self._lock:
                 if self._hold is not None and msg.TYPE == self._hold:
                     self.held.append(msg)
+                    self._lock.notify_all()
                     return True
             ok = original(msg)
             if ok:
@@ -193,6 +194,12 @@ class SentLog:
     def hold(self, msg_type: Optional[str]) -> None:
         with self._lock:
             self._hold = msg_type
+
+    def wait_held(self, n: int, timeout: float = 10.0) -> None:
+        """Wait until ``n`` messages were held (a CHANGES may wait a round trip for the send
+        order of _wireorder.py before it goes)."""
+        with self._lock:
+            assert self._lock.wait_for(lambda: len(self.held) >= n, timeout), f"{len(self.held)} held, not {n}"
 
     def types(self) -> List[str]:
         with self._lock:

@@ -74,6 +74,7 @@ def test_writes_are_visible_before_the_ack_and_sent_again_after_a_reconnect(
     client.insert("todos", {"id": "a1", "text": "x", "owner": "alice"})
     col.wait_ids(["a1"])  # optimistic: at once
     assert ids(client.fetch(TODOS, policy="local-only")) == ["a1"]
+    log.wait_held(1)
     assert [p["in_flight"] for p in client.pending_changes()] == [True]
     client.insert("todos", {"id": "a2", "text": "y", "owner": "alice"})  # waits behind the in-flight batch
     assert [p["in_flight"] for p in client.pending_changes()] == [True, False]
