@@ -85,17 +85,21 @@ def _check_folder(folder: Path) -> List[str]:
     return problems
 
 
-def _kill(driver: DriverProcess) -> List[Dict[str, Any]]:
-    if driver.proc.poll() is None:
-        driver.proc.send_signal(signal.SIGKILL)
-    driver.proc.wait(10)
-    events = driver.drain_events(10)
+def _close_pipes(driver: DriverProcess) -> None:
     for stream in (driver.proc.stdin, driver.proc.stdout, driver.proc.stderr):
         try:
             if stream is not None:
                 stream.close()
         except OSError:
             pass
+
+
+def _kill(driver: DriverProcess) -> List[Dict[str, Any]]:
+    if driver.proc.poll() is None:
+        driver.proc.send_signal(signal.SIGKILL)
+    driver.proc.wait(10)
+    events = driver.drain_events(10)
+    _close_pipes(driver)
     return events
 
 
@@ -226,12 +230,7 @@ def _recover(server: TriplitTestServer, token: str, opts: Dict[str, Any], model:
         if driver.proc.poll() is None:
             driver.proc.kill()
             driver.proc.wait(5)
-        for stream in (driver.proc.stdin, driver.proc.stdout, driver.proc.stderr):
-            try:
-                if stream is not None:
-                    stream.close()
-            except OSError:
-                pass
+        _close_pipes(driver)
     for ev in events:
         if ev["event"] == "sync_error":
             counts["spurious write errors"] += 1
