@@ -483,16 +483,29 @@ def test_client_model(plain_server: TriplitTestServer, tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------ what the model found
-# Two library bugs the model found (full mode), reduced to deterministic reproducers (both
-# failed every time before their fixes: sync.py's lifetime _acked mark, and _settle).
+# Library bugs the model found, reduced to deterministic reproducers (each failed every time
+# before its fix: the store's own-write mark, first kept in memory only, and _settle).
 
 
-def test_an_own_write_that_leaves_every_live_query_stays_local(plain_server: TriplitTestServer) -> None:
+@pytest.mark.parametrize("restart", [False, True], ids=["one-process", "after-a-restart"])
+def test_an_own_write_that_leaves_every_live_query_stays_local(plain_server: TriplitTestServer, tmp_path: Path,
+                                                                restart: bool) -> None:
     """Read-your-writes: a limit pushes this client's own insert out of its only live query;
-    the server evicts it (a delete on the wire) but still has it, and so must local reads."""
+    the server evicts it (a delete on the wire) but still has it, and so must local reads, also
+    when the insert was acknowledged before the process restarted."""
     plain_server.reset()
     top1 = {"collectionName": COLL, "order": [["n", "DESC"], ["id", "ASC"]], "limit": 1}
-    client = TriplitClient(plain_server.url, plain_server.user_token("a"), storage="memory")
+
+    def open_client() -> TriplitClient:
+        return TriplitClient(plain_server.url, plain_server.user_token("a"), storage="sqlite", name="a",
+                             data_dir=tmp_path)
+
+    client = open_client()
+    client.insert(COLL, {"id": "x", "n": 5})
+    client.wait_for_sync(WAIT)
+    if restart:
+        client.close()
+        client = open_client()
     evicted = threading.Event()
     handle = client._engine.handle_message
 
@@ -503,8 +516,6 @@ def test_an_own_write_that_leaves_every_live_query_stays_local(plain_server: Tri
 
     client._engine.handle_message = watch  # type: ignore[method-assign]
     try:
-        client.insert(COLL, {"id": "x", "n": 5})
-        client.wait_for_sync(WAIT)
         # Acknowledged first, then sent back by the server (in the query's first answer).
         col = Collector()
         client.subscribe(top1, col, on_remote_fulfilled=col.on_remote_fulfilled)

@@ -425,6 +425,27 @@ def test_clear_pending(h):
     assert [e.inflight for e in s.pending_changes()] == [True]
 
 
+def test_acknowledged_writes_stay_marked_until_the_entity_leaves_the_cache(h):
+    s = h.store
+    s.apply_server_changes(ch("todos", {"t1": {"id": "t1", "a": 1}}), ts(1))
+    s.add_local_changes(ch("todos", {"t2": {"id": "t2"}, "t3": {"id": "t3"}}), owner="o")
+    s.next_batch("o")
+    assert not s.written("todos", "t2")  # in flight: the outbox says it is ours
+    s.ack_inflight(ts(2))
+    s = h.reopen()
+    assert s.written("todos", "t2") and s.written("todos", "t3") and not s.written("todos", "t1")
+    assert s.query_id_list() == []  # the mark is not a query
+    s.apply_server_changes(ch("todos", {}, deletes={"t2"}), ts(3))
+    s.add_local_changes(ch("todos", {"t1": {"a": 2}}), owner="o")
+    s.next_batch("o")
+    s.finish_inflight()  # a lost answer verified as applied: as acknowledged
+    s = h.reopen()
+    assert not s.written("todos", "t2") and s.written("todos", "t3") and s.written("todos", "t1")
+    s.forget_written()
+    s = h.reopen()
+    assert not s.written("todos", "t3") and s.get_cached("todos", "t3") == {"id": "t3"}
+
+
 # --- query ids, metadata, lifecycle ---------------------------------------------------------------
 
 def test_query_ids(h):

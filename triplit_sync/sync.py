@@ -57,9 +57,6 @@ CHECKPOINT_INTERVAL = 0.5
 #: How many queries nobody uses any more keep their checkpoint and cached results (most
 #: recently used first), so that a later fetch or subscription answers locally and resumes.
 MAX_DORMANT_QUERIES = 100
-#: Entities this client wrote and the server acknowledged, remembered for the client's life
-#: (most recent last; see _hold_back_deletes).
-_MAX_ACKED = 100_000
 #: The send-order rule of PROTOCOL.md §13.2 (_wireorder.py); off only in tests of the race.
 _ENFORCE_SEND_ORDER = True
 
@@ -106,7 +103,6 @@ class SyncEngine:
         self._send: Optional[Callable[[Message], bool]] = None
         self._wire: Optional[WireOrder] = None
         self._fresh = Freshness(lambda coll, eid: store.get_cached(coll, eid) is not None)
-        self._acked: "OrderedDict[Tuple[str, str], None]" = OrderedDict()
         self._out: Deque[_Out] = deque()  # decided, not sent yet (in this order)
         self._draining = False
         self._barriers = 0
@@ -352,12 +348,6 @@ class SyncEngine:
                 # Before the answers below settle: a query showing a held-back entity waits for
                 # its verification (see _settle).
                 self._verify(kept)
-            # An own write stays marked when the server echoes it: it may still be evicted from
-            # this connection later (it leaves every live query), and that delete must be held
-            # back. Only a delete that applies (definitive, or of an entity not ours) ends it.
-            for coll, c in changes.items():
-                for eid in c["deletes"]:
-                    self._acked.pop((coll, eid), None)
             self._fresh.received = changes
             try:
                 verified: IdSets = {}
@@ -430,7 +420,10 @@ class SyncEngine:
         return (out if out is not None else changes), kept
 
     def _own(self, coll: str, eid: str) -> bool:
-        return (coll, eid) in self._acked or self.store.has_outbox_entry(coll, eid)
+        # The store's mark outlives the server's echo and a restart: an own write may be evicted
+        # from a connection later (it leaves every live query); only a delete that applies
+        # (definitive, or of an entity not ours) ends it.
+        return self.store.written(coll, eid) or self.store.has_outbox_entry(coll, eid)
 
     def _on_ack(self, timestamp: Timestamp) -> None:
         with self._lock:
@@ -439,11 +432,6 @@ class SyncEngine:
             self._wire.changes_out = False
             batch = self.pipeline.acked(timestamp)
             if batch is not None:
-                for coll, c in batch.items():
-                    for eid in c["sets"]:
-                        self._acked[(coll, eid)] = None
-                while len(self._acked) > _MAX_ACKED:
-                    self._acked.popitem(last=False)
                 self._refresh_collections(set(batch))
             self._cond.notify_all()
             self._pump()
@@ -876,7 +864,7 @@ class SyncEngine:
                 self.store.drop_query(qid)
             self._checkpoints.clear()
             self._dormant.clear()
-            self._acked.clear()
+            self.store.forget_written()
             self._checkpoints_dirty = True
         self.flush_checkpoints()
 

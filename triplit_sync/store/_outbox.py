@@ -210,14 +210,14 @@ class OutboxMixin:
         def _layers(self) -> List[Segment]: ...
         def _persist(self, writes: Writes) -> None: ...
         def _stage_server(self, changes: Changes, what: str) -> Tuple[_Staged, Set[str]]: ...
-        def _commit_entities(self, staged: _Staged, timestamp: Timestamp) -> None: ...
+        def _commit_entities(self, staged: _Staged, timestamp: Timestamp,
+                             written: Optional[Changes] = None) -> None: ...
+        def _entity_writes(self, writes: Writes, staged: _Staged, timestamp: Timestamp,
+                           written: Optional[Changes] = None) -> None: ...
 
         @staticmethod
         def _overlay(collection: str, entity_id: str, doc: Optional[Document],
                      layers: Iterable[Segment]) -> Optional[Document]: ...
-
-        @staticmethod
-        def _entity_writes(writes: Writes, staged: _Staged, timestamp: Timestamp) -> None: ...
 
     def add_local_changes(self, changes: Changes, owner: str) -> Set[str]:
         """Queue local writes of ``owner`` (one unit: see the module docstring); durable before it
@@ -373,10 +373,10 @@ class OutboxMixin:
                 return set()
             staged, changed = self._stage_server(seg.changes, "ack_inflight")
             writes = Writes()
-            self._entity_writes(writes, staged, ts)
+            self._entity_writes(writes, staged, ts, written=seg.changes)
             writes.segment_deletes = [seg.sid]
             self._persist(writes)
-            self._commit_entities(staged, ts)
+            self._commit_entities(staged, ts, written=seg.changes)
             self._inflight = None
             return changed
 
@@ -390,8 +390,10 @@ class OutboxMixin:
             if seg is None:
                 return set()
             writes = Writes()
+            self._entity_writes(writes, [], [0, 0, "server"], written=seg.changes)
             writes.segment_deletes = [seg.sid]
             self._persist(writes)
+            self._commit_entities([], [0, 0, "server"], written=seg.changes)
             self._inflight = None
             return set(seg.changes)
 

@@ -28,6 +28,11 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["LocalStore", "OutboxEntry", "Writes"]
 
+# The entities this store's writes put on the server, kept as the result ids of a reserved query
+# (engine query ids are hashes: never this): a delete of one of them may be an eviction, which
+# the engine must check instead of applying, also after the process restarted.
+WRITTEN = "\x00written"
+
 
 class LocalStore(OutboxMixin, ABC):
     """The client's local database: cache, outbox, query result ids and metadata.
@@ -191,7 +196,16 @@ class LocalStore(OutboxMixin, ABC):
                 changed.add(coll)
         return staged, changed
 
-    def _commit_entities(self, staged: _Staged, timestamp: Timestamp) -> None:
+    def _commit_entities(self, staged: _Staged, timestamp: Timestamp, written: Optional[Changes] = None) -> None:
+        marks = self._query_ids.setdefault(WRITTEN, {})
+        for coll, puts, deleted in staged:
+            if deleted and marks.get(coll):
+                marks[coll] -= deleted
+                if not marks[coll]:
+                    del marks[coll]
+        for coll, c in (written or {}).items():
+            if c["sets"]:
+                marks.setdefault(coll, set()).update(c["sets"])
         for coll, puts, deleted in staged:
             cache = self._cache.setdefault(coll, {})
             stamps = self._timestamps.setdefault(coll, {})
@@ -203,15 +217,29 @@ class LocalStore(OutboxMixin, ABC):
             if not cache:
                 del self._cache[coll]
                 self._timestamps.pop(coll, None)
+        if not marks:
+            del self._query_ids[WRITTEN]
 
-    @staticmethod
-    def _entity_writes(writes: Writes, staged: _Staged, timestamp: Timestamp) -> None:
+    def _entity_writes(self, writes: Writes, staged: _Staged, timestamp: Timestamp,
+                       written: Optional[Changes] = None) -> None:
+        """The rows for ``staged``; ``written``: the acknowledged own writes to mark."""
         writes.timestamp = timestamp
+        marks = self._query_ids.get(WRITTEN, {})
+        unmarked: Dict[str, Set[str]] = {}
         for coll, puts, deleted in staged:
             if deleted:
                 writes.entity_deletes.append((coll, deleted))
+                gone = deleted & marks.get(coll, set())
+                if gone:
+                    unmarked[coll] = gone
+                    writes.query_removed.extend((WRITTEN, coll, eid) for eid in gone)
             if puts:
                 writes.entity_puts.append((coll, puts))
+        # As _commit_entities: removals first, then the new marks (a delete and a set of one id
+        # in a batch is a re-creation).
+        for coll, c in (written or {}).items():
+            marked = marks.get(coll, set()) - unmarked.get(coll, set())
+            writes.query_added.extend((WRITTEN, coll, eid) for eid in c["sets"] if eid not in marked)
 
     def apply_server_changes(self, changes: Changes, timestamp: Timestamp) -> Set[str]:
         """Apply server data (ENTITY_DATA) to the cache in one transaction; return the changed collections.
@@ -330,7 +358,19 @@ class LocalStore(OutboxMixin, ABC):
         """The query ids that have recorded result ids, sorted."""
         with self._lock:
             self._check_open()
-            return sorted(self._query_ids)
+            return sorted(q for q in self._query_ids if q != WRITTEN)
+
+    # --- own writes ---------------------------------------------------------------------------
+
+    def written(self, collection: str, entity_id: str) -> bool:
+        """Whether an acknowledged write of this store put the cached entity on the server
+        (the mark lasts until the entity leaves the cache, across restarts)."""
+        with self._lock:
+            return entity_id in self._query_ids.get(WRITTEN, {}).get(collection, ())
+
+    def forget_written(self) -> None:
+        """Drop every own-write mark (another identity's writes are not this one's)."""
+        self.drop_query(WRITTEN)
 
     # --- metadata -----------------------------------------------------------------------------
 
