@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, NoReturn, Optional, Set, Tuple, Union
 
+from .._forkgate import section as fork_section
 from .._safefs import check_file, open_nofollow
 from .._types import Document
 from ..errors import StorageCorruptError, StorageLockedError, TriplitError
@@ -109,12 +110,13 @@ class SqliteStore(LocalStore):
         self.path: Path = resolve_db_path(path)
         self._conn: Optional[sqlite3.Connection] = None
         self._prepare_files()
-        conn = self._connect()
-        try:
-            self._load(conn)
-        except BaseException:
-            conn.close()
-            raise
+        with fork_section():
+            conn = self._connect()
+            try:
+                self._load(conn)
+            except BaseException:
+                conn.close()
+                raise
         self._conn = conn
 
     # --- opening ------------------------------------------------------------------------------
@@ -258,14 +260,15 @@ class SqliteStore(LocalStore):
         if conn is None:  # pragma: no cover - _persist is never reached before open or after close
             raise TriplitError(f"local database {self.path} is not open")
         try:
-            conn.execute("BEGIN")
-            try:
-                self._write(conn, writes)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+            with fork_section():
+                conn.execute("BEGIN")
+                try:
+                    self._write(conn, writes)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
         except sqlite3.Error as exc:
             raise TriplitError(f"writing the local database {self.path} failed: {exc}") from exc
 
@@ -328,7 +331,8 @@ class SqliteStore(LocalStore):
         conn, self._conn = self._conn, None
         if conn is not None:
             try:
-                conn.close()
+                with fork_section():
+                    conn.close()
             except sqlite3.Error as exc:  # pragma: no cover - close of a healthy connection
                 logger.warning("closing the local database %s failed: %s", self.path, exc)
 
@@ -379,6 +383,11 @@ def take_outbox(path: Union[str, "os.PathLike[str]"], deliver: Callable[[List[Se
     ``deliver`` commits them elsewhere before they are deleted here, so a crash between the two
     can make them be sent twice, never lost. An unusable file is left to its next owner (0).
     """
+    with fork_section():
+        return _take_outbox(path, deliver)
+
+
+def _take_outbox(path: Union[str, "os.PathLike[str]"], deliver: Callable[[List[Segment]], Any]) -> int:
     db = resolve_db_path(path)
     for suffix in ("", "-wal", "-shm"):
         check_file(db.with_name(db.name + suffix))
