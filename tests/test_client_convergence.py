@@ -5,7 +5,7 @@ and restart; at every quiet point every live query's local results equal the ser
 Clients: two Python clients in this process (one in memory, one on SQLite that disconnects,
 reconnects and is closed and reopened), a Python client in another process that is restarted as a new process on the same
 data dir (closed cleanly or killed), the official JS client (@triplit/client 1.0.50 under
-Node), and the service token writing over HTTP. Schema: tests/_rich_schema.py (dates, sets,
+Node), and the service token writing over HTTP. Schema: tests/support/rich_schema.py (dates, sets,
 records, relations, and a collection each user may only read and write their own rows of).
 
 CI runs 3 seeds; the full run is 20 (``TRIPLIT_SYNC_FULL=1 python -m pytest -s
@@ -27,8 +27,8 @@ import pytest
 from triplit_sync import TriplitClient
 from triplit_sync.testing import TriplitTestServer
 
-from ._rich_schema import rich_schema
-from .client_helpers import (
+from .support.rich_schema import rich_schema
+from .support.client import (
     Collector,
     DriverProcess,
     js_driver,
@@ -37,7 +37,7 @@ from .client_helpers import (
     server_rows,
 )
 
-pytest_plugins = ["tests.client_fixtures"]  # make_client, rich
+pytest_plugins = ["tests.support.client_fixtures"]  # make_client, rich
 
 QUERIES: Dict[str, Dict[str, Any]] = {
     "all": {"collectionName": "todos", "order": [["id", "ASC"]]},

@@ -22,9 +22,9 @@ from triplit_sync.errors import (
 )
 from triplit_sync.testing import TriplitTestServer
 
-from .client_helpers import Collector, SentLog
+from .support.client import Collector, SentLog
 
-pytest_plugins = ["tests.client_fixtures"]  # make_client, rich
+pytest_plugins = ["tests.support.client_fixtures"]  # make_client, rich
 
 Make = Callable[..., TriplitClient]
 TODOS = {"collectionName": "todos", "order": [["id", "ASC"]]}

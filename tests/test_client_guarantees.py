@@ -19,10 +19,10 @@ from triplit_sync.http import HttpClient
 from triplit_sync.protocol import EntityData
 from triplit_sync.testing import TriplitTestServer
 
-from .client_helpers import Collector, server_rows, wait_equal_to_server
+from .support.client import Collector, server_rows, wait_equal_to_server
 from .conftest import SAMPLE_SCHEMA
 
-pytest_plugins = ["tests.client_fixtures"]  # make_client
+pytest_plugins = ["tests.support.client_fixtures"]  # make_client
 
 Make = Callable[..., TriplitClient]
 TODOS = {"collectionName": "todos", "order": [["id", "ASC"]]}

@@ -17,7 +17,7 @@ from triplit_sync.http import HttpClient
 from triplit_sync.protocol import ConnectQuery, EntityData, query_id
 from triplit_sync.testing import TriplitTestServer
 
-from .client_helpers import (
+from .support.client import (
     Collector,
     SentLog,
     python_driver,
@@ -26,7 +26,7 @@ from .client_helpers import (
 )
 from .conftest import SAMPLE_SCHEMA
 
-pytest_plugins = ["tests.client_fixtures"]  # make_client, rich
+pytest_plugins = ["tests.support.client_fixtures"]  # make_client, rich
 
 Make = Callable[..., TriplitClient]
 OPEN = {"collectionName": "todos", "where": [["completed", "=", False]], "order": [["id", "ASC"]]}

@@ -9,10 +9,10 @@ from triplit_sync import TriplitClient
 from triplit_sync.http import HttpClient
 from triplit_sync.testing import TriplitTestServer
 
-from .client_helpers import Collector, wait_equal_to_server
+from .support.client import Collector, wait_equal_to_server
 from .conftest import SAMPLE_SCHEMA
 
-pytest_plugins = ["tests.client_fixtures"]  # make_client
+pytest_plugins = ["tests.support.client_fixtures"]  # make_client
 
 ALL = {"collectionName": "todos", "order": [["id", "ASC"]]}
 TOP = {"collectionName": "todos", "order": [["created_at", "DESC"]], "limit": 1}

@@ -13,9 +13,9 @@ import pytest
 from triplit_sync import TriplitClient, TriplitTimeoutError
 from triplit_sync.testing import TriplitTestServer
 
-from .relay import Relay
+from .support.relay import Relay
 
-pytest_plugins = ["tests.client_fixtures"]  # make_client
+pytest_plugins = ["tests.support.client_fixtures"]  # make_client
 
 Make = Callable[..., TriplitClient]
 TODOS = {"collectionName": "todos"}

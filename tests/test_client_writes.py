@@ -20,7 +20,7 @@ from triplit_sync import TriplitClient
 from triplit_sync.errors import EntityNotFoundError, InvalidQueryError, TriplitTimeoutError, WriteError
 from triplit_sync.testing import TriplitTestServer
 
-from .client_helpers import (
+from .support.client import (
     ROOT,
     Collector,
     SentLog,
@@ -30,7 +30,7 @@ from .client_helpers import (
 )
 from .conftest import SAMPLE_SCHEMA
 
-pytest_plugins = ["tests.client_fixtures"]  # make_client, rich
+pytest_plugins = ["tests.support.client_fixtures"]  # make_client, rich
 
 Make = Callable[..., TriplitClient]
 TODOS = {"collectionName": "todos", "order": [["id", "ASC"]]}
@@ -132,7 +132,7 @@ def test_bad_writes_raise_at_the_call(triplit: TriplitTestServer, make_client: M
 
 
 def test_sets_dates_and_records(rich: TriplitTestServer, make_client: Make) -> None:
-    from ._rich_schema import rich_schema
+    from .support.rich_schema import rich_schema
 
     token = rich.user_token("alice")
     client = make_client(rich, token, schema=rich_schema())

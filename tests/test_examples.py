@@ -8,6 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# The examples start their server in a child process, where tests/conftest.py's Node guard cannot see.
+pytestmark = pytest.mark.server
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -4,6 +4,8 @@ and 3 were built (see tests/faults/README.md, "Before the fixes")."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.faults.common import Result
 from tests.faults.runner import run_one
 
@@ -12,14 +14,17 @@ def _assert_passed(res: Result) -> None:
     assert res.passed, res.report()
 
 
+@pytest.mark.server
 def test_kill9_durable_client() -> None:
     _assert_passed(run_one("kill9", quick=True))
 
 
+@pytest.mark.server
 def test_server_restarts_and_mid_frame_cuts() -> None:
     _assert_passed(run_one("restarts", quick=True, stalls=0))
 
 
+@pytest.mark.server
 def test_silent_stall_noticed() -> None:
     _assert_passed(run_one("restarts", quick=True, restarts=0, cuts=0, stalls=1))
 
@@ -28,5 +33,6 @@ def test_hostile_frames() -> None:
     _assert_passed(run_one("hostile", quick=True))
 
 
+@pytest.mark.server
 def test_threads_mixed_calls() -> None:
     _assert_passed(run_one("threads", quick=True))

@@ -1,4 +1,4 @@
-"""Hostile frames from a server (tests/_mini_triplit.py) never kill the reader, never put a
+"""Hostile frames from a server (tests/support/mini_triplit.py) never kill the reader, never put a
 malformed entity or checkpoint into the local database, and leave a client that still writes
 and fetches. A quick run by default; ``TRIPLIT_SYNC_FULL=1`` sends 10 000 generated frames."""
 
@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator, List, Union
 
 import pytest
 
-from tests._mini_triplit import MiniTriplit
+from tests.support.mini_triplit import MiniTriplit
 from triplit_sync import TriplitClient
 from triplit_sync._chunks import MAX_BYTES, MAX_PENDING
 from triplit_sync._deepjson import TOO_DEEP, loads_iterative, parse_frame

@@ -16,9 +16,9 @@ from triplit_sync.errors import ProtocolError
 from triplit_sync.schema import S, Schema
 from triplit_sync.testing import TriplitTestServer, shared_server
 
-from .client_helpers import Collector
+from .support.client import Collector
 
-pytest_plugins = ["tests.client_fixtures"]  # make_client
+pytest_plugins = ["tests.support.client_fixtures"]  # make_client
 
 Make = Callable[..., TriplitClient]
 TODOS = {"collectionName": "todos", "order": [["id", "ASC"]]}
@@ -70,6 +70,7 @@ def test_a_deeply_nested_value_does_not_kill_subscribers(
         assert c.fetch_by_id("todos", "deep", policy="local-only") is None
 
 
+@pytest.mark.server
 def test_a_value_that_breaks_the_client_schema_does_not_break_fetch(
         tmp_path: Path, make_client: Make, caplog: pytest.LogCaptureFixture) -> None:
     # The server holds data its schema does not allow: written while it ran without a schema

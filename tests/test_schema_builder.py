@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._schema_samples import (
+from tests.support.schema_samples import (
     FIXTURES,
     JS_BUILT,
     JS_BUILT_HASH_FROM_NODE,
@@ -290,6 +290,7 @@ def _run_node(script: str, *args: str) -> str:
     return proc.stdout
 
 
+@pytest.mark.server
 def test_hash_and_builder_fixtures_match_the_installed_js_packages(tmp_path: Path) -> None:
     # The constants and the JSON fixture above came from Node; check them against the real packages.
     ours = tmp_path / "ours.json"

@@ -12,7 +12,7 @@ from typing import Any, Dict
 
 import pytest
 
-from tests._schema_samples import SAMPLE_SCHEMA, rich_schema
+from tests.support.schema_samples import SAMPLE_SCHEMA, rich_schema
 from triplit_sync import _codec
 from triplit_sync._values import js_number_str
 from triplit_sync._ids import nanoid, uuid7

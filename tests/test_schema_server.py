@@ -10,7 +10,7 @@ from typing import Any, Dict, Iterator, List
 import pytest
 import websocket
 
-from tests._schema_samples import SAMPLE_SCHEMA, load_json, rich_schema
+from tests.support.schema_samples import SAMPLE_SCHEMA, load_json, rich_schema
 from triplit_sync.schema import DEFAULT_ROLES, S, Schema
 from triplit_sync.testing import TriplitTestServer
 
@@ -119,6 +119,7 @@ def test_patches_replace_sets_and_remove_optional_attributes(rich_server: Tripli
     assert sorted(fetch(rich_server, "todos")[0]["tags"]) == ["b", "c", "z"]
 
 
+@pytest.mark.server
 def test_schema_hash_is_the_one_the_server_accepts_in_the_handshake() -> None:
     # The server puts hashObject(collections) of a compatible schema override on its list; a
     # socket opened with that number as ?schema= gets READY at once, any other gets SCHEMA_REQUEST.

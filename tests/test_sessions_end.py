@@ -8,7 +8,7 @@ from typing import Iterator, List
 
 import pytest
 
-from tests.session_helpers import (
+from tests.support.session import (
     SAMPLE_SCHEMA, ClientFactory, Events, WireSpy, client_factory,
 )
 from triplit_sync.testing import TriplitTestServer

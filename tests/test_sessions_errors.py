@@ -10,7 +10,7 @@ from typing import Any, Dict, Iterator, List
 import pytest
 from jose import jwt
 
-from tests.session_helpers import (
+from tests.support.session import (
     SAMPLE_SCHEMA, ClientFactory, Events, WireSpy, client_factory, ready_count,
 )
 from triplit_sync.client import TriplitClient

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.session_helpers import Script, iter_lines, run_script, wait_until
+from tests.support.session import Script, iter_lines, run_script, wait_until
 from triplit_sync import TriplitClient
 from triplit_sync.errors import TriplitConnectionError, TriplitTimeoutError
 from triplit_sync.testing import TriplitTestServer

@@ -15,7 +15,7 @@ from typing import Any, Iterator, List
 
 import pytest
 
-from tests.session_helpers import (
+from tests.support.session import (
     SAMPLE_SCHEMA, ClientFactory, Events, Script, client_factory, iter_lines, run_script, wait_until,
 )
 from triplit_sync.errors import StorageLockedError

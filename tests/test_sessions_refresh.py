@@ -10,7 +10,7 @@ from typing import Iterator, List, Optional
 import pytest
 from jose import jwt
 
-from tests.session_helpers import (
+from tests.support.session import (
     SAMPLE_SCHEMA, ClientFactory, Events, WireSpy, client_factory, session_errors,
 )
 from triplit_sync.testing import TriplitTestServer

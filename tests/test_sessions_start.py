@@ -8,7 +8,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.session_helpers import (
+from tests.support.session import (
     SAMPLE_SCHEMA, ClientFactory, Events, WireSpy, client_factory, session_errors,
 )
 from triplit_sync.errors import NoActiveSessionError, TokenDecodingError, TokenExpiredError

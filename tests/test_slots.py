@@ -13,8 +13,8 @@ from typing import Iterator
 
 import pytest
 
-from tests.session_helpers import ClientFactory, Script, client_factory, run_script, wait_until
-from tests.slot_helpers import DRAINER, WRITER, server_ids
+from tests.support.session import ClientFactory, Script, client_factory, run_script, wait_until
+from tests.support.slots import DRAINER, WRITER, server_ids
 from triplit_sync import StorageLockedError, TriplitClient
 from triplit_sync._slots import MAX_SLOTS
 from triplit_sync.testing import TriplitTestServer

@@ -18,8 +18,8 @@ from typing import Dict, Iterator, List, Optional
 import httpx
 import pytest
 
-from tests.session_helpers import SAMPLE_SCHEMA, Script, run_script, script_env, wait_until
-from tests.slot_helpers import WRITER, server_ids
+from tests.support.session import SAMPLE_SCHEMA, Script, run_script, script_env, wait_until
+from tests.support.slots import WRITER, server_ids
 from triplit_sync import StorageLockedError, TriplitClient
 from triplit_sync.testing import TriplitTestServer
 

@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from tests.store_helpers import Harness, ch, dump, model_apply, ts, visible
+from tests.support.store import Harness, ch, dump, model_apply, ts, visible
 from triplit_sync.errors import ClientClosedError
 from triplit_sync.store import MemoryStore, OutboxEntry, SqliteStore, open_store
 

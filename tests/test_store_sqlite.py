@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.store_helpers import ch, dump, ts
+from tests.support.store import ch, dump, ts
 from triplit_sync.errors import StorageLockedError, TriplitError
 from triplit_sync.errors import StorageCorruptError
 from triplit_sync.store import MemoryStore, SqliteStore

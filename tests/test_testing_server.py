@@ -26,7 +26,7 @@ from triplit_sync.testing import (
 )
 
 from .conftest import SAMPLE_SCHEMA
-from .session_helpers import default_sigint
+from .support.session import default_sigint
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -113,6 +113,7 @@ def test_reset_clears_data_keeps_schema(triplit: TriplitTestServer) -> None:
     assert status == 200 and "todos" in body["schema"]["collections"]
 
 
+@pytest.mark.server
 def test_start_stop_and_loopback_only() -> None:
     with TriplitTestServer() as server:
         pid = server._proc.pid  # type: ignore[union-attr]
@@ -125,6 +126,7 @@ def test_start_stop_and_loopback_only() -> None:
     assert _wait_dead(pid)
 
 
+@pytest.mark.server
 def test_restart_keeps_port_and_durable_data() -> None:
     with TriplitTestServer(SAMPLE_SCHEMA, storage="sqlite") as server:
         port = server.port
@@ -137,6 +139,7 @@ def test_restart_keeps_port_and_durable_data() -> None:
         assert [r["id"] for r in rows] == [inserted["id"]]
 
 
+@pytest.mark.server
 def test_restart_memory_storage_loses_data() -> None:
     with TriplitTestServer(SAMPLE_SCHEMA) as server:
         server.post("insert", {"collectionName": "todos", "entity": {"text": "gone", "owner": "alice"}})
@@ -153,6 +156,7 @@ def test_bad_arguments_raise_at_the_call(tmp_path: Path) -> None:
         TriplitTestServer({"tables": {}})
 
 
+@pytest.mark.server
 def test_missing_node_says_so(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.delenv("TRIPLIT_SYNC_NODE", raising=False)
@@ -161,6 +165,7 @@ def test_missing_node_says_so(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
         TriplitTestServer().start()
 
 
+@pytest.mark.server
 def test_server_start_failure_reports_stderr(tmp_path: Path) -> None:
     bad = tmp_path / "schema.json"
     bad.write_text(json.dumps({"collections": {"t": {"schema": {"type": "nonsense"}}}}))
@@ -189,6 +194,7 @@ _CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.server  # the server runs in a child process, out of the guard's sight
 @pytest.mark.parametrize("mode", ["raise", "exit", "sigkill"])
 def test_no_server_left_behind(mode: str) -> None:
     child = subprocess.Popen([sys.executable, "-c", _CHILD, mode], cwd=REPO, stdout=subprocess.PIPE, text=True)
@@ -200,6 +206,7 @@ def test_no_server_left_behind(mode: str) -> None:
     assert _wait_dead(server_pid), f"server pid {server_pid} outlived its test process ({mode})"
 
 
+@pytest.mark.server
 def test_shared_server_is_shared() -> None:
     assert shared_server(SAMPLE_SCHEMA) is shared_server(str(SAMPLE_SCHEMA))
 
@@ -215,6 +222,7 @@ class _MixinCase(TriplitServerMixin, unittest.TestCase):
     test_sees_empty_server_again = test_sees_empty_server
 
 
+@pytest.mark.server
 def test_unittest_mixin_resets_between_tests() -> None:
     suite = unittest.defaultTestLoader.loadTestsFromTestCase(_MixinCase)
     result = unittest.TextTestRunner(stream=open(os.devnull, "w"), verbosity=0).run(suite)
@@ -241,6 +249,7 @@ def _read_dev_output(proc: "subprocess.Popen[str]") -> Dict[str, str]:
     return {"url": url.group(1), "service": tokens[0], "anon": tokens[1], "user": tokens[2]}
 
 
+@pytest.mark.server  # the server runs in a child process, out of the guard's sight
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_dev_command_tokens_work_and_it_stops_cleanly(stop_signal: int) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "triplit_sync", "dev", "--port", "0"], cwd=REPO,

@@ -1,4 +1,4 @@
-"""Transport behaviour the real server cannot be made to show, against tests/fakeserver.py:
+"""Transport behaviour the real server cannot be made to show, against tests/support/fakeserver.py:
 chunked and garbage frames, closes without (or with odd) reasons, a peer that stops reading,
 plus the transport's own rules (nothing before READY, reconnect policy, callbacks, threads)."""
 
@@ -12,8 +12,8 @@ from typing import Any, Callable, Iterator, List, Optional
 
 import pytest
 
-from tests.fakeserver import FakeConnection, FakeServer
-from tests.recorder import Recorder
+from tests.support.fakeserver import FakeConnection, FakeServer
+from tests.support.recorder import Recorder
 from triplit_sync.errors import ClientClosedError, ProtocolError
 from triplit_sync.protocol import (
     ChangesMessage,

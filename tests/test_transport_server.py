@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterator, List
 import pytest
 import websocket
 
-from tests.recorder import Recorder
+from tests.support.recorder import Recorder
 from triplit_sync.protocol import (
     ChangesAck,
     ChangesMessage,

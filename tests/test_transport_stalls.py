@@ -1,4 +1,4 @@
-"""Silent stalls are noticed (real server behind tests/relay.py): a connection whose TCP stays
+"""Silent stalls are noticed (real server behind tests/support/relay.py): a connection whose TCP stays
 open while nothing passes is dropped within ping_interval + pong_timeout (<= 2 x ping_interval),
 a write batch whose ack does not come makes the client probe the connection, and the writes
 made meanwhile land on the server once the relay forwards again."""
@@ -11,12 +11,12 @@ from typing import Iterator, List, Optional
 
 import pytest
 
-from tests.relay import Relay
+from tests.support.relay import Relay
 from triplit_sync import TriplitClient
 from triplit_sync.testing import TriplitTestServer
 from triplit_sync.transport import ConnectionStatus, StatusChange
 
-from .client_helpers import server_rows
+from .support.client import server_rows
 from .conftest import SAMPLE_SCHEMA
 
 

@@ -1,4 +1,4 @@
-"""Hostile frames through a fake server (tests/fakeserver.py): the reader must survive them all.
+"""Hostile frames through a fake server (tests/support/fakeserver.py): the reader must survive them all.
 
 A client with the sample schema subscribes to ``todos`` through a scripted peer that answers
 like a server (READY, ENTITY_DATA for each CONNECT_QUERY, CHANGES_ACK for each CHANGES, PONG)
@@ -34,7 +34,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 from websockets.exceptions import ConnectionClosed
 
-from tests.fakeserver import FakeConnection, FakeServer
+from tests.support.fakeserver import FakeConnection, FakeServer
 from triplit_sync import TriplitClient
 from triplit_sync.testing import mint_token
 

@@ -1,6 +1,6 @@
 """kill -9 of a durable client at random moments, half of the time with the server unreachable.
 
-Each round starts a client process (tests/py_driver.py) on the same durable folder, lets it
+Each round starts a client process (tests/support/py_driver.py) on the same durable folder, lets it
 write (random inserts, updates, deletes, transactions on its own entities; every call reported
 before it starts and after it returned, through the process's stdout pipe) and kills it with
 SIGKILL after a random delay, which lands anywhere from interpreter start-up to the middle of a
@@ -29,8 +29,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from tests.client_helpers import DriverProcess, python_driver, server_rows
-from tests.relay import Relay
+from tests.support.client import DriverProcess, python_driver, server_rows
+from tests.support.relay import Relay
 from triplit_sync._filelock import FileLock
 from triplit_sync.testing import TriplitTestServer
 

@@ -2,7 +2,7 @@
 
 Part 1: a durable (sqlite) server is killed with SIGKILL and started again on the same port,
 while a durable client inserts all the time. Part 2: the client talks to the server through a
-relay (tests/relay.py) that resets the connection in the middle of a server->client frame,
+relay (tests/support/relay.py) that resets the connection in the middle of a server->client frame,
 and that stops forwarding in both directions while TCP stays open (a silent stall). At the end
 every insert whose call returned must be on the server exactly once: present with the value
 written, nothing else with its prefix, and no write reported rejected (inserts of fresh ids:
@@ -23,8 +23,8 @@ import threading
 import time
 from typing import Any, List, Optional
 
-from tests.client_helpers import server_rows
-from tests.relay import Relay
+from tests.support.client import server_rows
+from tests.support.relay import Relay
 from triplit_sync import TriplitClient
 from triplit_sync.errors import WriteError
 from triplit_sync.testing import TriplitTestServer

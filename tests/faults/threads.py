@@ -21,7 +21,7 @@ import threading
 import time
 from typing import Any, Dict, List, Optional
 
-from tests.client_helpers import server_rows
+from tests.support.client import server_rows
 from triplit_sync import TriplitClient
 from triplit_sync.errors import WriteError
 from triplit_sync.testing import TriplitTestServer

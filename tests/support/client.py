@@ -26,8 +26,8 @@ from triplit_sync import TriplitClient
 from triplit_sync.protocol import Message
 from triplit_sync.testing import TriplitTestServer
 
-TESTS = Path(__file__).parent
-ROOT = TESTS.parent
+SUPPORT = Path(__file__).resolve().parent  # py_driver.py and js_driver.mjs sit here
+ROOT = SUPPORT.parent.parent
 
 
 def iso(value: _dt.datetime) -> str:
@@ -211,7 +211,7 @@ class SentLog:
 
 
 class DriverProcess:
-    """A client in another process, driven by JSON lines (tests/js_driver.mjs, tests/py_driver.py)."""
+    """A client in another process, driven by JSON lines (tests/support/js_driver.mjs, tests/support/py_driver.py)."""
 
     def __init__(self, argv: List[str], cwd: Optional[Path] = None,
                  env: Optional[Dict[str, str]] = None) -> None:
@@ -299,15 +299,15 @@ class DriverProcess:
 
 
 def python_driver(**options: Any) -> DriverProcess:
-    """A TriplitClient in a new Python process (tests/py_driver.py), configured by ``options``."""
+    """A TriplitClient in a new Python process (tests/support/py_driver.py), configured by ``options``."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    driver = DriverProcess([sys.executable, str(TESTS / "py_driver.py"), json.dumps(options)], env=env)
+    driver = DriverProcess([sys.executable, str(SUPPORT / "py_driver.py"), json.dumps(options)], env=env)
     return driver
 
 
 def js_driver() -> DriverProcess:
-    """The official @triplit/client 1.0.50 under Node (tests/js_driver.mjs)."""
+    """The official @triplit/client 1.0.50 under Node (tests/support/js_driver.mjs)."""
     from triplit_sync.testing import ensure_server_installed
 
     folder = ensure_server_installed()
@@ -316,4 +316,4 @@ def js_driver() -> DriverProcess:
     major = int(version.strip().lstrip("v").split(".")[0])
     # The JS client needs a WHATWG WebSocket (an EventTarget): global from Node 22, behind a flag before.
     flags = ["--experimental-websocket"] if major < 22 else []
-    return DriverProcess([node, *flags, str(TESTS / "js_driver.mjs"), str(folder)], cwd=folder)
+    return DriverProcess([node, *flags, str(SUPPORT / "js_driver.mjs"), str(folder)], cwd=folder)

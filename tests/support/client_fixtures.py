@@ -1,5 +1,5 @@
 """pytest fixtures for the TriplitClient tests; test modules load them with
-``pytest_plugins = ["tests.client_fixtures"]`` (tests/conftest.py is shared and stays small)."""
+``pytest_plugins = ["tests.support.client_fixtures"]`` (tests/conftest.py is shared and stays small)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from triplit_sync import TriplitClient
 from triplit_sync.testing import TriplitTestServer, shared_server
 
-from ._rich_schema import rich_schema
+from .rich_schema import rich_schema
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def make_client(tmp_path: Path) -> Iterator[Callable[..., TriplitClient]]:
 
 @pytest.fixture
 def rich() -> TriplitTestServer:
-    """A shared server with tests/_rich_schema.py's schema, emptied before the test."""
+    """A shared server with tests/support/rich_schema.py's schema, emptied before the test."""
     server = shared_server(rich_schema().to_json())
     if not server.running:
         server.start()

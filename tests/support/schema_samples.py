@@ -12,7 +12,7 @@ from typing import Any, Dict
 
 from triplit_sync.schema import S, Schema
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 SAMPLE_SCHEMA = FIXTURES / "sample-schema.json"
 JS_BUILT = FIXTURES / "schema-js-built.json"
 

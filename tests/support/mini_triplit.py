@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Set, Union
 
-from tests.fakeserver import FakeConnection, FakeServer
+from tests.support.fakeserver import FakeConnection, FakeServer
 
 __all__ = ["MiniTriplit"]
 

@@ -1,4 +1,4 @@
-"""A TriplitClient in its own process, driven by JSON lines (see tests/client_helpers.py).
+"""A TriplitClient in its own process, driven by JSON lines (see tests/support/client.py).
 
 argv[1] is a JSON object of TriplitClient keyword arguments plus ``url``; the client is built at
 start. Requests ``{"id", "cmd", ...}`` on stdin, one reply per request on stdout. Rows go out
@@ -21,9 +21,11 @@ import threading
 import time
 from typing import Any, Dict, List
 
-sys.path.insert(0, __import__("os").path.dirname(__file__))
+# Run as a script (python tests/support/py_driver.py): the repository root makes `tests` importable.
+sys.path.insert(0, __import__("os").path.dirname(__import__("os").path.dirname(__import__("os").path.dirname(
+    __import__("os").path.abspath(__file__)))))
 
-from client_helpers import Collector, SentLog, normalize  # noqa: E402
+from tests.support.client import Collector, SentLog, normalize  # noqa: E402
 
 from triplit_sync import TriplitClient  # noqa: E402
 from triplit_sync.errors import WriteError  # noqa: E402
