@@ -1,4 +1,4 @@
-"""Seeded random data and queries for the query differential test (tests/test_query_differential.py)."""
+"""Seeded random data and queries for the query differential test (tests/query/test_query_differential.py)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ The server does not evaluate a prepared query naively. Its planner (``query-comp
 ``query-engine`` in ``@triplit/db`` 1.1.x) rewrites relational parts into *views*, and the
 results depend on that rewrite. To return exactly what ``POST /fetch`` returns, this module
 builds the same plan and runs it with Python closures. Server behaviours that follow from the
-plan (all checked against a live 1.1.8 server by ``tests/test_query_differential.py``):
+plan (all checked against a live 1.1.8 server by ``tests/query/test_query_differential.py``):
 
 * ``exists`` with at most one filter on the parent (``$1``) and no ``$2``+ reference is
   *inverted*: the subquery runs once as a view and the parent is filtered with

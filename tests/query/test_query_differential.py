@@ -19,7 +19,7 @@ from triplit_sync.query._values import order_key
 from triplit_sync.query.filters import OPERATORS
 from triplit_sync.testing import TriplitTestServer
 
-from .support.query_gen import SCHEMA, QueryGen, encode_doc, generate_data, set_removals
+from ..support.query_gen import SCHEMA, QueryGen, encode_doc, generate_data, set_removals
 
 SEED = int(os.environ.get("TRIPLIT_QUERY_SEED", "20261127"))
 COUNT = int(os.environ.get("TRIPLIT_QUERY_COUNT", "400"))

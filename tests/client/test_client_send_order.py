@@ -38,9 +38,9 @@ from triplit_sync import sync as sync_module
 from triplit_sync.protocol import ConnectQuery
 from triplit_sync.testing import TriplitTestServer
 
-from .support.client import Collector, SentLog, normalize, server_rows
-from .conftest import SAMPLE_SCHEMA
-from .support.relay import Relay
+from ..support.client import Collector, SentLog, normalize, server_rows
+from ..conftest import SAMPLE_SCHEMA
+from ..support.relay import Relay
 
 TODOS = {"collectionName": "todos", "order": [["id", "ASC"]]}
 ROUNDS = 3

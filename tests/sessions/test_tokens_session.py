@@ -25,7 +25,7 @@ from triplit_sync.tokens import (
     roles_equivalent,
 )
 
-SAMPLE_ROLES = json.loads((Path(__file__).parent / "fixtures" / "sample-schema.json").read_text())["roles"]
+SAMPLE_ROLES = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "sample-schema.json").read_text())["roles"]
 
 
 def test_decode_claims_and_expiry() -> None:

@@ -16,7 +16,7 @@ from triplit_sync.errors import ProtocolError
 from triplit_sync.schema import S, Schema
 from triplit_sync.testing import TriplitTestServer, shared_server
 
-from .support.client import Collector
+from ..support.client import Collector
 
 pytest_plugins = ["tests.support.client_fixtures"]  # make_client
 

@@ -40,7 +40,7 @@ from triplit_sync.errors import EntityNotFoundError, TriplitConnectionError
 from triplit_sync.protocol import ChangesMessage, ConnectQuery, EntityData
 from triplit_sync.testing import TriplitTestServer, shared_server
 
-from .support.client import Collector, normalize, server_rows
+from ..support.client import Collector, normalize, server_rows
 
 FULL = os.environ.get("TRIPLIT_SYNC_FULL") == "1"
 SETTINGS = settings(

@@ -9,7 +9,7 @@ import pytest
 from triplit_sync.errors import InvalidQueryError
 from triplit_sync.query import Query, and_, exists, or_, validate
 
-from .support.query_gen import SCHEMA
+from ..support.query_gen import SCHEMA
 
 
 def test_fluent_calls_build_collection_query_json() -> None:

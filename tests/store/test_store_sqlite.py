@@ -21,7 +21,7 @@ from triplit_sync.errors import StorageLockedError, TriplitError
 from triplit_sync.errors import StorageCorruptError
 from triplit_sync.store import MemoryStore, SqliteStore
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and file modes")
 
 

@@ -24,7 +24,7 @@ from triplit_sync.query import (
     result_dependencies,
 )
 
-from .support.query_gen import SCHEMA
+from ..support.query_gen import SCHEMA
 
 
 class Source:

@@ -22,7 +22,7 @@ from triplit_sync.errors import (
 )
 from triplit_sync.testing import TriplitTestServer
 
-from .support.client import Collector, SentLog
+from ..support.client import Collector, SentLog
 
 pytest_plugins = ["tests.support.client_fixtures"]  # make_client, rich
 
@@ -202,7 +202,7 @@ def test_fetch_one_and_fetch_by_id(triplit: TriplitTestServer, make_client: Make
 
 
 def test_fetch_decodes_values_with_the_client_schema(triplit: TriplitTestServer, make_client: Make) -> None:
-    from .conftest import SAMPLE_SCHEMA
+    from ..conftest import SAMPLE_SCHEMA
 
     seed(triplit, "t1")
     client = make_client(triplit, triplit.user_token("alice"), schema=SAMPLE_SCHEMA)

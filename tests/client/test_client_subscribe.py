@@ -16,14 +16,14 @@ from triplit_sync import TriplitClient
 from triplit_sync.errors import QueryError, TriplitTimeoutError
 from triplit_sync.testing import TriplitTestServer
 
-from .support.client import (
+from ..support.client import (
     Collector,
     SentLog,
     normalize,
     server_rows,
     wait_equal_to_server,
 )
-from .conftest import SAMPLE_SCHEMA
+from ..conftest import SAMPLE_SCHEMA
 
 pytest_plugins = ["tests.support.client_fixtures"]  # make_client, rich
 
@@ -205,7 +205,7 @@ def test_only_affected_queries_are_re_evaluated_and_only_changes_are_delivered(
 
 
 def test_includes_follow_related_changes(rich: TriplitTestServer, make_client: Make) -> None:
-    from .support.rich_schema import rich_schema
+    from ..support.rich_schema import rich_schema
 
     schema = rich_schema()
     token = rich.user_token("alice")
@@ -307,7 +307,7 @@ def test_an_entity_deleted_and_created_again_while_away_replaces_the_cached_one(
     old one had and the new one lacks must go (a merge would keep it)."""
     from triplit_sync.http import HttpClient
 
-    from .support.rich_schema import rich_schema
+    from ..support.rich_schema import rich_schema
 
     token = rich.user_token("alice")
     client = make_client(rich, token, schema=rich_schema())

@@ -17,14 +17,14 @@ from triplit_sync.http import HttpClient
 from triplit_sync.protocol import ConnectQuery, EntityData, query_id
 from triplit_sync.testing import TriplitTestServer
 
-from .support.client import (
+from ..support.client import (
     Collector,
     SentLog,
     python_driver,
     server_rows,
     wait_equal_to_server,
 )
-from .conftest import SAMPLE_SCHEMA
+from ..conftest import SAMPLE_SCHEMA
 
 pytest_plugins = ["tests.support.client_fixtures"]  # make_client, rich
 

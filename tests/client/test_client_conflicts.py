@@ -13,8 +13,8 @@ from triplit_sync.http import HttpClient
 from triplit_sync.protocol import ChangesAck, ChangesMessage
 from triplit_sync.testing import TriplitTestServer
 
-from .support.client import Collector, SentLog, server_rows, wait_equal_to_server
-from .conftest import SAMPLE_SCHEMA
+from ..support.client import Collector, SentLog, server_rows, wait_equal_to_server
+from ..conftest import SAMPLE_SCHEMA
 
 pytest_plugins = ["tests.support.client_fixtures"]  # make_client
 

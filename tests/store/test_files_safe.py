@@ -171,6 +171,6 @@ def test_a_symlinked_slot_lock_is_refused_too(opened: List[TriplitClient], tmp_p
     import sys
 
     out = subprocess.run([sys.executable, "-c", code, URL, str(tmp_path / "data")], capture_output=True,
-                         text=True, timeout=30, cwd=str(Path(__file__).parent.parent))
+                         text=True, timeout=30, cwd=str(Path(__file__).resolve().parents[2]))
     assert out.stdout.strip() == f"UNSAFE {slot / 'lock'}", out.stderr
     assert target.read_text() == "keep me\n"

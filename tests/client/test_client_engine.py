@@ -15,13 +15,13 @@ from triplit_sync import TriplitClient
 from triplit_sync.protocol import ChangesAck, ChangesMessage, ConnectQuery, Ping
 from triplit_sync.testing import TriplitTestServer
 
-from .support.client import (
+from ..support.client import (
     Collector,
     SentLog,
     server_rows,
     wait_equal_to_server,
 )
-from .conftest import SAMPLE_SCHEMA
+from ..conftest import SAMPLE_SCHEMA
 
 pytest_plugins = ["tests.support.client_fixtures"]  # make_client, rich
 
@@ -246,7 +246,7 @@ def test_a_stale_acknowledged_write_joined_by_a_relation_is_checked_with_the_ser
         rich: TriplitTestServer, make_client: Make) -> None:
     from triplit_sync.http import HttpClient
 
-    from .support.rich_schema import rich_schema
+    from ..support.rich_schema import rich_schema
 
     token = rich.user_token("alice")
     client = make_client(rich, token, schema=rich_schema())

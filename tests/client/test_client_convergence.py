@@ -9,7 +9,7 @@ Node), and the service token writing over HTTP. Schema: tests/support/rich_schem
 records, relations, and a collection each user may only read and write their own rows of).
 
 CI runs 3 seeds; the full run is 20 (``TRIPLIT_SYNC_FULL=1 python -m pytest -s
-tests/test_client_convergence.py``), which prints each seed's figures and the running totals.
+tests/client/test_client_convergence.py``), which prints each seed's figures and the running totals.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import pytest
 from triplit_sync import TriplitClient
 from triplit_sync.testing import TriplitTestServer
 
-from .support.rich_schema import rich_schema
-from .support.client import (
+from ..support.rich_schema import rich_schema
+from ..support.client import (
     Collector,
     DriverProcess,
     js_driver,
@@ -433,7 +433,7 @@ def http_write(server: TriplitTestServer, op: tuple) -> None:
 
 
 ROUNDS, WRITES_PER_ROUND = 8, 40
-# CI: 3 seeds. The full run (TRIPLIT_SYNC_FULL=1 python -m pytest -s tests/test_client_convergence.py),
+# CI: 3 seeds. The full run (TRIPLIT_SYNC_FULL=1 python -m pytest -s tests/client/test_client_convergence.py),
 # best with two CPU burners alongside, prints one line per seed and a total (see issue 11).
 SEEDS = list(range(1, 21)) if os.environ.get("TRIPLIT_SYNC_FULL") == "1" else [1, 2, 3]
 TOTALS: Counter = Counter()

@@ -13,7 +13,7 @@ import pytest
 from triplit_sync import TriplitClient, TriplitTimeoutError
 from triplit_sync.testing import TriplitTestServer
 
-from .support.relay import Relay
+from ..support.relay import Relay
 
 pytest_plugins = ["tests.support.client_fixtures"]  # make_client
 

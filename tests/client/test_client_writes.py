@@ -20,7 +20,7 @@ from triplit_sync import TriplitClient
 from triplit_sync.errors import EntityNotFoundError, InvalidQueryError, TriplitTimeoutError, WriteError
 from triplit_sync.testing import TriplitTestServer
 
-from .support.client import (
+from ..support.client import (
     ROOT,
     Collector,
     SentLog,
@@ -28,7 +28,7 @@ from .support.client import (
     server_rows,
     wait_equal_to_server,
 )
-from .conftest import SAMPLE_SCHEMA
+from ..conftest import SAMPLE_SCHEMA
 
 pytest_plugins = ["tests.support.client_fixtures"]  # make_client, rich
 
@@ -132,7 +132,7 @@ def test_bad_writes_raise_at_the_call(triplit: TriplitTestServer, make_client: M
 
 
 def test_sets_dates_and_records(rich: TriplitTestServer, make_client: Make) -> None:
-    from .support.rich_schema import rich_schema
+    from ..support.rich_schema import rich_schema
 
     token = rich.user_token("alice")
     client = make_client(rich, token, schema=rich_schema())

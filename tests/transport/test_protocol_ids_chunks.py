@@ -24,7 +24,7 @@ from triplit_sync.protocol import (
     redact,
 )
 
-TRACES = Path(__file__).parent / "fixtures" / "traces"
+TRACES = Path(__file__).resolve().parents[1] / "fixtures" / "traces"
 
 
 def recorded_connect_queries() -> List[Dict[str, Any]]:

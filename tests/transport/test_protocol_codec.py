@@ -33,7 +33,7 @@ from triplit_sync.protocol import (
     encode_message,
 )
 
-TRACES = Path(__file__).parent / "fixtures" / "traces"
+TRACES = Path(__file__).resolve().parents[1] / "fixtures" / "traces"
 
 
 def trace_frames() -> Iterator[Tuple[str, Dict[str, Any]]]:
