@@ -166,7 +166,7 @@ class TriplitClient(StorageMixin, DataAPI):
 
         try:
             if token is not None:
-                self.start_session(token, auto_connect, refresh_handler=refresh_handler,
+                self.start_session(token, auto_connect=auto_connect, refresh_handler=refresh_handler,
                                    refresh_interval=refresh_interval)
             else:
                 self._resume_stored_session(auto_connect, refresh_handler, refresh_interval)
