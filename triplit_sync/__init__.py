@@ -12,6 +12,11 @@ from .client import TriplitClient
 from ._types import StorageKind
 from .data import FetchPolicy, PendingWrite, RowsStream, Transaction
 from .errors import (
+    AnyConnectionError,
+    AnyQueryError,
+    AnySessionError,
+    AnyStorageError,
+    AnyWriteError,
     AuthenticationError,
     ClientClosedError,
     EntityNotFoundError,
@@ -23,7 +28,11 @@ from .errors import (
     ProtocolError,
     QueryError,
     SchemaValidationError,
+    ServerEntityNotFoundError,
     ServerError,
+    ServerInvalidQueryError,
+    ServerSchemaValidationError,
+    ServerTokenExpiredError,
     SessionRolesMismatchError,
     StorageCorruptError,
     StorageLockedError,
@@ -50,6 +59,11 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "__version__",
+    "AnyConnectionError",
+    "AnyQueryError",
+    "AnySessionError",
+    "AnyStorageError",
+    "AnyWriteError",
     "AuthenticationError",
     "ClientClosedError",
     "Collection",
@@ -71,7 +85,11 @@ __all__ = [
     "S",
     "Schema",
     "SchemaValidationError",
+    "ServerEntityNotFoundError",
     "ServerError",
+    "ServerInvalidQueryError",
+    "ServerSchemaValidationError",
+    "ServerTokenExpiredError",
     "SessionErrorType",
     "SessionInfo",
     "SessionRolesMismatchError",

@@ -44,7 +44,7 @@ try:  # orjson is optional (the "fast" extra); the stdlib json is the fallback
 except ImportError:  # pragma: no cover - exercised only without orjson
     _orjson = None
 
-__all__ = ["DEFAULT_TIMEOUT", "USE_DEFAULT", "HttpTransport", "check_timeout", "dumps", "loads", "iso_utc"]
+__all__ = ["DEFAULT_TIMEOUT", "USE_DEFAULT", "HttpTransport", "as_http_url", "check_timeout", "dumps", "loads", "iso_utc"]
 
 log = logging.getLogger("triplit_sync.http")
 
@@ -132,19 +132,33 @@ def check_token(token: Any) -> str:
     return token
 
 
+_HTTP_OF_SOCKET = {"ws": "http", "wss": "https"}
+
+
+def as_http_url(server_url: str) -> str:
+    """The one rule for ``server_url`` that ``TriplitClient`` and ``HttpClient`` share: it names
+    the server by its ``http://`` or ``https://`` base URL, and ``ws://`` / ``wss://`` (the same
+    server's socket form) are read as ``http://`` / ``https://``. Other schemes come back
+    unchanged, for the caller's check to refuse by name.
+
+        >>> as_http_url("wss://db.example.com/triplit")
+        'https://db.example.com/triplit'
+    """
+    scheme, sep, rest = server_url.partition("://")
+    http = _HTTP_OF_SOCKET.get(scheme.lower()) if sep else None
+    return f"{http}://{rest}" if http else server_url
+
+
 def check_url(server_url: Any) -> str:
     """The server's base URL without a trailing slash; ``ws(s)://`` becomes ``http(s)://``."""
     if not isinstance(server_url, str):
         raise TypeError("server_url must be a str like 'http://127.0.0.1:6543', "
                         f"got {type(server_url).__name__}")
-    url = server_url.strip().rstrip("/")
+    url = as_http_url(server_url.strip().rstrip("/"))
     parts = urlsplit(url)
-    if parts.scheme in ("ws", "wss"):  # the sync URL of the same server
-        url = ("https" if parts.scheme == "wss" else "http") + url[len(parts.scheme):]
-        parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("server_url must be an http(s) URL like 'http://127.0.0.1:6543', "
-                         f"got {server_url!r}")
+        raise ValueError("server_url must be an http(s) URL like 'http://127.0.0.1:6543' "
+                         f"(ws:// and wss:// are read as http:// and https://), got {server_url!r}")
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ValueError(f"server_url must not hold a query, fragment or credentials, got {server_url!r}")
     try:

@@ -15,12 +15,14 @@ import os
 import re
 import threading
 import time
+import warnings
 import weakref
 from typing import Any, Callable, Dict, List, Optional, Union
 from urllib.parse import urlsplit
 
 from ._callbacks import add_callback
 from ._folder import default_data_dir, default_name
+from ._http_transport import as_http_url
 from ._slots import forget_names_after_fork
 from ._storage import StorageMixin
 from ._timeouts import DEFAULT, DEFAULT_TIMEOUT, TimeoutArg, check_timeout, resolve
@@ -107,9 +109,12 @@ class TriplitClient(StorageMixin, DataAPI):
         resume_margin: float = 0.0,
         timeout: Optional[float] = DEFAULT_TIMEOUT,
     ) -> None:
+        if isinstance(server_url, str):
+            server_url = as_http_url(server_url)  # the rule HttpClient follows too
         if not isinstance(server_url, str) or urlsplit(server_url).scheme not in ("http", "https") \
                 or not urlsplit(server_url).hostname:
-            raise ValueError(f"server_url must be an http:// or https:// URL, not {redact(repr(server_url))}")
+            raise ValueError("server_url must be an http:// or https:// URL (ws:// and wss:// are read "
+                             f"as http:// and https://), not {redact(repr(server_url))}")
         if storage not in ("sqlite", "memory"):
             raise ValueError(f"storage must be 'sqlite' or 'memory', not {storage!r}")
         if name is not None and (not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9._-]+", name)
@@ -161,7 +166,7 @@ class TriplitClient(StorageMixin, DataAPI):
 
         try:
             if token is not None:
-                self.start_session(token, auto_connect, refresh_handler=refresh_handler,
+                self.start_session(token, auto_connect=auto_connect, refresh_handler=refresh_handler,
                                    refresh_interval=refresh_interval)
             else:
                 self._resume_stored_session(auto_connect, refresh_handler, refresh_interval)
@@ -241,8 +246,8 @@ class TriplitClient(StorageMixin, DataAPI):
     def start_session(
         self,
         token: str,
+        *deprecated_auto_connect: bool,
         auto_connect: bool = True,
-        *,
         refresh_handler: Optional[RefreshHandler] = None,
         refresh_interval: Optional[float] = None,
     ) -> None:
@@ -250,10 +255,14 @@ class TriplitClient(StorageMixin, DataAPI):
 
         Raises :class:`TokenDecodingError` for a token that is not a JWT, and
         :class:`TokenExpiredError` for an expired one unless ``refresh_handler`` can renew it
-        (it is then called before connecting).
+        (it is then called before connecting). ``auto_connect`` is keyword-only; passing it
+        positionally (``start_session(token, False)``) still works in this release and warns.
 
             client.start_session(token, refresh_handler=lambda: auth.fresh_token())
+            client.start_session(token, auto_connect=False)
         """
+        if deprecated_auto_connect:
+            auto_connect = _positional_auto_connect(deprecated_auto_connect, auto_connect)
         self._check_open()
         _check_refresh_options(refresh_handler, refresh_interval)
         session = self._new_session(token, refresh_handler, refresh_interval)
@@ -634,6 +643,17 @@ class TriplitClient(StorageMixin, DataAPI):
             self._expiry.arm(session)
         if pending == "connect":
             self._transport.connect()
+
+
+def _positional_auto_connect(args: Any, keyword: bool) -> bool:
+    """``auto_connect`` given positionally: the one value, with a DeprecationWarning at the caller's line."""
+    if len(args) > 1:
+        raise TypeError(f"start_session() takes one positional argument after the token, got {len(args)}")
+    if keyword is not True:
+        raise TypeError("start_session() got auto_connect both positionally and as a keyword")
+    warnings.warn("start_session(token, auto_connect) with a positional bool is deprecated: pass "
+                  "auto_connect=... as a keyword", DeprecationWarning, stacklevel=3)
+    return bool(args[0])
 
 
 def _check_refresh_options(handler: Optional[RefreshHandler], interval: Optional[float]) -> None:

@@ -1,31 +1,55 @@
-"""Every error triplit_sync raises, in one tree under :class:`TriplitError`.
+"""Every error triplit_sync raises, in one tree under :class:`TriplitError`, grouped by kind.
 
-Errors from bad input raise at the call and are also ``ValueError`` or ``TypeError`` where
-that is what a Python user would catch. Errors that come from the server carry its error
-``name`` (for example ``"WritePermissionError"``) and HTTP-style ``status``.
+Catch by *kind* with the five ``Any…Error`` bases, or by *origin* with :class:`ServerError`
+(every error the server produced, whatever its kind). Each class below sits under its kind;
+``[server]`` marks a class that is also a :class:`ServerError`. Errors from bad input raise at
+the call and are also ``ValueError``/``TypeError``/``LookupError`` where that is what a Python
+user would catch. Errors from the server carry its error ``name`` (for example
+``"WritePermissionError"``) and HTTP-style ``status``; local errors have ``status`` ``None``.
 
     TriplitError
-    ├── ServerError                 the server answered with an error (name, status, message)
-    │   ├── AuthenticationError     token missing, undecodable, bad signature, expired
-    │   ├── PermissionDeniedError   a permission rule rejected the read or write
-    │   ├── NotFoundError           unknown route or resource
-    │   ├── PayloadTooLargeError    the request body is over the server's limit
-    │   ├── WriteError              a batch of synced writes was rejected
-    │   └── QueryError              a live query failed on the server
-    ├── InvalidQueryError           a query the library or the server cannot run (also ValueError)
-    ├── EntityNotFoundError         the entity a call needs is not in the local database (also LookupError)
-    ├── SchemaValidationError       a value does not fit the schema (also ValueError)
-    ├── TriplitConnectionError      the server could not be reached
-    ├── TriplitTimeoutError         a blocking call timed out (also TimeoutError)
-    ├── ProtocolError               a frame that breaks the wire protocol
-    ├── NoActiveSessionError        the call needs a session and there is none
-    ├── TokenDecodingError          a token that is not a readable JWT (also ValueError)
-    ├── TokenExpiredError           a token whose ``exp`` has passed
-    ├── SessionRolesMismatchError   a new token whose roles differ from the session's
-    ├── StorageLockedError          every slot of this client name is in use, or it is open in this process
-    ├── StorageCorruptError         the local database file cannot be used
-    ├── StorageUnsafeError          the client's folder or files could be tampered with (symlink, owner, mode)
-    └── ClientClosedError           the client was closed
+    ├── AnyConnectionError              the client cannot talk to the server
+    │   ├── TriplitConnectionError      the server could not be reached (also ConnectionError)
+    │   ├── TriplitTimeoutError         a blocking call timed out (also TimeoutError)
+    │   ├── ProtocolError               a frame or answer that breaks the wire protocol
+    │   └── ClientClosedError           the client was closed
+    ├── AnySessionError                 who you are and what you may do
+    │   ├── AuthenticationError         [server] token missing, undecodable, bad signature, expired
+    │   │   └── ServerTokenExpiredError [server] the server says the token has expired
+    │   ├── PermissionDeniedError       [server] a permission rule rejected the read or write
+    │   ├── NoActiveSessionError        the call needs a session and there is none
+    │   ├── TokenDecodingError          a token that is not a readable JWT (also ValueError)
+    │   ├── TokenExpiredError           a token whose ``exp`` has passed (local check or server)
+    │   └── SessionRolesMismatchError   a new token whose roles differ from the session's
+    ├── AnyQueryError                   a read that cannot run or failed
+    │   ├── InvalidQueryError           a query the library or the server cannot run (also ValueError)
+    │   │   └── ServerInvalidQueryError [server] the server refused the query
+    │   └── QueryError                  [server] a live query failed on the server
+    ├── AnyWriteError                   a write that cannot be made or was rejected
+    │   ├── WriteError                  [server] a batch of synced writes was rejected
+    │   ├── SchemaValidationError       a value does not fit the schema (also ValueError)
+    │   │   └── ServerSchemaValidationError [server] the server could not store the value
+    │   ├── EntityNotFoundError         the entity a call needs does not exist (also LookupError)
+    │   │   └── ServerEntityNotFoundError [server] ...on the server (also NotFoundError)
+    │   └── PayloadTooLargeError        [server] the request body is over the server's limit
+    ├── AnyStorageError                 the local database cannot be used
+    │   ├── StorageLockedError          every slot of this client name is in use, or it is open in this process
+    │   ├── StorageCorruptError         the local database file cannot be used
+    │   └── StorageUnsafeError          the client's folder or files could be tampered with (symlink, owner, mode)
+    └── ServerError                     the server answered with an error (name, status, message)
+        ├── NotFoundError               unknown route or resource
+        └── every class marked [server] above
+
+One name means one thing: a server error whose name is a local class's name (``EntityNotFoundError``,
+``TokenExpiredError``, the ``Invalid…`` query errors, the serialization errors) raises a ``Server…``
+class that is both that local class and a :class:`ServerError`, so ``except EntityNotFoundError``
+and ``except ServerError`` both catch it. Every class keeps the bases it had before the kinds were
+added, so ``except`` clauses written against older releases still catch what they caught.
+
+    try:
+        client.update("todos", todo_id, lambda t: t.update(done=True))
+    except AnyWriteError as error:        # any write problem, local or from the server
+        print(error.name, error.status, error.message)
 
 Messages never contain tokens.
 """
@@ -36,6 +60,11 @@ from typing import Any, Dict, List, Mapping, Optional
 
 __all__ = [
     "TriplitError",
+    "AnyConnectionError",
+    "AnySessionError",
+    "AnyQueryError",
+    "AnyWriteError",
+    "AnyStorageError",
     "ServerError",
     "AuthenticationError",
     "PermissionDeniedError",
@@ -57,6 +86,10 @@ __all__ = [
     "StorageUnsafeError",
     "StorageCorruptError",
     "ClientClosedError",
+    "ServerInvalidQueryError",
+    "ServerSchemaValidationError",
+    "ServerEntityNotFoundError",
+    "ServerTokenExpiredError",
     "server_error_from_json",
 ]
 
@@ -90,15 +123,43 @@ class TriplitError(Exception):
         return f"{type(self).__name__}(name={self.name!r}, status={self.status!r}, message={self.message!r})"
 
 
+# ------------------------------------------------------------------------------ kinds
+# Bases to catch by kind; they hold no state of their own. Every concrete class below also
+# keeps the bases it had before the kinds existed.
+
+
+class AnyConnectionError(TriplitError):
+    """Kind base: the client cannot talk to the server (unreachable, timed out, garbled, closed)."""
+
+
+class AnySessionError(TriplitError):
+    """Kind base: the session or its token (no session, bad or expired token, refused auth, permission)."""
+
+
+class AnyQueryError(TriplitError):
+    """Kind base: a read that cannot run (bad query) or that failed on the server."""
+
+
+class AnyWriteError(TriplitError):
+    """Kind base: a write that cannot be made (bad value, missing entity) or that the server rejected."""
+
+
+class AnyStorageError(TriplitError):
+    """Kind base: the local database cannot be used (locked, corrupt, unsafe)."""
+
+
+# ------------------------------------------------------------------------------ classes
+
+
 class ServerError(TriplitError):
     """The server rejected a request or message; ``data`` is the error object it sent."""
 
 
-class AuthenticationError(ServerError):
+class AuthenticationError(ServerError, AnySessionError):
     """The server did not accept the token (missing, undecodable, bad signature, expired)."""
 
 
-class PermissionDeniedError(ServerError):
+class PermissionDeniedError(ServerError, AnySessionError):
     """A permission rule of the server's schema rejected the operation."""
 
 
@@ -106,11 +167,11 @@ class NotFoundError(ServerError):
     """The server has no such route or resource."""
 
 
-class PayloadTooLargeError(ServerError):
+class PayloadTooLargeError(ServerError, AnyWriteError):
     """The request body is larger than the server accepts."""
 
 
-class WriteError(ServerError):
+class WriteError(ServerError, AnyWriteError):
     """The server rejected a batch of synced writes.
 
     ``changes`` holds the rejected writes as ``{collection: {"sets": {id: doc}, "deletes": set(ids)}}``.
@@ -131,7 +192,7 @@ class WriteError(ServerError):
         self.failures: List["WriteError"] = [self]
 
 
-class QueryError(ServerError):
+class QueryError(ServerError, AnyQueryError):
     """A live query failed on the server; ``name``/``message`` are the inner (real) cause."""
 
     def __init__(
@@ -147,55 +208,55 @@ class QueryError(ServerError):
         self.query_id = query_id
 
 
-class InvalidQueryError(TriplitError, ValueError):
+class InvalidQueryError(AnyQueryError, ValueError):
     """A query that cannot be run: unknown collection, attribute or operator, bad filter."""
 
 
-class EntityNotFoundError(TriplitError, LookupError):
+class EntityNotFoundError(AnyWriteError, LookupError):
     """The entity a call needs (for example to update it with a function) is not in the local database."""
 
 
-class SchemaValidationError(TriplitError, ValueError):
+class SchemaValidationError(AnyWriteError, ValueError):
     """A value that does not fit the schema, named with its collection and (dotted) attribute."""
 
     collection: Optional[str] = None
     attribute: Optional[str] = None
 
 
-class TriplitConnectionError(TriplitError, ConnectionError):
+class TriplitConnectionError(AnyConnectionError, ConnectionError):
     """The server could not be reached; the message names the URL (never a token)."""
 
 
-class TriplitTimeoutError(TriplitError, TimeoutError):
+class TriplitTimeoutError(AnyConnectionError, TimeoutError):
     """A blocking call did not finish within its timeout."""
 
 
-class ProtocolError(TriplitError):
+class ProtocolError(AnyConnectionError):
     """A frame that breaks the wire protocol; the message names the frame type and the problem."""
 
 
-class NoActiveSessionError(TriplitError):
+class NoActiveSessionError(AnySessionError):
     """The call needs a session (a token) and the client has none."""
 
 
-class TokenDecodingError(TriplitError, ValueError):
+class TokenDecodingError(AnySessionError, ValueError):
     """The token is not a JWT whose claims can be read."""
 
 
-class TokenExpiredError(TriplitError):
+class TokenExpiredError(AnySessionError):
     """The token's ``exp`` has already passed."""
 
 
-class SessionRolesMismatchError(TriplitError):
+class SessionRolesMismatchError(AnySessionError):
     """The new token's roles differ from the current session's; start a new session instead."""
 
 
-class StorageLockedError(TriplitError):
+class StorageLockedError(AnyStorageError):
     """This client name cannot get a local database: it is open in this process already, or
     every one of its slots is owned by a live process."""
 
 
-class StorageUnsafeError(TriplitError):
+class StorageUnsafeError(AnyStorageError):
     """The client's folder or one of its files is not safe to use: a symlink, owned by another
     user, or writable by others. ``path`` names it; the message says what to fix."""
 
@@ -204,7 +265,7 @@ class StorageUnsafeError(TriplitError):
         self.path = path
 
 
-class StorageCorruptError(TriplitError):
+class StorageCorruptError(AnyStorageError):
     """The local database file is unreadable, not a triplit_sync cache, or holds malformed rows.
 
     ``path`` names it; moving it aside and opening again starts fresh (TriplitClient does that).
@@ -215,8 +276,29 @@ class StorageCorruptError(TriplitError):
         self.path = path
 
 
-class ClientClosedError(TriplitError):
+class ClientClosedError(AnyConnectionError):
     """The client has been closed and cannot be used any more."""
+
+
+# ------------------------------------------------------------------------------ server twins
+# A server error named like a local class is raised as a twin that is both: the name on the
+# error and the class that catches it then mean the same thing.
+
+
+class ServerInvalidQueryError(ServerError, InvalidQueryError):
+    """The server refused a query (bad filter, unknown collection or attribute, bad order...)."""
+
+
+class ServerSchemaValidationError(ServerError, SchemaValidationError):
+    """The server could not serialize or store a value (``DBSerializationError`` and the like)."""
+
+
+class ServerEntityNotFoundError(NotFoundError, EntityNotFoundError):
+    """The server has no entity the request needs; also a :class:`NotFoundError` as before."""
+
+
+class ServerTokenExpiredError(AuthenticationError, TokenExpiredError):
+    """The server refused the token because its ``exp`` has passed."""
 
 
 _BY_NAME = {
@@ -228,36 +310,39 @@ _BY_NAME = {
     "InvalidTokenSignatureError": AuthenticationError,
     "InvalidTokenPayloadError": AuthenticationError,
     "TokenVerificationError": AuthenticationError,
-    "TokenExpiredError": AuthenticationError,
+    "TokenExpiredError": ServerTokenExpiredError,
     "RouteNotFoundError": NotFoundError,
     "PayloadTooLargeError": PayloadTooLargeError,
-    "InvalidFilterError": InvalidQueryError,
-    "InvalidCollectionNameError": InvalidQueryError,
-    "CollectionNotFoundError": InvalidQueryError,
-    "InvalidQueryWhereError": InvalidQueryError,
-    "InvalidOrderClauseError": InvalidQueryError,
-    "IncludedNonRelationError": InvalidQueryError,
-    "RelationDoesNotExistError": InvalidQueryError,
-    "InvalidQueryInclusionError": InvalidQueryError,
-    "InvalidQueryLimitError": InvalidQueryError,
-    "InvalidQueryAfterError": InvalidQueryError,
-    "InvalidWhereClauseError": InvalidQueryError,
-    "InvalidSelectClauseError": InvalidQueryError,
-    "QueryClauseFormattingError": InvalidQueryError,
-    "AfterClauseWithNoOrderError": InvalidQueryError,
-    "InvalidQueryCardinalityError": InvalidQueryError,
-    "SessionVariableNotFoundError": InvalidQueryError,
+    "InvalidFilterError": ServerInvalidQueryError,
+    "InvalidCollectionNameError": ServerInvalidQueryError,
+    "CollectionNotFoundError": ServerInvalidQueryError,
+    "InvalidQueryWhereError": ServerInvalidQueryError,
+    "InvalidOrderClauseError": ServerInvalidQueryError,
+    "IncludedNonRelationError": ServerInvalidQueryError,
+    "RelationDoesNotExistError": ServerInvalidQueryError,
+    "InvalidQueryInclusionError": ServerInvalidQueryError,
+    "InvalidQueryLimitError": ServerInvalidQueryError,
+    "InvalidQueryAfterError": ServerInvalidQueryError,
+    "InvalidWhereClauseError": ServerInvalidQueryError,
+    "InvalidSelectClauseError": ServerInvalidQueryError,
+    "QueryClauseFormattingError": ServerInvalidQueryError,
+    "AfterClauseWithNoOrderError": ServerInvalidQueryError,
+    "InvalidQueryCardinalityError": ServerInvalidQueryError,
+    "SessionVariableNotFoundError": ServerInvalidQueryError,
     "UnauthorizedError": AuthenticationError,
     "InvalidTokenProjectIdError": AuthenticationError,
     "TokenMissingProjectIdError": AuthenticationError,
     "UnrecognizedTokenTypeError": AuthenticationError,
-    "EntityNotFoundError": NotFoundError,
-    "DBSerializationError": SchemaValidationError,
-    "DBDeserializationError": SchemaValidationError,
-    "JSONSerializationError": SchemaValidationError,
-    "JSONDeserializationError": SchemaValidationError,
-    "InvalidInsertDocumentError": SchemaValidationError,
+    "EntityNotFoundError": ServerEntityNotFoundError,
+    "DBSerializationError": ServerSchemaValidationError,
+    "DBDeserializationError": ServerSchemaValidationError,
+    "JSONSerializationError": ServerSchemaValidationError,
+    "JSONDeserializationError": ServerSchemaValidationError,
+    "InvalidInsertDocumentError": ServerSchemaValidationError,
 }
+
+#: The ``contextMessage`` (PROTOCOL.md §4) a 1.1.8 server gives a token whose ``exp`` has passed.
+_EXPIRED_CONTEXT = '"exp" claim timestamp check failed'
 
 
 def server_error_from_json(data: Any, status: Optional[int] = None) -> TriplitError:
@@ -269,6 +354,9 @@ def server_error_from_json(data: Any, status: Optional[int] = None) -> TriplitEr
     if status is None and isinstance(data.get("status"), int):
         status = data["status"]
     cls: type = _BY_NAME.get(name) or ServerError
+    if cls is AuthenticationError and _EXPIRED_CONTEXT in str(data.get("contextMessage") or ""):
+        # A 1.1.8 server reports an expired token as a bad signature; its context names the claim.
+        cls = ServerTokenExpiredError
     if cls is ServerError and status == 413:
         cls = PayloadTooLargeError
     if cls is ServerError and status == 404:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from ._http_transport import DEFAULT_TIMEOUT, USE_DEFAULT, HttpTransport, check_token, dumps
@@ -479,12 +480,20 @@ class HttpClient:
         return {row["collection"]: row["numEntities"] for row in result
                 if isinstance(row, Mapping) and "collection" in row}
 
-    def clear(self, *, full: bool = False) -> None:
-        """Delete every entity; ``full=True`` also drops the schema. Needs a service token.
+    def clear_server(self, *, full: bool = False) -> None:
+        """Delete every entity *on the server* (the ``/clear`` route); ``full=True`` also drops
+        the schema. Needs a service token. (``TriplitClient.clear()`` empties the local cache.)
 
-            >>> http.clear()  # doctest: +SKIP
+            >>> http.clear_server()  # doctest: +SKIP
         """
         self._post("clear", {"full": bool(full)})
+
+    def clear(self, *, full: bool = False) -> None:
+        """Deprecated name of :meth:`clear_server`, removed in the next release: it empties the
+        server, not a local cache as ``TriplitClient.clear()`` does."""
+        warnings.warn("HttpClient.clear() is deprecated: use HttpClient.clear_server(), which "
+                      "says that it empties the server", DeprecationWarning, stacklevel=2)
+        self.clear_server(full=full)
 
     def healthcheck(self, *, timeout: Timeout = _DEFAULT) -> bool:
         """``True`` if the server answers its health check; ``False`` if it is unreachable,

@@ -36,7 +36,7 @@ def test_override_schema_then_clear_full(http: HttpClient) -> None:
     assert http.override_schema(Schema.from_json(schema))["successful"] is True
     assert http.insert("notes", {"body": "hi"})["pinned"] is False
     assert http.stats() == {"notes": 1}
-    http.clear(full=True)
+    http.clear_server(full=True)
     assert http.schema() is None
     assert http.stats() == {}
 

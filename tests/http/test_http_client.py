@@ -142,9 +142,9 @@ def test_stats_and_clear(service: HttpClient) -> None:
     service.bulk_insert({"todos": [todo(i) for i in range(3)], "messages": [{"text": "m", "author_id": "a"}]},
                         no_return=True)
     assert service.stats() == {"todos": 3, "messages": 1}
-    service.clear()
+    service.clear_server()
     assert service.stats() == {"todos": 0, "messages": 0}
-    assert service.schema() is not None  # clear() keeps the schema
+    assert service.schema() is not None  # clear_server() keeps the schema
 
 
 def test_schema_returns_the_server_schema(service: HttpClient) -> None:
@@ -221,7 +221,7 @@ def test_write_permission_denied_for_a_user(triplit: TriplitTestServer, service:
 
 
 @pytest.mark.parametrize("call", [
-    lambda h: h.stats(), lambda h: h.schema(), lambda h: h.clear(), lambda h: h.delete_all("todos"),
+    lambda h: h.stats(), lambda h: h.schema(), lambda h: h.clear_server(), lambda h: h.delete_all("todos"),
     lambda h: h.apply_changes({"todos": {"sets": {}, "deletes": {"x"}}}),
     lambda h: h.override_schema({"collections": {}}),
 ])

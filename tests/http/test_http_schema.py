@@ -50,7 +50,7 @@ def server() -> Iterator[TriplitTestServer]:
 @pytest.fixture
 def http(server: TriplitTestServer) -> Iterator[HttpClient]:
     with HttpClient(server.url, server.service_token(), schema=SCHEMA) as client:
-        client.clear()
+        client.clear_server()
         yield client
 
 

@@ -67,7 +67,7 @@ def test_pending_writes_stay_with_the_identity_that_made_them(
         triplit: TriplitTestServer, clients: ClientFactory) -> None:
     client = clients(triplit.url, schema=SAMPLE_SCHEMA)
     alice, bob = triplit.user_token("alice"), triplit.user_token("bob")
-    client.start_session(alice, False)
+    client.start_session(alice, auto_connect=False)
     mine = client.insert("todos", {"text": "alice offline", "owner": "alice", "completed": False})
     client.end_session()
 

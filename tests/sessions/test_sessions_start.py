@@ -68,7 +68,7 @@ def test_without_a_token_the_client_works_locally_then_connects_on_start_session
 
 def test_start_session_without_connecting_then_connect(triplit: TriplitTestServer, clients: ClientFactory) -> None:
     client = clients(triplit.url)
-    client.start_session(triplit.user_token("alice"), False)
+    client.start_session(triplit.user_token("alice"), auto_connect=False)
     assert client.session is not None and client.session.claims["sub"] == "alice"
     assert client.connection_status is ConnectionStatus.CLOSED
     assert client._transport.status is ConnectionStatus.UNINITIALIZED
@@ -150,7 +150,7 @@ def test_another_identity_does_not_resume_from_the_previous_ones_checkpoints(
     client.connect()  # the same identity resumes: CONNECT_QUERY carries its checkpoint
     spy.wait_sent("CONNECT_QUERY", 2)
     assert spy.sent("CONNECT_QUERY")[1].state["timestamp"][0] > 0  # type: ignore[attr-defined]
-    client.start_session(triplit.user_token("bob"), False)
+    client.start_session(triplit.user_token("bob"), auto_connect=False)
     transport = client._transport
     assert client._engine.checkpoints() == {}
     client.connect()

@@ -32,7 +32,7 @@ def test_update_session_token_refuses_bad_tokens_at_the_call(
     with pytest.raises(NoActiveSessionError):
         client.update_session_token(triplit.user_token("alice"))
     alice = triplit.user_token("alice", expires_in=600)
-    client.start_session(alice, False)
+    client.start_session(alice, auto_connect=False)
     expired = triplit.user_token("alice", expires_in=-30)
     bob = triplit.user_token("bob")
     cases = [("not.a.jwt", TokenDecodingError), ("", TokenDecodingError), (expired, TokenExpiredError),
