@@ -11,7 +11,7 @@ import pytest
 from triplit_sync import HttpClient, TriplitClient
 from triplit_sync.testing import TriplitTestServer, mint_token
 
-pytest_plugins = ["tests.client_fixtures"]  # make_client
+pytest_plugins = ["tests.support.client_fixtures"]  # make_client
 
 Make = Callable[..., TriplitClient]
 

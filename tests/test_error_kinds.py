@@ -40,7 +40,7 @@ from triplit_sync.testing import TriplitTestServer
 
 from .conftest import SAMPLE_SCHEMA
 
-pytest_plugins = ["tests.client_fixtures"]  # make_client
+pytest_plugins = ["tests.support.client_fixtures"]  # make_client
 
 Make = Callable[..., triplit_sync.TriplitClient]
 
