@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 
-from triplit_sync._envelope import dumps_bytes, loads
+from triplit_sync._envelope import dumps_bytes
 from triplit_sync.errors import ProtocolError, QueryError, ServerError, WriteError
 from triplit_sync.protocol import (
     ChangesAck,
@@ -409,10 +408,12 @@ def test_update_token_repr_hides_the_token() -> None:
     assert "secret-token" not in str(UpdateToken("secret-token"))
 
 
-# ------------------------------------------------------------------ speed
+# ------------------------------------------------------------------ size
 
 
-def test_decoding_a_large_entity_data_costs_little_beyond_json_parsing() -> None:
+def test_a_large_entity_data_decodes_whole() -> None:
+    # Its cost beside plain JSON parsing is the benchmark's "raw reader" ratio (bench/), not a
+    # timed bound here.
     sets = [
         [
             f"t{i:05d}",
@@ -431,15 +432,5 @@ def test_decoding_a_large_entity_data_costs_little_beyond_json_parsing() -> None
                     "meta": {"values": {"todos.sets": ["map"], "todos.deletes": ["set"]}, "v": 1}},
         "timestamp": [1, 0, "server"], "forQueries": ["q"]}})
 
-    def best(fn: Any) -> float:
-        times = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            fn(frame)
-            times.append(time.perf_counter() - t0)
-        return min(times)
-
-    parse, decode = best(loads), best(decode_message)  # orjson when installed, else json
-    assert decode < parse * 1.5 + 0.03, f"decode {decode:.3f}s vs json parse {parse:.3f}s"
     msg = decode_message(frame)
     assert isinstance(msg, EntityData) and len(msg.changes["todos"]["sets"]) == 50000
