@@ -98,6 +98,7 @@ def test_ready_resumes_the_queries_checks_the_unacked_batch_then_sends_the_write
     log = SentLog(client)
     log.hold("CHANGES")
     client.insert("todos", todo("a1"))  # in flight, lost
+    log.wait_held(1)  # the send order may hold a CHANGES for a round trip before it goes
     client.insert("todos", todo("a2"))  # pending behind it
     client.disconnect()
     log.hold(None)
@@ -198,6 +199,7 @@ def test_a_batch_in_flight_when_the_server_dies_is_sent_again(
     log = SentLog(client)
     log.hold("CHANGES")
     client.insert("todos", todo("a1"))
+    log.wait_held(1)  # in flight: sent, and its answer will never come
     server.kill()
     log.hold(None)
     server.start()
