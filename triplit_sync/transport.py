@@ -49,6 +49,8 @@ install_log_filter(logging.getLogger("websocket"))
 
 #: Frames from this size on are handled with the garbage collector paused.
 _LARGE_FRAME = 256 * 1024
+# How long a new connection waits for the previous one to finish closing before cutting its socket.
+_CLOSE_WAIT = 1.0
 
 
 class WebSocketTransport:
@@ -338,7 +340,10 @@ class WebSocketTransport:
         self._generation += 1
         gen = self._generation
         self._set_status_locked(ConnectionStatus.CONNECTING, manual=previous is not None)
-        thread = threading.Thread(target=self._run, args=(gen,), name=f"{self._name}-ws-{gen}", daemon=True)
+        before = self._conn
+        thread = threading.Thread(
+            target=self._run, args=(gen, before), name=f"{self._name}-ws-{gen}", daemon=True
+        )
         self._runner = thread
         thread.start()
 
@@ -376,7 +381,26 @@ class WebSocketTransport:
                 self._notify()
         return conn
 
-    def _run(self, gen: int) -> None:
+    def _await_closed(self, conn: WsConnection, gen: int) -> None:
+        """Open a new connection only once the previous one's close was delivered (on_close).
+
+        The previous runner may still be reading (a cut made from inside a message handler, a
+        close reply the server is slow to send); its on_close tells the engine "connection lost",
+        and delivered after this connection's READY it would make the engine forget the live
+        connection: queries never answered, writes never sent."""
+        owner = conn.owner
+        if conn.finished.is_set() or owner is None or owner is threading.current_thread():
+            return
+        if not conn.finished.wait(_CLOSE_WAIT):
+            conn.abort()  # wakes a reader blocked in recv; one inside a callback finishes it first
+        while not conn.finished.wait(_CLOSE_WAIT) and owner.is_alive():
+            with self._lock:
+                if gen != self._generation or not self._want:
+                    return
+
+    def _run(self, gen: int, before: Optional[WsConnection] = None) -> None:
+        if before is not None:
+            self._await_closed(before, gen)
         while True:
             with self._lock:
                 if gen != self._generation or not self._want:

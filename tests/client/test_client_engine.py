@@ -191,6 +191,41 @@ def test_the_server_restarting_is_survived(durable_server: TriplitTestServer, ma
     wait_equal_to_server(client, server, TODOS, server.user_token("alice"), col)
 
 
+def test_a_late_close_of_the_old_connection_does_not_reset_the_new_one(
+        triplit: TriplitTestServer, make_client: Make) -> None:
+    """The old connection's close (its on_close: "connection lost") can come late, after a cut
+    made from inside a handler or a slow close reply. Delivered after the new connection's READY,
+    it made the engine forget the live connection: the resumed queries were never answered. A new
+    connection now opens only once the old one's close was delivered."""
+    client = live_client(make_client, triplit)
+    (col,) = subscribe_all(client, TODOS)
+    engine = client._engine
+    lost, ready = engine.connection_lost, engine.connection_ready
+    order: List[str] = []
+    new_ready = threading.Event()
+
+    def slow_lost() -> None:  # a close that takes its time; the new READY may come meanwhile
+        new_ready.wait(2)
+        lost()
+        order.append("lost")
+
+    def seen_ready(send: Any) -> None:
+        order.append("ready")
+        new_ready.set()
+        ready(send)
+
+    engine.connection_lost = slow_lost  # type: ignore[method-assign]
+    engine.connection_ready = seen_ready  # type: ignore[method-assign]
+    col.fulfilled.clear()
+    client.disconnect()
+    client.connect()
+    assert col.fulfilled.wait(15), f"the resumed query was never answered ({order})"
+    assert order == ["lost", "ready"]
+    client.insert("todos", todo("a1"))
+    client.wait_for_sync(10)
+    assert [r["id"] for r in server_rows(triplit, TODOS)] == ["a1"]
+
+
 def test_a_batch_in_flight_when_the_server_dies_is_sent_again(
         durable_server: TriplitTestServer, make_client: Make) -> None:
     server = durable_server
