@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, List
 
 from triplit_sync import TriplitClient, WriteError
 from triplit_sync.http import HttpClient
-from triplit_sync.protocol import ChangesAck, ChangesMessage
+from triplit_sync.wire.messages import ChangesAck, ChangesMessage
 from triplit_sync.testing import TriplitTestServer
 
 from ..support.client import Collector, SentLog, server_rows, wait_equal_to_server

@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, Iterator, List
 import pytest
 
 from triplit_sync import TriplitClient
-from triplit_sync.protocol import ChangesAck, ChangesMessage, ConnectQuery, Ping
+from triplit_sync.wire.messages import ChangesAck, ChangesMessage, ConnectQuery, Ping
 from triplit_sync.testing import TriplitTestServer
 
 from ..support.client import (

@@ -14,7 +14,7 @@ import pytest
 
 from triplit_sync import TriplitClient
 from triplit_sync.http import HttpClient
-from triplit_sync.protocol import ConnectQuery, EntityData, query_id
+from triplit_sync.wire.messages import ConnectQuery, EntityData, query_id
 from triplit_sync.testing import TriplitTestServer
 
 from ..support.client import (

@@ -37,7 +37,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from triplit_sync import TriplitClient
 from triplit_sync.errors import EntityNotFoundError, TriplitConnectionError
-from triplit_sync.protocol import ChangesMessage, ConnectQuery, EntityData
+from triplit_sync.wire.messages import ChangesMessage, ConnectQuery, EntityData
 from triplit_sync.testing import TriplitTestServer, shared_server
 
 from ..support.client import Collector, normalize, server_rows

@@ -12,7 +12,7 @@ from tests.support.session import (
     SAMPLE_SCHEMA, ClientFactory, Events, WireSpy, client_factory,
 )
 from triplit_sync.testing import TriplitTestServer
-from triplit_sync.transport import ConnectionStatus
+from triplit_sync.transport.websocket import ConnectionStatus
 
 
 @pytest.fixture

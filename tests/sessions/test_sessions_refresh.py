@@ -14,7 +14,7 @@ from tests.support.session import (
     SAMPLE_SCHEMA, ClientFactory, Events, WireSpy, client_factory, session_errors,
 )
 from triplit_sync.testing import TriplitTestServer
-from triplit_sync.transport import ConnectionStatus
+from triplit_sync.transport.websocket import ConnectionStatus
 
 
 @pytest.fixture
@@ -221,7 +221,7 @@ def _join_refresh_threads() -> None:
 
 
 def test_the_first_call_is_never_sooner_than_one_second_from_now() -> None:
-    from triplit_sync.session import TokenRefresher
+    from triplit_sync.session.state import TokenRefresher
 
     refresher = TokenRefresher(lambda token: None, lambda error: None)
     assert refresher.delay_for(time.time() + 0.3, None) == 1.0

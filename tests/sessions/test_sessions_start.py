@@ -13,7 +13,7 @@ from tests.support.session import (
 )
 from triplit_sync.errors import NoActiveSessionError, TokenDecodingError, TokenExpiredError
 from triplit_sync.testing import TriplitTestServer, mint_token
-from triplit_sync.transport import ConnectionStatus
+from triplit_sync.transport.websocket import ConnectionStatus
 
 
 @pytest.fixture

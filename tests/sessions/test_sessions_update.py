@@ -16,9 +16,9 @@ from tests.support.session import (
 from triplit_sync.errors import (
     NoActiveSessionError, SessionRolesMismatchError, TokenDecodingError, TokenExpiredError, TriplitError,
 )
-from triplit_sync.protocol import Ping, UpdateToken
+from triplit_sync.wire.messages import Ping, UpdateToken
 from triplit_sync.testing import TriplitTestServer, mint_token
-from triplit_sync.transport import ConnectionStatus
+from triplit_sync.transport.websocket import ConnectionStatus
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from tests.support.client import Collector, SentLog, normalize  # noqa: E402
 
 from triplit_sync import TriplitClient  # noqa: E402
 from triplit_sync.errors import WriteError  # noqa: E402
-from triplit_sync.protocol import ConnectQuery, EntityData  # noqa: E402
+from triplit_sync.wire.messages import ConnectQuery, EntityData  # noqa: E402
 
 logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
 

@@ -14,9 +14,9 @@ import pytest
 
 from tests.support.mini_triplit import MiniTriplit
 from triplit_sync import TriplitClient
-from triplit_sync._chunks import MAX_BYTES, MAX_PENDING
-from triplit_sync._deepjson import TOO_DEEP, loads_iterative, parse_frame
-from triplit_sync._inbound import too_deep
+from triplit_sync.wire._chunks import MAX_BYTES, MAX_PENDING
+from triplit_sync.wire._deepjson import TOO_DEEP, loads_iterative, parse_frame
+from triplit_sync.wire._inbound import too_deep
 from triplit_sync.errors import ProtocolError
 from triplit_sync.testing import mint_token
 
@@ -66,7 +66,7 @@ def live_query(client: TriplitClient, server: MiniTriplit) -> tuple:
     sub = client.subscribe(client.query("todos"), lambda rows: None, on_error=errors,
                            on_remote_fulfilled=ready.set)
     assert ready.wait(10)
-    qid = sub._live.id
+    qid = sub.live.id
     return sub, qid, errors
 
 

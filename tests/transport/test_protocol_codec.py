@@ -8,9 +8,9 @@ from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 
-from triplit_sync._envelope import dumps_bytes
+from triplit_sync.wire._envelope import dumps_bytes
 from triplit_sync.errors import ProtocolError, QueryError, ServerError, WriteError
-from triplit_sync.protocol import (
+from triplit_sync.wire.messages import (
     ChangesAck,
     ChangesMessage,
     Chunk,

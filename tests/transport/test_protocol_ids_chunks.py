@@ -10,7 +10,7 @@ from typing import Any, Dict, List
 import pytest
 
 from triplit_sync.errors import ProtocolError
-from triplit_sync.protocol import (
+from triplit_sync.wire.messages import (
     DEFAULT_CHUNK_SIZE,
     ChangesMessage,
     Chunk,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Dict, Iterable, Mapping, Set
 
-from .._types import Changes, Timestamp
+from .._util.types import Changes, Timestamp
 
 try:  # orjson is optional: several times faster for the bulk paths (sqlite rows, copies)
     import orjson

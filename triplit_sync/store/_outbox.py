@@ -17,7 +17,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, NamedTuple, Optional, Set, Tuple
 
-from .._types import Changes, Document, Timestamp
+from .._util.types import Changes, Document, Timestamp
 from ._changes import (
     check_changes,
     check_doc,
