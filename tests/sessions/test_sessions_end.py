@@ -53,7 +53,7 @@ def test_end_session_disconnects_forgets_and_keeps_the_local_database(
     assert time.monotonic() - started < 0.5  # no stall on the reader thread's checkpoint save
     assert client.session is None
     assert client.connection_status is ConnectionStatus.UNINITIALIZED
-    assert not client._refresher.active
+    assert not client._sessions.refresher.active
     assert client._engine.checkpoints() == {}
     assert not (tmp_path / "end" / "session.json").exists()
     rows = client.fetch(client.query("todos"), "local-only")

@@ -15,7 +15,7 @@ from tests.support.session import (
 )
 from triplit_sync.client import TriplitClient
 from triplit_sync.wire.messages import UpdateToken
-from triplit_sync.session.state import SessionErrorType
+from triplit_sync.session import SessionErrorType
 from triplit_sync.testing import TriplitTestServer, mint_token
 from triplit_sync.transport.websocket import ConnectionStatus
 
@@ -63,7 +63,7 @@ def test_token_expired_on_an_idle_client_within_two_seconds_of_exp(
     got = events.wait_count("session_error", timeout=10)
     assert 0 <= got[0][3] - exp <= 2.0, got[0][3] - exp
     # The local give-up timer (exp + 1.5 s) must not report it a second time.
-    for timer in list(client._expiry._timers):
+    for timer in list(client._sessions.expiry._timers):
         timer.join(5)
     _assert_once_and_stays_closed(client, events, "TOKEN_EXPIRED")
 

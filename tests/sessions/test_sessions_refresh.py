@@ -75,7 +75,7 @@ def test_the_handler_runs_every_interval_and_never_after_end_session(
     after = len(calls.of("refresh"))
     # Three intervals (and some) with no call; a call would wake this wait early.
     assert not calls.wait_for(lambda: len(calls.of("refresh")) > after, timeout=1.0)
-    assert not client._refresher.active
+    assert not client._sessions.refresher.active
 
 
 def test_a_failing_handler_is_retried_with_backoff_and_reported(
@@ -221,7 +221,7 @@ def _join_refresh_threads() -> None:
 
 
 def test_the_first_call_is_never_sooner_than_one_second_from_now() -> None:
-    from triplit_sync.session.state import TokenRefresher
+    from triplit_sync.session import TokenRefresher
 
     refresher = TokenRefresher(lambda token: None, lambda error: None)
     assert refresher.delay_for(time.time() + 0.3, None) == 1.0

@@ -184,7 +184,7 @@ def test_tokens_never_reach_logs_reprs_or_errors(
             client.update_session_token(tokens[3])
         except SessionRolesMismatchError as e:
             texts.append(str(e))
-        client._refresher.cancel()
+        client._sessions.refresher.cancel()
         client.update_session_token(tokens[2])  # forged: the server closes with UNAUTHORIZED
         errors.wait_count("session_error")
         texts += [repr(client), repr(client.session), repr(client._session)]

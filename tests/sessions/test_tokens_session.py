@@ -14,7 +14,7 @@ from typing import List, Optional
 import pytest
 
 from triplit_sync.errors import TokenDecodingError
-from triplit_sync.session.state import SessionStore, TokenRefresher
+from triplit_sync.session import SessionStore, TokenRefresher
 from triplit_sync.testing import mint_token
 from triplit_sync.session.tokens import (
     decode_claims,
@@ -98,7 +98,7 @@ def test_corrupt_session_file_is_moved_aside(tmp_path: Path, content: bytes,
                                             caplog: pytest.LogCaptureFixture) -> None:
     store = SessionStore(tmp_path)
     store.path.write_bytes(content)
-    with caplog.at_level(logging.WARNING, logger="triplit_sync.session.state"):
+    with caplog.at_level(logging.WARNING, logger="triplit_sync.session"):
         assert store.load() is None
     aside = [p for p in tmp_path.iterdir() if p.name.startswith("session.json.corrupt-")]
     assert len(aside) == 1 and aside[0].read_bytes() == content

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from .._util.filelock import FileLock
 from .._util.safefs import safe_folder
 from ..errors import StorageCorruptError
-from ..session.state import SessionStore
+from ..session import SessionStore
 from ..store import SqliteStore
 
 __all__ = ["ClientFolder", "default_data_dir", "default_name", "open_locked", "try_lock"]

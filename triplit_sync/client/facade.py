@@ -17,25 +17,19 @@ import threading
 import time
 import warnings
 import weakref
-from typing import Any, Callable, Dict, List, Mapping, Optional, Union
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Union
 from urllib.parse import urlsplit
 
-from .._util.callbacks import add_callback
 from .._util.timeouts import DEFAULT, DEFAULT_TIMEOUT, TimeoutArg, check_timeout, resolve
 from .._util.types import StorageKind
-from ..errors import (
-    ClientClosedError,
-    NoActiveSessionError,
-    SessionRolesMismatchError,
-    TokenExpiredError,
-    TriplitError,
-    WriteError,
-)
+from ..errors import ClientClosedError, NoActiveSessionError, TokenExpiredError, TriplitError, WriteError
 from ..http._transport import as_http_url
 from ..query import Query
 from ..schema.model import Schema, SchemaArg, load_schema
-from ..session.state import ExpiryWatch, Session, SessionErrorType, SessionInfo, TokenRefresher
-from ..session.tokens import is_expired, roles_equivalent
+from ..session import Session, SessionErrorType, SessionInfo
+from ..session.manager import RefreshHandler, SessionErrorCallback, SessionManager
+from ..session.tokens import is_expired
 from ..store import LocalStore
 from ..sync import UNOWNED, Subscription, SyncEngine
 from ..sync.dispatch import Dispatcher
@@ -44,7 +38,7 @@ from ..transport.websocket import CloseInfo, ConnectionStatus, WebSocketTranspor
 from ..wire.messages import EntityData, Message, Ping, Ready, UpdateToken, redact
 from ._folder import default_data_dir, default_name
 from ._slots import forget_names_after_fork
-from ._storage import StorageMixin
+from ._storage import ClientStorage
 from .data import (
     DataAPI,
     FetchPolicy,
@@ -59,18 +53,10 @@ __all__ = ["TriplitClient", "default_data_dir"]
 
 logger = logging.getLogger(__name__)
 
-RefreshHandler = Callable[[], Optional[str]]
-SessionErrorCallback = Callable[[SessionErrorType], Any]
-
-#: How long after ``exp`` an idle connection is probed, and when the client gives up waiting
-#: for the server to notice (PROTOCOL.md §1.5: the server only checks when a message passes).
-_EXPIRY_PROBE_DELAY = 0.25
-_EXPIRY_GIVE_UP_DELAY = 1.5
-
 _clients: "weakref.WeakSet[TriplitClient]" = weakref.WeakSet()
 
 
-class TriplitClient(StorageMixin):
+class TriplitClient:
     """A client for one Triplit server, with a local database and a session.
 
     A ``token`` starts a session at once (and connects unless ``auto_connect=False``); without
@@ -147,31 +133,28 @@ class TriplitClient(StorageMixin):
         self._data = DataAPI(_DataOwner(self), self._schema)
         self._lock = threading.RLock()
         self._closed = False
-        self._session: Optional[Session] = None
-        self._session_callbacks: List[SessionErrorCallback] = []
-        if on_session_error is not None:
-            self._session_callbacks.append(on_session_error)
-        self._refresh_error_callbacks: List[Callable[[BaseException], Any]] = []
-        self._session_error_sent = False  # one report per session error (until the next connect)
-        self._expiry = ExpiryWatch(self._probe_expiry, self._expired,
-                                   probe_delay=_EXPIRY_PROBE_DELAY, give_up_delay=_EXPIRY_GIVE_UP_DELAY)
         self._http: Any = None
         self._connect_token: Optional[str] = None  # the token the current connection was opened with
         self._fork_pending: Optional[str] = None  # in a forked child until first use: what to start
+        self._dispatcher = Dispatcher(error_hook=self._callback_failed, name="triplit-callbacks")
+        self._sessions = SessionManager(
+            lock=self._lock, roles=self._schema.roles if self._schema is not None else None,
+            server_url=self.server_url, persist_token=persist_token, submit=self._submit,
+            on_refreshed=self._apply_refreshed_token, probe_expiry=self._probe_expiry, expired=self._expired)
+        if on_session_error is not None:
+            self._sessions.on_error(on_session_error)
 
-        self._store: LocalStore = self._init_storage(data_dir)
+        self._storage = ClientStorage(self, self.name, storage, self.server_url, data_dir, self._writes_moved_in)
         try:
-            self._stored: Dict[str, Any] = self._load_stored_session()
+            self._sessions.attach(self._storage.session_file, self._storage.load_stored_session())
         except BaseException:
-            self._release_storage()  # e.g. a symlinked session.json: the slot must not stay taken
+            self._storage.release()  # e.g. a symlinked session.json: the slot must not stay taken
             raise
 
-        self._dispatcher = Dispatcher(error_hook=self._callback_failed, name="triplit-callbacks")
         self._init_engine()
-        self._start_drainer()
+        self._storage.start_drainer()
         self._ping_interval = ping_interval
         self._transport = self._new_transport(ping_interval)
-        self._refresher = TokenRefresher(self._apply_refreshed_token, self._refresh_failed)
         _clients.add(self)
 
         try:
@@ -188,12 +171,30 @@ class TriplitClient(StorageMixin):
 
     # ------------------------------------------------------------------ construction helpers
 
+    @property
+    def _store(self) -> LocalStore:
+        return self._storage.store
+
+    @property
+    def _session(self) -> Optional[Session]:
+        return self._sessions.current
+
+    @property
+    def folder(self) -> Optional[Path]:
+        """The slot folder holding this client's local database; ``None`` with memory storage
+        (and in a forked child until its first call claims a slot)."""
+        return self._storage.folder
+
+    def _submit(self, callback: Callable[..., Any], *args: Any) -> None:
+        self._dispatcher.submit(callback, *args)
+
     def _init_engine(self) -> None:
-        identity = self._stored.get("identity")
+        stored = self._sessions.stored
+        identity = stored.get("identity")
         self._engine = SyncEngine(
             self._store, self._data.runner, self._dispatcher.submit,
-            checkpoints=self._stored.get("checkpoints") if identity else None,
-            on_checkpoints=self._save_checkpoints if self._session_store else None,
+            checkpoints=stored.get("checkpoints") if identity else None,
+            on_checkpoints=self._sessions.save_checkpoints if self._storage.session_file else None,
             resume_margin=self._resume_margin,
             on_stall=self._stalled,
         )
@@ -221,11 +222,11 @@ class TriplitClient(StorageMixin):
     def _resume_stored_session(
         self, auto_connect: bool, handler: Optional[RefreshHandler], interval: Optional[float]
     ) -> None:
-        token = self._stored.get("token")
+        token = self._sessions.stored.get("token")
         if not token:
             return
         try:
-            session = self._new_session(token, handler, interval)
+            session = self._sessions.new(token, handler, interval)
         except TriplitError as e:
             logger.warning("not resuming the stored session: %s", e)
             return
@@ -273,7 +274,7 @@ class TriplitClient(StorageMixin):
             auto_connect = _positional_auto_connect(deprecated_auto_connect, auto_connect)
         self._check_open()
         _check_refresh_options(refresh_handler, refresh_interval)
-        session = self._new_session(token, refresh_handler, refresh_interval)
+        session = self._sessions.new(token, refresh_handler, refresh_interval)
         if is_expired(session.claims) and refresh_handler is None:
             raise TokenExpiredError("the token has expired; pass a fresh token or a refresh_handler")
         with self._lock:
@@ -281,7 +282,7 @@ class TriplitClient(StorageMixin):
             same = current is not None and current.token == token
             if same and current is not None:
                 current.refresh_handler, current.refresh_interval = refresh_handler, refresh_interval
-                self._refresher.schedule(refresh_handler, refresh_interval, current.expires_at)
+                self._sessions.refresher.schedule(refresh_handler, refresh_interval, current.expires_at)
             elif current is not None:
                 self._teardown_session()
         if same:
@@ -294,7 +295,7 @@ class TriplitClient(StorageMixin):
 
     def _begin(self, session: Session, auto_connect: bool) -> None:
         with self._lock:
-            if self._stored.get("identity") not in (None, session.identity):
+            if self._sessions.stored.get("identity") not in (None, session.identity):
                 self._engine.reset_checkpoints()  # another identity: its resume state is not ours
             inflight = self._store.inflight()
             if inflight is not None and inflight[0] != session.identity:
@@ -302,18 +303,11 @@ class TriplitClient(StorageMixin):
                 # re-sent by its own session; left in flight it would block this session's writes.
                 self._store.requeue_inflight()
             self._store.adopt_pending(UNOWNED, session.identity)  # writes made without a session
-            self._session = session
-            self._session_error_sent = False
+            self._sessions.begin(session)
             self._engine.set_owner(session.identity)
-            self._refresher.schedule(session.refresh_handler, session.refresh_interval, session.expires_at)
-            self._expiry.arm(session)
             self._save_session()
         if auto_connect:
             self.connect()
-
-    def _new_session(self, token: str, handler: Optional[RefreshHandler], interval: Optional[float]) -> Session:
-        roles = self._schema.roles if self._schema is not None else None
-        return Session(token, roles, refresh_handler=handler, refresh_interval=interval)
 
     def end_session(self) -> None:
         """End the session: disconnect, stop refreshing, forget the token and resume checkpoints.
@@ -334,15 +328,11 @@ class TriplitClient(StorageMixin):
                 return  # a new session started meanwhile and owns the resume state now
             # After the disconnect: no ENTITY_DATA can move a checkpoint any more.
             self._engine.reset_checkpoints()
-            self._stored = {}
-            if self._session_store is not None:
-                self._session_store.delete()
+            self._sessions.forget()
 
     def _teardown_session(self) -> None:
         """Forget the session (under the lock); the caller disconnects once it released the lock."""
-        self._session = None
-        self._refresher.cancel()
-        self._expiry.cancel()
+        self._sessions.teardown()
         self._engine.set_owner(None)
 
     def update_session_token(self, token: str) -> None:
@@ -365,18 +355,9 @@ class TriplitClient(StorageMixin):
                 return False
             if current is None:
                 raise NoActiveSessionError("update_session_token needs a session; call start_session first")
-            session = self._new_session(token, current.refresh_handler, current.refresh_interval)
-            if is_expired(session.claims):
-                raise TokenExpiredError("the new token has already expired")
-            if not roles_equivalent(session.roles, current.roles):
-                raise SessionRolesMismatchError(
-                    f"the new token's roles {sorted(session.roles)} differ from the session's "
-                    f"{sorted(current.roles)} (or capture other values); start a new session instead"
-                )
-            session.identity = current.identity  # the server treats it as the same session
-            self._session = session
-            self._refresher.schedule(session.refresh_handler, session.refresh_interval, session.expires_at)
-            self._expiry.arm(session)
+            session = self._sessions.successor(token)
+            self._sessions.current = session
+            self._sessions.arm(session)
             self._save_session()
         if self._transport.is_ready:
             self._transport.send(UpdateToken(token))
@@ -387,29 +368,15 @@ class TriplitClient(StorageMixin):
         session (UNAUTHORIZED, SCHEMA_MISMATCH, TOKEN_EXPIRED, ROLES_MISMATCH). The client then
         stays disconnected; the callback may call ``start_session``, ``end_session`` or ``clear``.
         Returns a function that removes the callback."""
-        return add_callback(self._lock, self._session_callbacks, callback)
+        return self._sessions.on_error(callback)
 
     def on_refresh_error(self, callback: Callable[[BaseException], Any]) -> Callable[[], None]:
         """Call ``callback(error)`` on the callback thread when the refresh handler fails (it is retried)."""
-        return add_callback(self._lock, self._refresh_error_callbacks, callback)
+        return self._sessions.on_refresh_error(callback)
 
     def _apply_refreshed_token(self, token: str) -> None:
-        if not self._closed and self._set_token(token, self._refresher.still_current):
+        if not self._closed and self._set_token(token, self._sessions.refresher.still_current):
             logger.info("session token refreshed")
-
-    def _refresh_failed(self, error: BaseException) -> None:
-        for callback in list(self._refresh_error_callbacks):
-            self._dispatcher.submit(callback, error)
-
-    def _emit_session_error(self, kind: SessionErrorType) -> None:
-        with self._lock:
-            if self._session_error_sent or self._session is None:
-                return
-            self._session_error_sent = True
-            callbacks = list(self._session_callbacks)
-        logger.warning("session error: %s", kind.value)
-        for callback in callbacks:
-            self._dispatcher.submit(callback, kind)
 
     # token expiry: the server notices only when a message passes, so probe it right after exp
 
@@ -421,7 +388,7 @@ class TriplitClient(StorageMixin):
         if self._session is not session or not self._transport.is_ready:
             return
         logger.info("the token expired and the server did not close the connection; closing it")
-        self._emit_session_error(SessionErrorType.TOKEN_EXPIRED)
+        self._sessions.emit_error(SessionErrorType.TOKEN_EXPIRED)
         self._transport.disconnect()
 
     # ------------------------------------------------------------------ connection
@@ -432,7 +399,7 @@ class TriplitClient(StorageMixin):
         with self._lock:
             if self._session is None:
                 raise NoActiveSessionError("connect needs a session; call start_session(token) first")
-            self._session_error_sent = False
+            self._sessions.allow_error_report()
         self._transport.connect()
 
     def disconnect(self) -> None:
@@ -467,7 +434,7 @@ class TriplitClient(StorageMixin):
             except Exception as e:
                 logger.warning("could not renew the expired token before connecting (%s: %s); will retry",
                             type(e).__name__, redact(str(e)))
-                self._refresh_failed(e)
+                self._sessions.refresh_failed(e)
                 raise  # a failed attempt: the transport retries with its backoff
             session = self._session
             if session is None:
@@ -496,34 +463,16 @@ class TriplitClient(StorageMixin):
     def _on_close(self, info: CloseInfo) -> None:
         self._engine.connection_lost()
         if info.is_session_error and not info.manual:
-            self._emit_session_error(SessionErrorType(info.type))
+            self._sessions.emit_error(SessionErrorType(info.type))
 
     # ------------------------------------------------------------------ persistence
 
-    def _session_data(self) -> Dict[str, Any]:
-        session = self._session
-        data: Dict[str, Any] = {"server_url": self.server_url, "checkpoints": self._engine.checkpoints()}
-        if session is not None:
-            data["identity"] = session.identity
-            data["roles"] = session.roles
-            if self.persist_token:
-                data["token"] = session.token
-        return data
-
     def _save_session(self) -> None:
-        data = self._session_data()
-        self._stored = data  # kept with memory storage too: whose checkpoints the engine holds
-        if self._session_store is not None:
-            self._session_store.save(data)
+        self._sessions.save(self._engine.checkpoints())
 
-    def _save_checkpoints(self, checkpoints: Dict[str, Any]) -> None:
-        if self._session_store is None or self._session is None:
-            return
-        with self._lock:
-            data = self._session_data()
-            data["checkpoints"] = checkpoints
-            self._stored = data
-            self._session_store.save(data)
+    def _writes_moved_in(self, collections: Set[str]) -> None:
+        """Writes of a dead process arrived in the outbox: show them and send them."""
+        self._engine.local_changes_applied(collections)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -551,8 +500,7 @@ class TriplitClient(StorageMixin):
             if self._closed:
                 return
             self._closed = True
-            self._refresher.cancel()
-            self._expiry.cancel()
+            self._sessions.stop_timers()
         self._engine.close()
         self._transport.close(timeout=1.0)
         if not self._dispatcher.in_dispatcher_thread():
@@ -561,7 +509,7 @@ class TriplitClient(StorageMixin):
             self._dispatcher.close(timeout=0)
         if self._http is not None:
             self._http.close()
-        self._release_storage()
+        self._storage.release()
         _clients.discard(self)
 
     @property
@@ -685,18 +633,32 @@ class TriplitClient(StorageMixin):
         """
         wanted = self._transport.wants_connection  # the parent's state, copied into this process
         self._lock = threading.RLock()
-        self._expiry = ExpiryWatch(self._probe_expiry, self._expired,
-                                   probe_delay=_EXPIRY_PROBE_DELAY, give_up_delay=_EXPIRY_GIVE_UP_DELAY)
-        self._detach_storage_after_fork()
+        self._sessions.after_fork(self._lock)
+        self._storage.detach_after_fork()
         self._dispatcher = Dispatcher(error_hook=self._callback_failed, name="triplit-callbacks")
-        self._stored = {}
         self._init_engine()
         self._engine.set_owner(self._session.identity if self._session is not None else None)
         self._transport = self._new_transport(self._ping_interval)
-        self._refresher = TokenRefresher(self._apply_refreshed_token, self._refresh_failed)
         self._http = None
         self._connect_token = None
         self._fork_pending = "connect" if wanted else "timers"
+
+    def _claim_after_fork(self) -> None:
+        """A slot of this child's own replaces the in-memory copy, before any write is taken."""
+        self._storage.claim_after_fork()
+        session = self._session
+        stored = self._storage.load_stored_session()
+        if session is None or stored.get("identity") != session.identity:
+            stored = {}  # another identity's resume state is not ours
+        self._sessions.attach(self._storage.session_file, stored)
+        self._init_engine()
+        if session is not None:
+            if self._store.inflight_owner() not in (None, session.identity):
+                self._store.requeue_inflight()  # as in _begin: never block this identity's writes
+            self._store.adopt_pending(UNOWNED, session.identity)
+            self._engine.set_owner(session.identity)
+        self._save_session()
+        self._storage.start_drainer()
 
     def _start_after_fork(self) -> None:
         """First use in a forked child: a slot, the timers and the socket of its own."""
@@ -710,8 +672,7 @@ class TriplitClient(StorageMixin):
             session = self._session
             if session is None:
                 return
-            self._refresher.schedule(session.refresh_handler, session.refresh_interval, session.expires_at)
-            self._expiry.arm(session)
+            self._sessions.arm(session)
         if pending == "connect":
             self._transport.connect()
 
@@ -740,7 +701,7 @@ class _DataOwner:
 
     @property
     def session(self) -> Optional[Session]:
-        return self._client._session
+        return self._client._sessions.current
 
     def wants_connection(self) -> bool:
         client = self._client
