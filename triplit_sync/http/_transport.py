@@ -9,7 +9,6 @@ arrays (the HTTP routes read an array as a set). Anything else unknown is refuse
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import os
@@ -21,6 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from .._util.timeouts import DEFAULT, DEFAULT_TIMEOUT, check_timeout
+from .._util.urls import as_http_url, is_loopback
 from .._util.version import __version__
 from ..errors import (
     AuthenticationError,
@@ -45,7 +45,7 @@ try:  # orjson is optional (the "fast" extra); the stdlib json is the fallback
 except ImportError:  # pragma: no cover - exercised only without orjson
     _orjson = None
 
-__all__ = ["DEFAULT_TIMEOUT", "USE_DEFAULT", "HttpTransport", "as_http_url", "check_timeout", "dumps", "loads", "iso_utc"]
+__all__ = ["DEFAULT_TIMEOUT", "USE_DEFAULT", "HttpTransport", "check_timeout", "dumps", "loads", "iso_utc"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,6 @@ logger = logging.getLogger(__name__)
 #: client's own default (connect, each read, each write) is DEFAULT_TIMEOUT.
 USE_DEFAULT: Any = DEFAULT
 
-_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 _STATUS_CLASSES = {401: AuthenticationError, 403: PermissionDeniedError, 404: NotFoundError,
                    413: PayloadTooLargeError}
 
@@ -114,15 +113,6 @@ def dumps(obj: Any, what: str) -> bytes:
 # ---------------------------------------------------------------------------------- checks
 
 
-def _is_loopback(host: str) -> bool:
-    if host.lower() in _LOOPBACK_NAMES or host.lower().endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def check_token(token: Any) -> str:
     """``token`` if it can go in a Bearer header. Messages never show the token itself."""
     if not isinstance(token, str):
@@ -131,23 +121,6 @@ def check_token(token: Any) -> str:
         raise TokenDecodingError("the token is not a JWT: it is empty or holds whitespace or "
                                  "control characters")
     return token
-
-
-_HTTP_OF_SOCKET = {"ws": "http", "wss": "https"}
-
-
-def as_http_url(server_url: str) -> str:
-    """The one rule for ``server_url`` that ``TriplitClient`` and ``HttpClient`` share: it names
-    the server by its ``http://`` or ``https://`` base URL, and ``ws://`` / ``wss://`` (the same
-    server's socket form) are read as ``http://`` / ``https://``. Other schemes come back
-    unchanged, for the caller's check to refuse by name.
-
-        >>> as_http_url("wss://db.example.com/triplit")
-        'https://db.example.com/triplit'
-    """
-    scheme, sep, rest = server_url.partition("://")
-    http = _HTTP_OF_SOCKET.get(scheme.lower()) if sep else None
-    return f"{http}://{rest}" if http else server_url
 
 
 def check_url(server_url: Any) -> str:
@@ -186,7 +159,7 @@ class HttpTransport:
         self._token = token
         self.timeout = check_timeout(timeout, positive=True)
         host = urlsplit(self.base).hostname or ""
-        self._trust_env = (not _is_loopback(host)) if trust_env is None else bool(trust_env)
+        self._trust_env = (not is_loopback(host)) if trust_env is None else bool(trust_env)
         self._verify = verify
         self._lock = threading.Lock()
         self.closed = False

@@ -6,24 +6,24 @@ The lifecycle around it (reconnects, status, messages) is ``transport.WebSocketT
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import struct
 import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import websocket
 from websocket import ABNF
 
 from .._util.redact import redact
+from .._util.urls import is_http_url
 from ..errors import ProtocolError
 from ..wire._chunks import ChunkAssembler
 from ..wire.messages import Chunk, Message, UnknownMessageType, decode_message
 from ._status import CloseInfo
 
-__all__ = ["build_socket_url", "check_server_url", "is_loopback", "parse_close_reason", "WsConnection"]
+__all__ = ["build_socket_url", "check_server_url", "parse_close_reason", "WsConnection"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +37,7 @@ def check_server_url(server_url: Any) -> None:
     """Raise for anything but an ``http://`` or ``https://`` URL with a host."""
     if not isinstance(server_url, str):
         raise TypeError(f"server_url must be a string, not {type(server_url).__name__}")
-    parts = urlsplit(server_url)
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+    if not is_http_url(server_url):
         raise ValueError(
             f"server_url must start with http:// or https:// and name a host, got {redact(server_url)!r}"
         )
@@ -61,17 +60,6 @@ def build_socket_url(server_url: str, token: str, schema_hash: Optional[int] = N
     params["token"] = token
     sep = "&" if "?" in rest else "?"
     return f"{'wss' if secure else 'ws'}://{rest}{sep}{urlencode(params)}"
-
-
-def is_loopback(host: str) -> bool:
-    """True for localhost names and loopback addresses."""
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_close_reason(reason: str) -> Tuple[Optional[str], bool]:

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from .._util.callbacks import add_callback, wait_until
 from .._util.redact import install_log_filter
+from .._util.urls import is_loopback
 from ..errors import ClientClosedError, ProtocolError
 from ..wire.messages import (
     DEFAULT_CHUNK_SIZE,
@@ -34,7 +35,7 @@ from ..wire.messages import (
 )
 from ._keepalive import Keepalive, check_pong_timeout
 from ._status import CloseInfo, ConnectionStatus, StatusChange
-from ._wsconn import WsConnection, build_socket_url, check_server_url, is_loopback
+from ._wsconn import WsConnection, build_socket_url, check_server_url
 
 __all__ = ["ConnectionStatus", "CloseInfo", "StatusChange", "WebSocketTransport", "build_socket_url"]
 
