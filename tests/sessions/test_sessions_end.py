@@ -46,7 +46,7 @@ def test_end_session_disconnects_forgets_and_keeps_the_local_database(
     got.wait_for(lambda: any(len(v) == 5 for v in got.values("rows")))
     assert client.wait_connected(10)
     # Checkpoints not yet saved (dirty): the close path saves them on the reader thread.
-    assert client._engine.checkpoints() and client._engine._checkpoints_dirty
+    assert client._engine.checkpoints() and client._engine._checkpoints.dirty
     assert (tmp_path / "end" / "session.json").exists()
     started = time.monotonic()
     client.end_session()

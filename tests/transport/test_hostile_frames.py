@@ -93,7 +93,7 @@ def assert_sane(client: TriplitClient) -> None:
                 assert v is not TOO_DEEP
                 if isinstance(v, (dict, list)) and v:
                     assert not too_deep(v)
-    for qid, ts in client._engine._checkpoints.items():
+    for qid, ts in client._engine._checkpoints.stamps.items():
         assert (type(ts) is list and len(ts) == 3 and all(type(x) is int and x >= 0 for x in ts[:2])
                 and type(ts[2]) is str), (qid, ts)
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from .._util.safefs import safe_folder
+from .._util.timers import OneShot
 from ..errors import StorageLockedError, StorageUnsafeError, TriplitError
 from ..store.sqlite import DB_FILENAME, take_outbox
 from ._folder import ClientFolder, open_locked, try_lock
@@ -188,18 +189,12 @@ class SlotDrainer:
                  interval: float = DRAIN_INTERVAL) -> None:
         self._root, self._own, self._on_moved, self._interval = root, own, on_moved, interval
         self._seen: Dict[int, Tuple[int, int]] = {}
-        self._lock = threading.Lock()
-        self._timer: Optional[threading.Timer] = None
+        self._timer = OneShot("triplit-slots")
         self._stopped = False
 
     def start(self) -> None:
-        with self._lock:
-            if self._stopped:
-                return
-            timer = self._timer = threading.Timer(self._interval, self._run)
-            timer.name = "triplit-slots"
-            timer.daemon = True
-            timer.start()
+        if not self._stopped:
+            self._timer.schedule(self._interval, self._run)
 
     def _run(self) -> None:
         try:
@@ -210,8 +205,5 @@ class SlotDrainer:
         self.start()
 
     def stop(self) -> None:
-        with self._lock:
-            self._stopped = True
-            timer, self._timer = self._timer, None
-        if timer is not None:
-            timer.cancel()
+        self._stopped = True
+        self._timer.cancel()

@@ -7,9 +7,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable, List, Optional
+from typing import Callable, Optional
 
 from .._util.redact import redact
+from .._util.timers import OneShot
 from .state import Session
 
 __all__ = ["ExpiryWatch", "TokenRefresher"]
@@ -43,7 +44,7 @@ class TokenRefresher:
         self.first_backoff = first_backoff
         self.max_backoff = max_backoff
         self._lock = threading.Lock()
-        self._timer: Optional[threading.Timer] = None
+        self._timer = OneShot("triplit-token-refresh")
         self._generation = 0
         self._firing = threading.local()  # the generation the current thread's handler call belongs to
         self._handler: Optional[Callable[[], Optional[str]]] = None
@@ -91,20 +92,13 @@ class TokenRefresher:
 
     @property
     def active(self) -> bool:
-        with self._lock:
-            return self._timer is not None
+        return self._timer.pending
 
     def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
 
     def _arm(self, delay: float, generation: int, backoff: float) -> None:
-        timer = threading.Timer(delay, self._fire, args=(generation, backoff))
-        timer.daemon = True
-        timer.name = "triplit-token-refresh"
-        self._timer = timer
-        timer.start()
+        self._timer.schedule(delay, self._fire, generation, backoff)
 
     def _fire(self, generation: int, backoff: float) -> None:
         with self._lock:
@@ -163,24 +157,25 @@ class ExpiryWatch:
         give_up_delay: float = 1.5,
     ) -> None:
         self._actions = ((probe_delay, probe), (give_up_delay, give_up))
-        self._timers: List[threading.Timer] = []
-        self._lock = threading.Lock()
+        self._timers = (OneShot("triplit-expiry-probe"), OneShot("triplit-expiry"))
 
     def arm(self, session: Session) -> None:
         self.cancel()
         exp = session.expires_at
         if exp is None:
             return
-        with self._lock:
-            for delay, action in self._actions:
-                timer = threading.Timer(max(exp - time.time() + delay, 0.0), action, args=(session,))
-                timer.daemon = True
-                timer.name = "triplit-expiry"
-                self._timers.append(timer)
-                timer.start()
+        for timer, (delay, action) in zip(self._timers, self._actions):
+            timer.schedule(exp - time.time() + delay, action, session)
+
+    @property
+    def pending(self) -> bool:
+        return any(timer.pending for timer in self._timers)
+
+    def join(self, timeout: Optional[float] = None) -> None:
+        """Wait until both actions have run or were cancelled (for tests)."""
+        for timer in self._timers:
+            timer.join(timeout)
 
     def cancel(self) -> None:
-        with self._lock:
-            timers, self._timers = self._timers, []
-        for timer in timers:
+        for timer in self._timers:
             timer.cancel()

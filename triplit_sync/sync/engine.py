@@ -19,10 +19,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from .._util.callbacks import add_callback, wait_until
+from .._util.timers import OneShot
 from .._util.types import Changes, Document, QueryJSON, Timestamp
 from ..errors import ProtocolError, QueryError, WriteError
 from ..store.base import LocalStore
@@ -39,10 +40,12 @@ from ..wire.messages import (
     Ready,
 )
 from ..wire.messages import query_id as compute_query_id
+from ._checkpoints import Checkpoints
 from ._freshness import Freshness, IdSets
-from ._live import LiveQuery, QueryRunner, Subscription, call_if_active, call_if_active_remote
+from ._live import LiveQuery, QueryRunner, Subscription
 from ._pipeline import WritePipeline
 from ._resume import resume_state
+from ._views import Views
 from ._wireorder import Intent, WireOrder
 from ._wirequery import wire_query
 
@@ -52,11 +55,6 @@ logger = logging.getLogger(__name__)
 
 #: The owner of writes made while no session exists; the next session to start adopts them.
 UNOWNED = "unowned"
-#: Checkpoints are persisted at most this often (and on close).
-CHECKPOINT_INTERVAL = 0.5
-#: How many queries nobody uses any more keep their checkpoint and cached results (most
-#: recently used first), so that a later fetch or subscription answers locally and resumes.
-MAX_DORMANT_QUERIES = 100
 #: The send-order rule of PROTOCOL.md §13.2 (_wireorder.py); off only in tests of the race.
 _ENFORCE_SEND_ORDER = True
 
@@ -86,15 +84,7 @@ class SyncEngine:
         #: times each query was sent on it (see _query_message).
         self._by_wire: Dict[str, LiveQuery] = {}
         self._wire_uses: Dict[str, int] = {}
-        self._checkpoints: Dict[str, Timestamp] = {
-            k: list(v["timestamp"]) for k, v in (checkpoints or {}).items()
-            if isinstance(v, Mapping) and _valid_timestamp(v.get("timestamp"))
-        }
-        self._on_checkpoints = on_checkpoints
-        # Queries with a checkpoint and no user (least recently used first).
-        self._dormant: "OrderedDict[str, None]" = OrderedDict.fromkeys(self._checkpoints)
-        self._checkpoints_dirty = False
-        self._checkpoint_timer: Optional[threading.Timer] = None
+        self._checkpoints = Checkpoints(checkpoints, on_checkpoints, self._lock)
         self.resume_margin_ms = int(resume_margin * 1000)
         self.ack_timeout = ack_timeout
         self._on_stall = on_stall
@@ -106,9 +96,10 @@ class SyncEngine:
         self._out: Deque[_Out] = deque()  # decided, not sent yet (in this order)
         self._draining = False
         self._barriers = 0
-        self._ack_timer: Optional[threading.Timer] = None
+        self._ack_timer = OneShot("triplit-ack-watch")
         self._changes_sent_at = 0.0  # when the CHANGES on the wire was sent
         self.pipeline = WritePipeline(store, submit, self._verify)
+        self._views = Views(store, runner, self._fresh, submit, self._verify, lambda: self._connection)
         self.closed = False
 
     # ------------------------------------------------------------------ wiring
@@ -256,28 +247,21 @@ class SyncEngine:
         (``on_stall``: the transport pings and drops a connection that does not answer). One
         timer at a time, however many batches go out."""
         self._changes_sent_at = time.monotonic()
-        if self._on_stall is None or not self.ack_timeout or self._ack_timer is not None:
+        if self._on_stall is None or not self.ack_timeout or self._ack_timer.pending:
             return
-        self._arm_ack_timer(self.ack_timeout)
-
-    def _arm_ack_timer(self, delay: float) -> None:
-        timer = threading.Timer(delay, self._ack_overdue)
-        timer.daemon = True
-        timer.name = "triplit-ack-watch"
-        self._ack_timer = timer
-        timer.start()
+        self._ack_timer.schedule(self.ack_timeout, self._ack_overdue)
 
     def _ack_overdue(self) -> None:
         with self._lock:
-            self._ack_timer = None
             wire = self._wire
             if wire is None or not wire.changes_out or self.closed:
                 return
             waited = time.monotonic() - self._changes_sent_at
             if waited < self.ack_timeout:
-                self._arm_ack_timer(self.ack_timeout - waited)  # a later batch: its own deadline
+                # a later batch: its own deadline
+                self._ack_timer.schedule(self.ack_timeout - waited, self._ack_overdue)
                 return
-            self._arm_ack_timer(self.ack_timeout)
+            self._ack_timer.schedule(self.ack_timeout, self._ack_overdue)
         logger.info("no answer to a write batch within %s s; checking the connection", self.ack_timeout)
         if self._on_stall is not None:
             self._on_stall()
@@ -299,7 +283,8 @@ class SyncEngine:
         else:
             logger.debug("ignoring %s", type(msg).__name__)
         self._drain()
-        self._schedule_checkpoint_save()
+        if not self.closed:
+            self._checkpoints.schedule_save()
 
     def _on_pong(self, msg: Pong) -> None:
         ts = msg.client_timestamp
@@ -361,16 +346,16 @@ class SyncEngine:
                 first = {live.id for live in newly}
                 for live in list(self._queries.values()):
                     if live.fulfilled:
-                        self._checkpoints[live.id] = list(msg.timestamp)
+                        self._checkpoints.record(live.id, msg.timestamp)
                     if live.id in first or (live.collections & changed):
                         deliveries.append((live, live.id in first))
                     elif verified and live.fulfilled and any(live.deps.get(c, ()) and live.deps[c] & ids
                                                              for c, ids in verified.items()):
-                        self._update_ids(live)  # now known fresh: may be listed on resume
+                        self._views.update_ids(live)  # now known fresh: may be listed on resume
                 if deliveries or newly:
-                    self._checkpoints_dirty = True
+                    self._checkpoints.dirty = True
                 for live, is_first in deliveries:
-                    self._refresh(live, remote_first=is_first)
+                    self._views.refresh(live, remote_first=is_first)
                 if answered:
                     self._settle_all()
                 for live in newly:
@@ -475,7 +460,7 @@ class SyncEngine:
             if live is None:
                 return
             live.error = error
-            self._uncount(live)
+            self._views.uncount(live)
             was_sent, live.sent = live.sent, False
             for sub in live.subscribers:
                 if sub.on_error is not None:
@@ -515,7 +500,7 @@ class SyncEngine:
         self._drain()
         with self._lock:
             if not live.evaluated:
-                self._evaluate(live)
+                self._views.evaluate(live)
             if live.error is not None and on_error is not None:
                 self._submit(on_error, live.error)
             self._pump()
@@ -525,9 +510,9 @@ class SyncEngine:
             # server before (it has a checkpoint), only local results were asked for, or the
             # server cannot be asked now.
             if local_only or offline or live.fulfilled or live.id in self._checkpoints or live.rows:
-                self._deliver(sub, live.rows)
+                self._views.deliver(sub, live.rows)
             if live.fulfilled and not live.unsettled:
-                self._tell_fulfilled(sub)  # answered before this subscriber came
+                self._views.tell_fulfilled(sub)  # answered before this subscriber came
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
@@ -605,8 +590,7 @@ class SyncEngine:
         qid = compute_query_id(query)
         with self._lock:
             live = self._queries.get(qid)
-            if qid in self._dormant:
-                self._dormant.move_to_end(qid)
+            self._checkpoints.touch(qid)
             return qid in self._checkpoints or (live is not None and live.fulfilled)
 
     def is_fulfilled(self, query: QueryJSON) -> bool:
@@ -625,11 +609,11 @@ class SyncEngine:
         if live is None:
             live = LiveQuery(qid, query, self.runner.collections(query))
             self._queries[qid] = live
-            self._dormant.pop(qid, None)
+            self._checkpoints.wake(qid)
         return live
 
     def _disconnect_query(self, live: "LiveQuery") -> None:
-        self._uncount(live)
+        self._views.uncount(live)
         if self._wire is not None:
             self._wire.unqueue(("q", live.id))
             self._wire.answered([live.wire_id])  # what the server still does for it touches it alone
@@ -643,7 +627,7 @@ class SyncEngine:
 
         A query the server answered keeps its checkpoint and its cached results, dormant: a
         later local-first fetch answers from them and a later subscription resumes from the
-        checkpoint (PROTOCOL.md §5.5). Only the :data:`MAX_DORMANT_QUERIES` most recently used
+        checkpoint (PROTOCOL.md §5.5). Only the :data:`~._checkpoints.MAX_DORMANT_QUERIES` most recently used
         stay; older ones are forgotten (see :meth:`_forget`).
         """
         self._disconnect_query(live)
@@ -651,14 +635,8 @@ class SyncEngine:
         if self._queries.get(live.id) is not live:
             return
         del self._queries[live.id]
-        if live.id in self._checkpoints:
-            self._dormant[live.id] = None
-            self._dormant.move_to_end(live.id)
-            while len(self._dormant) > MAX_DORMANT_QUERIES:
-                oldest, _ = self._dormant.popitem(last=False)
-                self._forget(oldest)
-        else:
-            self._forget(live.id)
+        for qid in self._checkpoints.park(live.id):
+            self._forget(qid)
 
     def _forget(self, qid: str) -> None:
         """Drop a query's checkpoint and recorded result ids.
@@ -669,106 +647,27 @@ class SyncEngine:
         (_freshness.py), and a resume lists it only with the checkpoint that vouched for it.
         """
         self.store.drop_query(qid)
-        if self._checkpoints.pop(qid, None) is not None:
-            self._checkpoints_dirty = True
+        self._checkpoints.discard(qid)
 
     def _resume_state(self, live: "LiveQuery") -> Optional[Dict[str, Any]]:
         """CONNECT_QUERY ``state`` for ``live`` (see _resume.py)."""
         checkpoint = self._checkpoints.get(live.id)
         known = self.store.query_ids(live.id) if checkpoint is not None else {}
         if not live.evaluated and checkpoint is None:
-            self._evaluate(live)
+            self._views.evaluate(live)
         # Not evaluated yet (a resume, see subscribe): what the query matches locally beyond its
         # recorded ids is checked once the server has answered (_freshness.py).
         local = live.deps if live.evaluated else {}
         cached = {c: self.store.cached_ids(c) for c in set(known) | set(local)}
-        return resume_state(live.id, checkpoint, known, local, cached, self._checkpoints,
+        return resume_state(live.id, checkpoint, known, local, cached, self._checkpoints.stamps,
                             self.store.query_ids, self.resume_margin_ms)
 
-    # ------------------------------------------------------------------ evaluation and delivery
-
-    def _evaluate(self, live: "LiveQuery", first_answer: bool = False) -> bool:
-        """Re-run a query locally and update what depends on its results; True when they changed."""
-        changed, old = self._run(live)
-        self._bookkeep(live, old, changed, first_answer)
-        return changed
-
-    def _run(self, live: "LiveQuery") -> Tuple[bool, IdSets]:
-        rows, deps = self.runner.run(live.query)
-        changed = not live.evaluated or rows != live.rows
-        old = live.deps
-        live.rows, live.deps, live.evaluated = rows, deps, True
-        return changed, old
-
-    def _bookkeep(self, live: "LiveQuery", old: IdSets, changed: bool, first_answer: bool) -> None:
-        """What the server holds for this query, and its resume ids, after an evaluation."""
-        if live.counted:
-            self._verify(self._fresh.track(old, live.deps))
-        elif first_answer:
-            self._count(live)
-        if (changed or first_answer) and live.fulfilled:
-            self._update_ids(live)
-
-    def _count(self, live: "LiveQuery") -> None:
-        """The server just answered ``live``: its results are held (and fresh) from now on."""
-        if not live.counted:
-            live.counted = True
-            self._verify(self._fresh.track({}, live.deps, live.listed))
-
-    def _uncount(self, live: "LiveQuery") -> None:
-        if live.counted:
-            live.counted = False
-            self._fresh.track(live.deps, {})
-
-    def _update_ids(self, live: "LiveQuery") -> None:
-        new = self._fresh.without_unverified(live.deps)  # not known fresh yet: never vouched for
-        old = self.store.query_ids(live.id)
-        added = {c: ids - old.get(c, set()) for c, ids in new.items()}
-        removed = {c: ids - new.get(c, set()) for c, ids in old.items()}
-        added = {c: s for c, s in added.items() if s}
-        removed = {c: s for c, s in removed.items() if s}
-        if added or removed:
-            self.store.update_query_ids(live.id, added, removed)
-
-    def _refresh(self, live: "LiveQuery", *, remote_first: bool = False) -> None:
-        changed, old = self._run(live)
-        decoded: Optional[List[Dict[str, Any]]] = None
-        for sub in list(live.subscribers):
-            if (changed or sub.delivered is None) and sub.delivered is not live.rows:
-                if decoded is None:
-                    decoded = self._decoded(live)
-                sub.delivered = live.rows
-                self._submit(call_if_active, sub, [dict(row) for row in decoded])
-        # After the callbacks are on their way: on a large first answer this bookkeeping
-        # takes as long as decoding the rows, and nothing the callbacks see depends on it.
-        self._bookkeep(live, old, changed, remote_first)
-        if remote_first:
-            live.unsettled = True
-            self._settle(live)
-
-    def _settle(self, live: "LiveQuery") -> None:
-        """A first answer counts as fulfilled (fetch waits end, ``on_remote_fulfilled``) only
-        once no cached entity in its results awaits a verification: until then the results may
-        still show an entity the server deleted."""
-        if not live.unsettled or not live.fulfilled:
-            return
-        unverified = self._fresh.unverified
-        if any(live.deps.get(c, ()) and live.deps[c] & ids for c, ids in unverified.items() if ids):
-            return
-        live.unsettled = False
-        for sub in list(live.subscribers):
-            self._tell_fulfilled(sub)
+    # ------------------------------------------------------------------ evaluation
 
     def _settle_all(self) -> None:
         for live in self._queries.values():
             if live.unsettled:
-                self._settle(live)
-
-    def _tell_fulfilled(self, sub: Subscription) -> None:
-        """``on_remote_fulfilled``, once per subscriber and connection."""
-        if sub.on_remote_fulfilled is not None and sub.fulfilled_on != self._connection:
-            sub.fulfilled_on = self._connection
-            self._submit(call_if_active_remote, sub)
+                self._views.settle(live)
 
     def _refresh_collections(self, changed: Iterable[str]) -> None:
         changed = set(changed)
@@ -777,40 +676,13 @@ class SyncEngine:
         for live in list(self._queries.values()):
             if live.collections & changed and (live.subscribers or live.evaluated):
                 try:
-                    self._refresh(live)
+                    self._views.refresh(live)
                 except Exception as e:  # one query's local evaluation must not undo a write or an ack
                     logger.error("could not evaluate query %s locally: %s: %s", live.id, type(e).__name__, e,
                                  exc_info=True)
                     for sub in list(live.subscribers):
                         if sub.on_error is not None:
                             self._submit(sub.on_error, e)
-
-    def _deliver(self, sub: Subscription, rows: List[Document]) -> None:
-        if sub.delivered is not None:
-            return  # the server's answer (or a change) reached it first
-        sub.delivered = rows
-        decoded = self._decoded(sub.live) if rows is sub.live.rows else self.runner.decode(sub.live.query, rows)
-        self._submit(call_if_active, sub, [dict(row) for row in decoded])
-
-    def _decoded(self, live: "LiveQuery") -> List[Dict[str, Any]]:
-        """``live.rows`` decoded, reusing the decoded form of rows that did not change.
-
-        A change to a few entities of a large live query then costs a few decodes, not one per
-        row. Each delivery gets its own top-level dicts (``dict(row)``), so a callback that
-        edits its rows cannot touch what later deliveries hand out.
-        """
-        rows, previous = live.rows, live.decoded
-        if previous is not None and previous[0] is rows:
-            return previous[1]
-        decode = self.runner.decoder(live.query)
-        if previous is None:
-            decoded = [decode(row) for row in rows]
-        else:
-            # id() is safe here: the previous rows are alive until this returns.
-            known = {id(row): dec for row, dec in zip(*previous)}
-            decoded = [known.get(id(row)) or decode(row) for row in rows]
-        live.decoded = (rows, decoded)
-        return decoded
 
     # ------------------------------------------------------------------ writes
 
@@ -855,47 +727,19 @@ class SyncEngine:
 
     def checkpoints(self) -> Dict[str, Any]:
         with self._lock:
-            return {qid: {"timestamp": list(ts)} for qid, ts in self._checkpoints.items()}
+            return self._checkpoints.snapshot()
 
     def reset_checkpoints(self) -> None:
         """Forget resume state (a new identity or an emptied database)."""
         with self._lock:
-            for qid in list(self._checkpoints):
+            for qid in self._checkpoints.clear():
                 self.store.drop_query(qid)
-            self._checkpoints.clear()
-            self._dormant.clear()
             self.store.forget_written()
-            self._checkpoints_dirty = True
         self.flush_checkpoints()
-
-    def _schedule_checkpoint_save(self) -> None:
-        if self._on_checkpoints is None:
-            return
-        with self._lock:
-            if not self._checkpoints_dirty or self._checkpoint_timer is not None or self.closed:
-                return
-            timer = threading.Timer(CHECKPOINT_INTERVAL, self.flush_checkpoints)
-            timer.daemon = True
-            timer.name = "triplit-checkpoints"
-            self._checkpoint_timer = timer
-        timer.start()
 
     def flush_checkpoints(self) -> None:
         """Persist the checkpoints now, if they changed (after the store committed)."""
-        with self._lock:
-            timer, self._checkpoint_timer = self._checkpoint_timer, None
-            if not self._checkpoints_dirty or self._on_checkpoints is None:
-                return
-            self._checkpoints_dirty = False
-            data = {qid: {"timestamp": list(ts)} for qid, ts in self._checkpoints.items()}
-        if timer is not None:
-            timer.cancel()
-        try:
-            self._on_checkpoints(data)
-        except Exception:
-            logger.exception("could not save query checkpoints")
-            with self._lock:
-                self._checkpoints_dirty = True
+        self._checkpoints.flush()
 
     def close(self) -> None:
         with self._lock:
@@ -904,10 +748,6 @@ class SyncEngine:
             self._wire = None
             self._out.clear()
             self._cond.notify_all()
+        self._ack_timer.cancel()
         self.flush_checkpoints()
-
-
-def _valid_timestamp(value: Any) -> bool:
-    return (isinstance(value, list) and len(value) == 3 and all(
-        isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in value[:2])
-        and isinstance(value[2], str))
+        self._checkpoints.stop()

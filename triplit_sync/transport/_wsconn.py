@@ -17,6 +17,7 @@ import websocket
 from websocket import ABNF
 
 from .._util.redact import redact
+from .._util.timers import OneShot
 from .._util.urls import is_http_url
 from ..errors import ProtocolError
 from ..wire._chunks import ChunkAssembler
@@ -100,7 +101,7 @@ class WsConnection:
         self.assembler = ChunkAssembler()
         self.keepalive: Any = None  # its _keepalive.Keepalive, from the moment it opened
         self.untrusted = False  # dropped because a frame could not be handled
-        self._watchdog: Optional[threading.Timer] = None
+        self._watchdog = OneShot("triplit-close-watchdog")
 
     def decode(self, data: bytes) -> Optional["Message"]:
         """The message in one text frame: None for a CHUNK piece of an unfinished message and
@@ -232,10 +233,7 @@ class WsConnection:
         if self.close_sent:
             return
         self.close_sent = True
-        watchdog = threading.Timer(CLOSE_GRACE, self.abort)
-        watchdog.daemon = True
-        self._watchdog = watchdog
-        watchdog.start()
+        self._watchdog.schedule(CLOSE_GRACE, self.abort)
         if self.ws is not None:
             self._send_control(struct.pack("!H", code) + reason.encode("utf-8"), send_lock)
         # else: still connecting; the transport drops the socket as soon as connect() returns
@@ -267,8 +265,7 @@ class WsConnection:
 
     def shutdown(self) -> None:
         """Release the socket and the close watchdog."""
-        if self._watchdog is not None:
-            self._watchdog.cancel()
+        self._watchdog.cancel()
         if self.ws is not None:
             try:
                 self.ws.shutdown()
