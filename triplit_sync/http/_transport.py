@@ -9,7 +9,6 @@ arrays (the HTTP routes read an array as a set). Anything else unknown is refuse
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -19,6 +18,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from .._util.jsonio import dumps as json_dumps
+from .._util.jsonio import loads
 from .._util.timeouts import DEFAULT, DEFAULT_TIMEOUT, check_timeout
 from .._util.urls import as_http_url, is_loopback
 from .._util.version import __version__
@@ -37,13 +38,6 @@ from ..errors import (
     TriplitTimeoutError,
     server_error_from_json,
 )
-
-try:  # orjson is optional (the "fast" extra); the stdlib json is the fallback
-    import orjson
-
-    _orjson: Any = orjson  # Any: mypy must pass with and without orjson installed
-except ImportError:  # pragma: no cover - exercised only without orjson
-    _orjson = None
 
 __all__ = ["DEFAULT_TIMEOUT", "USE_DEFAULT", "HttpTransport", "check_timeout", "dumps", "loads", "iso_utc"]
 
@@ -83,29 +77,10 @@ def _default(value: Any) -> Any:
     raise TypeError(f"a value of type {type(value).__name__} cannot be sent as JSON: {value!r:.80}")
 
 
-if _orjson is not None:
-    # Passthrough makes orjson hand datetimes to _default, so the wire format does not depend
-    # on which JSON library is installed.
-    _OPTS = _orjson.OPT_PASSTHROUGH_DATETIME
-
-    def _dumps(obj: Any) -> bytes:
-        data: bytes = _orjson.dumps(obj, default=_default, option=_OPTS)
-        return data
-
-    loads: Callable[[Union[str, bytes]], Any] = _orjson.loads
-else:  # pragma: no cover - exercised only without orjson
-    _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_default)
-
-    def _dumps(obj: Any) -> bytes:
-        return _encoder.encode(obj).encode("utf-8")
-
-    loads = json.loads
-
-
 def dumps(obj: Any, what: str) -> bytes:
     """UTF-8 JSON for ``obj``; a value that has no JSON form raises ``TypeError`` naming ``what``."""
     try:
-        return _dumps(obj)
+        return json_dumps(obj, _default)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{what} cannot be sent as JSON: {exc}") from None
 

@@ -1,4 +1,4 @@
-"""JSON for the wire (orjson when installed, the stdlib otherwise) and the SuperJSON envelope of
+"""JSON for the wire (the one shim, ``_util/json.py``) and the SuperJSON envelope of
 ``changes`` (PROTOCOL.md §3.1).
 
     >>> encode_changes({"todos": {"sets": {"t1": {"id": "t1"}}, "deletes": set()}})["meta"]
@@ -7,48 +7,18 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Union
+from typing import Any, Dict, Iterable, List, Mapping
 
+from .._util.jsonio import dumps, loads
 from .._util.types import Changes
 from ..errors import ProtocolError
-
-try:  # orjson is optional (the "fast" extra)
-    import orjson
-
-    _orjson: Any = orjson
-except ImportError:  # pragma: no cover - exercised only without orjson
-    _orjson = None
 
 __all__ = ["loads", "dumps_bytes", "encode_changes", "decode_changes"]
 
 
-def _reject(value: Any) -> Any:
-    raise TypeError(f"value of type {type(value).__name__} is not JSON serializable: {value!r:.80}")
-
-
-if _orjson is not None:
-    # Passthrough flags make orjson refuse what the stdlib refuses (datetimes, dataclasses), so
-    # what goes on the wire never depends on which library happens to be installed.
-    _ORJSON_OPTS = (
-        _orjson.OPT_PASSTHROUGH_DATETIME
-        | _orjson.OPT_PASSTHROUGH_DATACLASS
-        | _orjson.OPT_PASSTHROUGH_SUBCLASS
-    )
-    loads: Callable[[Union[str, bytes]], Any] = _orjson.loads
-
-    def dumps_bytes(obj: Any) -> bytes:
-        """Compact UTF-8 JSON."""
-        data: bytes = _orjson.dumps(obj, default=_reject, option=_ORJSON_OPTS)
-        return data
-
-else:  # pragma: no cover - exercised only without orjson
-    loads = json.loads
-    _compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_reject)
-
-    def dumps_bytes(obj: Any) -> bytes:
-        """Compact UTF-8 JSON."""
-        return _compact.encode(obj).encode("utf-8")
+def dumps_bytes(obj: Any) -> bytes:
+    """Compact UTF-8 JSON for a frame."""
+    return dumps(obj)
 
 
 def _escape_path_segment(key: str) -> str:
