@@ -16,11 +16,11 @@ import pytest
 
 from triplit_sync import TriplitClient
 from triplit_sync.http import HttpClient
-from triplit_sync.wire.messages import EntityData
 from triplit_sync.testing import TriplitTestServer
+from triplit_sync.wire.messages import EntityData
 
-from ..support.client import Collector, server_rows, wait_equal_to_server
 from ..conftest import SAMPLE_SCHEMA
+from ..support.client import Collector, server_rows, wait_equal_to_server
 
 pytest_plugins = ["tests.support.client_fixtures"]  # make_client
 

@@ -8,8 +8,8 @@ from typing import List
 
 import pytest
 
-from triplit_sync.sync.dispatch import Dispatcher
 from triplit_sync.errors import ClientClosedError
+from triplit_sync.sync.dispatch import Dispatcher
 
 
 @pytest.fixture

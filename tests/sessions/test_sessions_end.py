@@ -9,7 +9,11 @@ from typing import Iterator, List
 import pytest
 
 from tests.support.session import (
-    SAMPLE_SCHEMA, ClientFactory, Events, WireSpy, client_factory,
+    SAMPLE_SCHEMA,
+    ClientFactory,
+    Events,
+    WireSpy,
+    client_factory,
 )
 from triplit_sync.testing import TriplitTestServer
 from triplit_sync.transport.websocket import ConnectionStatus

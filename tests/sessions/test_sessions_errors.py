@@ -11,13 +11,18 @@ import pytest
 from jose import jwt
 
 from tests.support.session import (
-    SAMPLE_SCHEMA, ClientFactory, Events, WireSpy, client_factory, ready_count,
+    SAMPLE_SCHEMA,
+    ClientFactory,
+    Events,
+    WireSpy,
+    client_factory,
+    ready_count,
 )
 from triplit_sync.client import TriplitClient
-from triplit_sync.wire.messages import UpdateToken
 from triplit_sync.session import SessionErrorType
 from triplit_sync.testing import TriplitTestServer, mint_token
 from triplit_sync.transport.websocket import ConnectionStatus
+from triplit_sync.wire.messages import UpdateToken
 
 
 @pytest.fixture

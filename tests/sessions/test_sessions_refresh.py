@@ -11,7 +11,12 @@ import pytest
 from jose import jwt
 
 from tests.support.session import (
-    SAMPLE_SCHEMA, ClientFactory, Events, WireSpy, client_factory, session_errors,
+    SAMPLE_SCHEMA,
+    ClientFactory,
+    Events,
+    WireSpy,
+    client_factory,
+    session_errors,
 )
 from triplit_sync.testing import TriplitTestServer
 from triplit_sync.transport.websocket import ConnectionStatus

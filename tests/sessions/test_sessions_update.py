@@ -11,14 +11,22 @@ import pytest
 from jose import jwt
 
 from tests.support.session import (
-    SAMPLE_SCHEMA, ClientFactory, WireSpy, client_factory, session_errors,
+    SAMPLE_SCHEMA,
+    ClientFactory,
+    WireSpy,
+    client_factory,
+    session_errors,
 )
 from triplit_sync.errors import (
-    NoActiveSessionError, SessionRolesMismatchError, TokenDecodingError, TokenExpiredError, TriplitError,
+    NoActiveSessionError,
+    SessionRolesMismatchError,
+    TokenDecodingError,
+    TokenExpiredError,
+    TriplitError,
 )
-from triplit_sync.wire.messages import Ping, UpdateToken
 from triplit_sync.testing import TriplitTestServer, mint_token
 from triplit_sync.transport.websocket import ConnectionStatus
+from triplit_sync.wire.messages import Ping, UpdateToken
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-
 from triplit_sync.client import TriplitClient
 from triplit_sync.wire.messages import Message
 

@@ -14,11 +14,11 @@ import pytest
 
 from tests.support.mini_triplit import MiniTriplit
 from triplit_sync import TriplitClient
+from triplit_sync.errors import ProtocolError
+from triplit_sync.testing import mint_token
 from triplit_sync.wire._chunks import MAX_BYTES, MAX_PENDING
 from triplit_sync.wire._deepjson import TOO_DEEP, loads_iterative, parse_frame
 from triplit_sync.wire._inbound import too_deep
-from triplit_sync.errors import ProtocolError
-from triplit_sync.testing import mint_token
 
 FULL = os.environ.get("TRIPLIT_SYNC_FULL") == "1"
 FRAMES = 10_000 if FULL else 300

@@ -15,6 +15,13 @@ import pytest
 from tests.support.fakeserver import FakeConnection, FakeServer
 from tests.support.recorder import Recorder
 from triplit_sync.errors import ClientClosedError, ProtocolError
+from triplit_sync.transport.websocket import (
+    ConnectionStatus,
+    StatusChange,
+    WebSocketTransport,
+    build_socket_url,
+)
+from triplit_sync.wire.frames import chunk_message, encode_message
 from triplit_sync.wire.messages import (
     ChangesMessage,
     Close,
@@ -26,14 +33,6 @@ from triplit_sync.wire.messages import (
     Pong,
     Ready,
     SchemaRequest,
-    chunk_message,
-    encode_message,
-)
-from triplit_sync.transport.websocket import (
-    ConnectionStatus,
-    StatusChange,
-    WebSocketTransport,
-    build_socket_url,
 )
 
 READY = {"type": "READY", "payload": {"clientId": "fake-client"}}

@@ -12,6 +12,8 @@ import pytest
 import websocket
 
 from tests.support.recorder import Recorder
+from triplit_sync.testing import TriplitTestServer, mint_token
+from triplit_sync.transport.websocket import ConnectionStatus, StatusChange, WebSocketTransport
 from triplit_sync.wire.messages import (
     ChangesAck,
     ChangesMessage,
@@ -25,8 +27,6 @@ from triplit_sync.wire.messages import (
     UpdateToken,
     query_id,
 )
-from triplit_sync.testing import TriplitTestServer, mint_token
-from triplit_sync.transport.websocket import ConnectionStatus, StatusChange, WebSocketTransport
 
 SAMPLE_SCHEMA = json.loads(open("tests/fixtures/sample-schema.json").read())
 

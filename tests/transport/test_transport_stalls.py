@@ -16,8 +16,8 @@ from triplit_sync import TriplitClient
 from triplit_sync.testing import TriplitTestServer
 from triplit_sync.transport.websocket import ConnectionStatus, StatusChange
 
-from ..support.client import server_rows
 from ..conftest import SAMPLE_SCHEMA
+from ..support.client import server_rows
 
 
 @pytest.fixture

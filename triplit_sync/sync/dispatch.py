@@ -22,7 +22,7 @@ import time
 from typing import Any, Callable, Deque, Dict, Optional, Set, Tuple
 
 from ..errors import ClientClosedError
-from ..wire.messages import redact
+from .._util.redact import redact
 
 __all__ = ["Dispatcher"]
 

@@ -21,7 +21,8 @@ from .._util.timers import OneShot
 from .._util.urls import is_http_url
 from ..errors import ProtocolError
 from ..wire._chunks import ChunkAssembler
-from ..wire.messages import Chunk, Message, UnknownMessageType, decode_message
+from ..wire.frames import decode_message
+from ..wire.messages import Chunk, Message, UnknownMessageType
 from ._status import CloseInfo
 
 __all__ = ["build_socket_url", "check_server_url", "parse_close_reason", "WsConnection"]

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional
 from urllib.parse import urlsplit
 
 from .._util.callbacks import add_callback, wait_until
-from .._util.redact import install_log_filter
+from .._util.redact import install_log_filter, redact
 from .._util.urls import is_loopback
 from ..errors import ClientClosedError, ProtocolError
 from ..wire.messages import (
@@ -30,9 +30,8 @@ from ..wire.messages import (
     Ready,
     SchemaRequest,
     SchemaResponse,
-    encode_frames,
-    redact,
 )
+from ..wire.frames import encode_frames
 from ._keepalive import Keepalive, check_pong_timeout
 from ._status import CloseInfo, ConnectionStatus, StatusChange
 from ._wsconn import WsConnection, build_socket_url, check_server_url

@@ -56,7 +56,7 @@ class ChunkAssembler:
     caller knows a message was lost. The server never chunks its own messages (PROTOCOL.md
     §2.1), so the bounds only matter against a hostile or broken peer.
 
-        >>> from triplit_sync.wire.messages import chunk_message
+        >>> from triplit_sync.wire.frames import chunk_message
         >>> a = ChunkAssembler()
         >>> [a.add(c) for c in chunk_message('{"type":"PING"}', 8, chunk_id="x")]
         [None, '{"type":"PING"}']
