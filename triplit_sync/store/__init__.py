@@ -15,7 +15,7 @@ from typing import Optional, Union
 
 from .._util.types import StorageKind
 from ._changes import deep_merge
-from ._outbox import Segment, merge_entry, overlay
+from ._segments import Segment, merge_entry, overlay
 from .base import LocalStore, OutboxEntry
 from .memory import MemoryStore
 from .sqlite import DB_FILENAME, SqliteStore

@@ -28,7 +28,7 @@ from .._util.safefs import check_file, open_nofollow
 from .._util.types import Document
 from ..errors import StorageCorruptError, StorageLockedError, TriplitError
 from ._changes import dumps, loads
-from ._outbox import Segment
+from ._segments import Segment
 from ._writes import Writes
 from .base import LocalStore
 

@@ -21,8 +21,8 @@ import threading
 import time
 from typing import Any, Callable, Deque, Dict, Optional, Set, Tuple
 
-from ..errors import ClientClosedError
 from .._util.redact import redact
+from ..errors import ClientClosedError
 
 __all__ = ["Dispatcher"]
 

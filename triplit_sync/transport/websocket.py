@@ -20,6 +20,7 @@ from .._util.callbacks import add_callback, wait_until
 from .._util.redact import install_log_filter, redact
 from .._util.urls import is_loopback
 from ..errors import ClientClosedError, ProtocolError
+from ..wire.frames import encode_frames
 from ..wire.messages import (
     DEFAULT_CHUNK_SIZE,
     NO_RETRY_CLOSE_TYPES,
@@ -31,7 +32,6 @@ from ..wire.messages import (
     SchemaRequest,
     SchemaResponse,
 )
-from ..wire.frames import encode_frames
 from ._keepalive import Keepalive, check_pong_timeout
 from ._status import CloseInfo, ConnectionStatus, StatusChange
 from ._wsconn import WsConnection, build_socket_url, check_server_url
