@@ -16,7 +16,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional
 from urllib.parse import urlsplit
 
-from .._util.callbacks import add_callback, wait_until
+from .._util.callbacks import wait_until
 from .._util.redact import install_log_filter, redact
 from .._util.urls import is_loopback
 from ..errors import ClientClosedError, ProtocolError
@@ -32,6 +32,7 @@ from ..wire.messages import (
     SchemaRequest,
     SchemaResponse,
 )
+from ._board import StatusBoard
 from ._keepalive import Keepalive, check_pong_timeout
 from ._status import CloseInfo, ConnectionStatus, StatusChange
 from ._wsconn import WsConnection, build_socket_url, check_server_url
@@ -151,7 +152,7 @@ class WebSocketTransport:
 
         self._lock = threading.Condition(threading.Lock())
         self._send_lock = threading.Lock()
-        self._status = ConnectionStatus.UNINITIALIZED
+        self._board = StatusBoard(self._lock, self._call_safely)
         self._conn: Optional[WsConnection] = None
         self._runner: Optional[threading.Thread] = None
         self._generation = 0
@@ -160,9 +161,6 @@ class WebSocketTransport:
         self._attempt = 0  # failed attempts since the last open; drives the backoff
         self._strikes = 0  # connections dropped for a bad frame since one was handled well
         self._retries = 0  # reconnects since the last READY, for the log line at the next one
-        self._listeners: List[Callable[[StatusChange], None]] = []
-        self._pending_changes: List[StatusChange] = []
-        self._notifying = False
         #: UTF-8 payload bytes of the text messages received / sent (CHUNK frames included)
         self.bytes_received = 0
         self.bytes_sent = 0
@@ -170,11 +168,11 @@ class WebSocketTransport:
     # ---------------------------------------------------------------- public API
 
     def __repr__(self) -> str:
-        return f"<WebSocketTransport {redact(self.server_url)!r} status={self._status.value}>"
+        return f"<WebSocketTransport {redact(self.server_url)!r} status={self._board.status.value}>"
 
     @property
     def status(self) -> ConnectionStatus:
-        return self._status
+        return self._board.status
 
     @property
     def client_id(self) -> Optional[str]:
@@ -187,7 +185,7 @@ class WebSocketTransport:
         """True between READY and the end of the connection: messages can be sent."""
         conn = self._conn
         return (
-            conn is not None and conn.ready and not conn.close_sent and self._status is ConnectionStatus.OPEN
+            conn is not None and conn.ready and not conn.close_sent and self._board.status is ConnectionStatus.OPEN
         )
 
     @property
@@ -209,13 +207,13 @@ class WebSocketTransport:
                 raise ClientClosedError("the transport is closed")
             running = self._runner is not None and self._runner.is_alive()
             ended = self._conn is not None and self._conn.info is not None  # e.g. called from on_close
-            if self._want and running and not ended and self._status in (
+            if self._want and running and not ended and self._board.status in (
                 ConnectionStatus.CONNECTING,
                 ConnectionStatus.OPEN,
             ):
                 return
             self._start_runner_locked()
-        self._notify()
+        self._board.notify()
 
     def disconnect(self, timeout: float = 1.0) -> None:
         """Close the connection (code 1000, MANUAL_DISCONNECT) and stop reconnecting. Returns
@@ -234,7 +232,7 @@ class WebSocketTransport:
                 return
             self._attempt = 0
             self._start_runner_locked(previous=conn)
-        self._notify()
+        self._board.notify()
 
     def close(self, timeout: float = 1.0) -> None:
         """Disconnect for good: threads end, connect() raises afterwards. Idempotent."""
@@ -280,7 +278,7 @@ class WebSocketTransport:
     def add_status_listener(self, callback: Callable[[StatusChange], None]) -> Callable[[], None]:
         """Call ``callback(StatusChange)`` on every status change, in order; returns a remover.
         Listeners run on whichever thread changed the status: keep them short."""
-        return add_callback(self._lock, self._listeners, callback)
+        return self._board.add_listener(callback)
 
     def backoff_delay(self, attempt: int) -> float:
         """The wait before reconnect attempt ``attempt`` (0 = first retry): ``backoff_initial``
@@ -289,37 +287,6 @@ class WebSocketTransport:
         return nominal * (1.0 - self.backoff_jitter * random.random())
 
     # ---------------------------------------------------------------- status plumbing
-
-    def _set_status_locked(
-        self, status: ConnectionStatus, manual: bool = False, close: Optional[CloseInfo] = None
-    ) -> None:
-        if status is self._status:
-            return
-        self._pending_changes.append(StatusChange(status, self._status, manual, close))
-        self._status = status
-        self._lock.notify_all()
-
-    def _notify(self) -> None:
-        # Whoever finds notifications pending delivers all of them in order; a thread that finds
-        # another one delivering just leaves its changes to it (no waiting, no reordering).
-        with self._lock:
-            if self._notifying:
-                return
-            self._notifying = True
-        try:
-            while True:
-                with self._lock:
-                    if not self._pending_changes:
-                        self._notifying = False  # under the same lock as the check: none is lost
-                        return
-                    change = self._pending_changes.pop(0)
-                    listeners = list(self._listeners)
-                for cb in listeners:
-                    self._call_safely(cb, change, what="status listener")
-        except BaseException:
-            with self._lock:
-                self._notifying = False
-            raise
 
     def _call_safely(self, fn: Callable[..., Any], *args: Any, what: str) -> None:
         try:
@@ -339,7 +306,7 @@ class WebSocketTransport:
         self._want = True
         self._generation += 1
         gen = self._generation
-        self._set_status_locked(ConnectionStatus.CONNECTING, manual=previous is not None)
+        self._board.set_locked(ConnectionStatus.CONNECTING, manual=previous is not None)
         before = self._conn
         thread = threading.Thread(
             target=self._run, args=(gen, before), name=f"{self._name}-ws-{gen}", daemon=True
@@ -360,13 +327,13 @@ class WebSocketTransport:
                 conn.reconnecting = not manual_status
             if manual_status:
                 if live and conn is not None and conn.opened:
-                    self._set_status_locked(ConnectionStatus.CLOSING, manual=True)
-                elif self._status is not ConnectionStatus.UNINITIALIZED or self._closed:
-                    self._set_status_locked(ConnectionStatus.CLOSED, manual=True)
+                    self._board.set_locked(ConnectionStatus.CLOSING, manual=True)
+                elif self._board.status is not ConnectionStatus.UNINITIALIZED or self._closed:
+                    self._board.set_locked(ConnectionStatus.CLOSED, manual=True)
             elif live and conn is not None and conn.opened:
-                self._set_status_locked(ConnectionStatus.CLOSING, manual=True)
+                self._board.set_locked(ConnectionStatus.CLOSING, manual=True)
             self._lock.notify_all()
-        self._notify()
+        self._board.notify()
         if live and conn is not None:
             conn.send_close(1000, _MANUAL_REASON, self._send_lock)
             if threading.current_thread() is not conn.owner:
@@ -377,8 +344,8 @@ class WebSocketTransport:
             if manual_status:
                 with self._lock:
                     if not self._want:
-                        self._set_status_locked(ConnectionStatus.CLOSED, manual=True, close=conn.info)
-                self._notify()
+                        self._board.set_locked(ConnectionStatus.CLOSED, manual=True, close=conn.info)
+                self._board.notify()
         return conn
 
     def _await_closed(self, conn: WsConnection, gen: int) -> None:
@@ -419,8 +386,8 @@ class WebSocketTransport:
                     with self._lock:
                         if gen == self._generation:
                             self._want = False
-                            self._set_status_locked(ConnectionStatus.CLOSED)
-                    self._notify()
+                            self._board.set_locked(ConnectionStatus.CLOSED)
+                    self._board.notify()
                     return
             conn = WsConnection(gen)
             conn.owner = threading.current_thread()
@@ -428,8 +395,8 @@ class WebSocketTransport:
                 if gen != self._generation:
                     return
                 self._conn = conn
-                self._set_status_locked(ConnectionStatus.CONNECTING)
-            self._notify()
+                self._board.set_locked(ConnectionStatus.CONNECTING)
+            self._board.notify()
             if provider_error is None and token is not None:
                 self._connect_and_read(conn, str(token))
             else:
@@ -449,7 +416,7 @@ class WebSocketTransport:
             with self._lock:
                 if gen != self._generation:
                     return
-                self._set_status_locked(ConnectionStatus.CLOSED, manual=conn.manual, close=info)
+                self._board.set_locked(ConnectionStatus.CLOSED, manual=conn.manual, close=info)
                 if not info.will_reconnect:
                     self._want = False
                     self._lock.notify_all()
@@ -460,7 +427,7 @@ class WebSocketTransport:
                     delay = self.backoff_delay(attempt)
                     self._attempt += 1
                     self._retries += 1
-            self._notify()
+            self._board.notify()
             if delay is None:
                 return
             logger.debug("reconnecting in %.3f s", delay)
@@ -490,8 +457,8 @@ class WebSocketTransport:
             if not stale:
                 conn.opened = True
                 self._attempt = 0
-                self._set_status_locked(ConnectionStatus.OPEN)
-        self._notify()
+                self._board.set_locked(ConnectionStatus.OPEN)
+        self._board.notify()
         watch = conn.keepalive = Keepalive(
             ping_interval=self.ping_interval, pong_timeout=self.pong_timeout,
             ready_timeout=self.connect_timeout, send_ping=lambda: self._ping(conn),
