@@ -1,20 +1,6 @@
-"""A real Triplit server for tests: started, stopped, restarted, shared by a test process.
-
-The server is the official ``@triplit/server`` (the exact version pinned in
-``triplit_sync/server/package.json``), run by Node.js on 127.0.0.1. Its Node dependencies are
-installed on first use with ``npm ci`` into a per-version folder under the user cache dir and
-reused afterwards.
-
-    from triplit_sync.testing import TriplitTestServer
-
-    with TriplitTestServer(schema="schema.json") as server:
-        token = server.user_token("alice")
-        ...  # point your client at server.url
-
-For pytest, add ``pytest_plugins = ["triplit_sync.pytest_plugin"]`` to your ``conftest.py``
-(fixtures ``triplit_server`` and ``triplit``); for unittest, mix :class:`TriplitServerMixin`
-into your ``TestCase``.
-"""
+"""A real Triplit server for tests: one ``node`` process on a free 127.0.0.1 port, started,
+stopped and restarted by :class:`TriplitTestServer`, shared by a test process through
+:func:`shared_server` (the package docstring shows how to use them)."""
 
 from __future__ import annotations
 
