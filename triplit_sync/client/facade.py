@@ -29,7 +29,6 @@ from ..query import Query
 from ..schema.model import Schema, SchemaArg, load_schema
 from ..session import Session, SessionErrorType, SessionInfo
 from ..session.manager import RefreshHandler, SessionErrorCallback, SessionManager
-from ..session.tokens import is_expired
 from ..store import LocalStore
 from ..sync import UNOWNED, Subscription, SyncEngine
 from ..sync.dispatch import Dispatcher
@@ -38,6 +37,7 @@ from ..transport.websocket import CloseInfo, ConnectionStatus, WebSocketTranspor
 from ..wire.messages import EntityData, Message, Ping, Ready, UpdateToken, redact
 from ._folder import default_data_dir, default_name
 from ._slots import forget_names_after_fork
+from ._status_callbacks import StatusCallback, StatusCallbacks
 from ._storage import ClientStorage
 from .data import (
     DataAPI,
@@ -84,6 +84,12 @@ class TriplitClient:
     default 30, ``None`` for none) is how long a call that waits on the server (``fetch`` that
     asks the server, ``wait_for_sync``, ``wait_connected``) waits unless given its own
     ``timeout``; then it raises :class:`~triplit_sync.TriplitTimeoutError`.
+
+    ``claims_path`` (dotted, as the server's ``claimsPath``, e.g. an Auth0 namespace) is where
+    tokens of an identity provider keep their Triplit claims: roles, identity, ``$session`` /
+    ``$token`` and ``session.claims`` come from there, the expiry from the top-level ``exp``.
+    ``variables`` are the global variables (``$global.<name>`` in queries; see
+    :meth:`update_global_variables`).
     """
 
     def __init__(
@@ -104,6 +110,8 @@ class TriplitClient:
         pong_timeout: Optional[float] = None,
         resume_margin: float = 0.0,
         timeout: Optional[float] = DEFAULT_TIMEOUT,
+        claims_path: Optional[str] = None,
+        variables: Optional[Mapping[str, Any]] = None,
     ) -> None:
         if isinstance(server_url, str):
             server_url = as_http_url(server_url)  # the rule HttpClient follows too
@@ -130,7 +138,7 @@ class TriplitClient:
         self.persist_token = persist_token
         self.storage = storage
         self._schema: Optional[Schema] = load_schema(schema)
-        self._data = DataAPI(_DataOwner(self), self._schema)
+        self._data = DataAPI(_DataOwner(self), self._schema, variables)
         self._lock = threading.RLock()
         self._closed = False
         self._http: Any = None
@@ -140,7 +148,12 @@ class TriplitClient:
         self._sessions = SessionManager(
             lock=self._lock, roles=self._schema.roles if self._schema is not None else None,
             server_url=self.server_url, persist_token=persist_token, submit=self._submit,
-            on_refreshed=self._apply_refreshed_token, probe_expiry=self._probe_expiry, expired=self._expired)
+            on_refreshed=self._apply_refreshed_token, probe_expiry=self._probe_expiry, expired=self._expired,
+            claims_path=claims_path)
+        self._status_callbacks = StatusCallbacks(
+            has_session=lambda: self._session is not None, transport_status=lambda: self._transport.status,
+            submit=self._submit)
+        self._sessions.on_change(self._status_callbacks.session_changed)
         if on_session_error is not None:
             self._sessions.on_error(on_session_error)
 
@@ -207,7 +220,7 @@ class TriplitClient:
 
     def _new_transport(self, ping_interval: Optional[float]) -> WebSocketTransport:
         schema = self._schema
-        return WebSocketTransport(
+        transport = WebSocketTransport(
             self.server_url,
             token_provider=self._token_for_connect,
             on_message=self._on_message,
@@ -218,6 +231,8 @@ class TriplitClient:
             schema_provider=(lambda: schema.to_json()) if schema is not None else None,
             error_hook=self._transport_failed,
         )
+        self._status_callbacks.attach(transport)
+        return transport
 
     def _resume_stored_session(
         self, auto_connect: bool, handler: Optional[RefreshHandler], interval: Optional[float]
@@ -230,7 +245,7 @@ class TriplitClient:
         except TriplitError as e:
             logger.warning("not resuming the stored session: %s", e)
             return
-        if is_expired(session.claims) and handler is None:
+        if session.is_expired() and handler is None:
             logger.info("the stored session's token has expired and there is no refresh handler; "
                      "call start_session() with a new token")
             return
@@ -275,7 +290,7 @@ class TriplitClient:
         self._check_open()
         _check_refresh_options(refresh_handler, refresh_interval)
         session = self._sessions.new(token, refresh_handler, refresh_interval)
-        if is_expired(session.claims) and refresh_handler is None:
+        if session.is_expired() and refresh_handler is None:
             raise TokenExpiredError("the token has expired; pass a fresh token or a refresh_handler")
         with self._lock:
             current = self._session
@@ -402,6 +417,17 @@ class TriplitClient:
             self._sessions.allow_error_report()
         self._transport.connect()
 
+    def on_connection_status_change(self, callback: StatusCallback,
+                                    run_immediately: bool = False) -> Callable[[], None]:
+        """Call ``callback(ConnectionStatus)`` on the callback thread each time
+        :attr:`connection_status` changes (the connection drops, reconnects, a session starts or
+        ends); with ``run_immediately`` also once now with the current status. Returns a function
+        that removes the callback.
+
+            client.on_connection_status_change(lambda status: print("connection:", status.value))
+        """
+        return self._status_callbacks.add(callback, run_immediately)
+
     def disconnect(self) -> None:
         """Close the connection; the session stays and :meth:`connect` resumes it."""
         self._check_open()
@@ -417,32 +443,11 @@ class TriplitClient:
         return self._transport.wait_ready(timeout)
 
     def _token_for_connect(self) -> Optional[str]:
-        """Before every connection attempt (transport thread): renew an expired token first."""
-        session = self._session
-        if session is None:
-            return None
-        handler = session.refresh_handler
-        if is_expired(session.claims) and handler is not None:
-            try:
-                token = handler()
-                if token is None:
-                    raise ValueError("the refresh handler returned None")
-                with self._lock:
-                    if self._session is not session:
-                        return self._token_for_connect()  # the session changed while the handler ran
-                    self._set_token(token)
-            except Exception as e:
-                logger.warning("could not renew the expired token before connecting (%s: %s); will retry",
-                            type(e).__name__, redact(str(e)))
-                self._sessions.refresh_failed(e)
-                raise  # a failed attempt: the transport retries with its backoff
-            session = self._session
-            if session is None:
-                return None
-        # Without a handler an expired token still goes to the server, the judge of expiry
-        # (clocks differ): it answers UNAUTHORIZED, which reaches on_session_error.
-        self._connect_token = session.token
-        return session.token
+        """Before every connection attempt (transport thread): the session's token, renewed by
+        the refresher first when it has expired (session/manager.py)."""
+        token = self._sessions.token_for_connect(lambda: not self._closed and self._transport.wants_connection)
+        self._connect_token = token
+        return token
 
     def _on_message(self, msg: Message) -> None:
         if isinstance(msg, Ready):
@@ -615,8 +620,30 @@ class TriplitClient:
             if self._http is None:
                 from ..http.client import HttpClient
 
-                self._http = HttpClient(self.server_url, self._current_token, schema=self._schema)
+                self._http = HttpClient(self.server_url, self._current_token, schema=self._schema,
+                                        claims_path=self._sessions.claims_path)
             return self._http
+
+    # ------------------------------------------------------------------ global variables
+
+    @property
+    def global_variables(self) -> Dict[str, Any]:
+        """The global variables (a copy), as queries see them (datetimes as ISO strings, sets as lists)."""
+        return dict(self._data.global_variables)
+
+    def update_global_variables(self, variables: Mapping[str, Any]) -> None:
+        """Replace the global variables, which queries use as ``$global.<name>``.
+
+        Each query takes the values current when it is fetched or subscribed, and so does the
+        server (they are written into the query it is sent); live subscriptions keep theirs:
+        subscribe again for the new ones. Raises TypeError for a value that is not JSON, a
+        datetime or a set.
+
+            client.update_global_variables({"team": "blue"})
+            client.fetch(client.query("todos").where("team", "=", "$global.team"))
+        """
+        self._check_open()
+        self._data.update_global_variables(variables)
 
     def _current_token(self) -> Optional[str]:
         session = self._session
