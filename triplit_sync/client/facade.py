@@ -403,8 +403,9 @@ class TriplitClient:
         if self._session is not session or not self._transport.is_ready:
             return
         logger.info("the token expired and the server did not close the connection; closing it")
-        self._sessions.emit_error(SessionErrorType.TOKEN_EXPIRED)
+        # Closed first: the callback finds the client as a server-sent TOKEN_EXPIRED leaves it.
         self._transport.disconnect()
+        self._sessions.emit_error(SessionErrorType.TOKEN_EXPIRED)
 
     # ------------------------------------------------------------------ connection
 

@@ -6,7 +6,7 @@
 //                 [--verbose] [--exit-with-stdin]
 //
 // --claims-path is the server's `claimsPath` (where an external token keeps its Triplit
-// claims); --external-secret-file holds its `externalJwtSecret` (an RSA public key PEM, a JWK
+// claims); --external-secret-file holds its `externalJwtSecret` (a public key PEM, RSA or EC, a JWK
 // or an HMAC secret) for tokens without an internal x-triplit-token-type. The key comes from a
 // file so that an HMAC secret is not shown in the process list.
 //

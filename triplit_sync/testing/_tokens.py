@@ -86,10 +86,9 @@ class KeyPair:
 
 
 def generate_key_pair(algorithm: str = "RS256", *, bits: int = 2048) -> KeyPair:
-    """A fresh key pair: ``"RS256"`` (RSA, ``bits`` long) or ``"ES256"`` (P-256).
-
-    @triplit/server 1.1.8 verifies external tokens only with RSA keys (an SPKI PEM or a JWK):
-    ES256 tokens are for other servers, or for client-side tests.
+    """A fresh key pair: ``"RS256"`` (RSA, ``bits`` long, as Auth0 and Clerk sign) or ``"ES256"``
+    (P-256, as Supabase's asymmetric keys sign). @triplit/server 1.1.8 verifies both with the
+    public key PEM as its ``externalJwtSecret``.
     """
     if algorithm == "RS256":
         import rsa

@@ -74,8 +74,8 @@ class TriplitTestServer:
             client = TriplitClient(server.url, token=server.user_token("alice"), storage="memory")
 
     Tokens of an identity provider: ``external_key`` is what verifies tokens without an internal
-    ``x-triplit-token-type`` (the server's ``externalJwtSecret``): a :class:`KeyPair`, an RSA
-    public key PEM, a JWK (JSON text) or an HMAC secret; ``claims_path`` (the server's
+    ``x-triplit-token-type`` (the server's ``externalJwtSecret``): a :class:`KeyPair`, a public
+    key PEM (RSA or EC), a JWK (JSON text) or an HMAC secret; ``claims_path`` (the server's
     ``claimsPath``) is where such a token keeps its Triplit claims, e.g. an Auth0 namespace.
     Internal tokens (``service_token()``, ``user_token()``...) keep working with ``secret``.
 
