@@ -37,7 +37,7 @@ from ..transport.websocket import CloseInfo, ConnectionStatus, WebSocketTranspor
 from ..wire.messages import EntityData, Message, Ping, Ready, UpdateToken, redact
 from ._folder import default_data_dir, default_name
 from ._slots import forget_names_after_fork
-from ._status_callbacks import StatusCallback, StatusCallbacks
+from ._status_callbacks import StatusCallbacks
 from ._storage import ClientStorage
 from .data import (
     DataAPI,
@@ -418,7 +418,7 @@ class TriplitClient:
             self._sessions.allow_error_report()
         self._transport.connect()
 
-    def on_connection_status_change(self, callback: StatusCallback,
+    def on_connection_status_change(self, callback: Callable[[ConnectionStatus], Any],
                                     run_immediately: bool = False) -> Callable[[], None]:
         """Call ``callback(ConnectionStatus)`` on the callback thread each time
         :attr:`connection_status` changes (the connection drops, reconnects, a session starts or
