@@ -60,7 +60,7 @@ class StatusCallbacks:
         self._lock = threading.Lock()
         self._callbacks: List[StatusCallback] = []
         self._last: Optional[ConnectionStatus] = None
-        self._remove_listener: Optional[Callable[[], None]] = None
+        self._transport: Any = None
         _live.add(self)
 
     def add(self, callback: StatusCallback, run_immediately: bool = False) -> Callable[[], None]:
@@ -83,10 +83,12 @@ class StatusCallbacks:
         return remove
 
     def attach(self, transport: Any) -> None:
-        """Follow ``transport`` (a new one replaces the previous, e.g. after a fork)."""
-        if self._remove_listener is not None:
-            self._remove_listener()
-        self._remove_listener = transport.add_status_listener(self._transport_changed)
+        """Follow ``transport`` (a new one replaces the previous, e.g. after a fork).
+
+        The previous one's listener is not removed but ignored: in a forked child, removing it
+        would take that transport's lock, which a thread of the parent may have held at the fork."""
+        self._transport = transport
+        transport.add_status_listener(lambda change: self._transport_changed(transport, change))
 
     def session_changed(self) -> None:
         """A session began or ended: the status may have moved without the socket's changing."""
@@ -97,8 +99,9 @@ class StatusCallbacks:
     def _current(self) -> ConnectionStatus:
         return public_status(self._has_session(), self._transport_status())
 
-    def _transport_changed(self, change: StatusChange) -> None:
-        self._report(lambda: public_status(self._has_session(), change.status))
+    def _transport_changed(self, transport: Any, change: StatusChange) -> None:
+        if transport is self._transport:
+            self._report(lambda: public_status(self._has_session(), change.status))
 
     def _report(self, status_of: Callable[[], ConnectionStatus]) -> None:
         with self._lock:
