@@ -115,3 +115,19 @@ def test_update_global_variables_applies_to_the_next_queries_not_live_ones(
     with pytest.raises(TypeError):
         client.update_global_variables(["not", "a", "dict"])  # type: ignore[arg-type]
     assert client.global_variables["owner"] == "bob"  # a refused update changes nothing
+
+
+def test_session_variables_are_the_servers_scope_included(
+        seeded: TriplitTestServer, clients: ClientFactory) -> None:
+    # The server turns a `scope` string claim into the array `_scope` (and so does the client).
+    token = seeded.user_token("alice", scope="t01 t05")
+    where = ["id", "in", "$session._scope"]
+    remote = clients(seeded.url, token, schema=SAMPLE_SCHEMA)
+    assert _ids(remote.fetch(remote.query("todos").where(where), policy="remote-first")) == {"t01", "t05"}
+    assert _ids(remote.fetch(remote.query("todos"), policy="local-only")) == {"t01", "t05"}
+    local = clients(seeded.url, token, schema=SAMPLE_SCHEMA)
+    done = Events()
+    sub = local.subscribe(local.query("todos"), lambda rows: None, on_remote_fulfilled=lambda: done.add("ok"))
+    done.wait_count("ok", 1)
+    assert _ids(local.fetch(local.query("todos").where(where), policy="local-only")) == {"t01", "t05"}
+    sub.unsubscribe()

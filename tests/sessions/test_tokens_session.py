@@ -251,3 +251,14 @@ def test_renew_now_runs_the_handler_at_once_but_never_cuts_a_backoff_short() -> 
     refresher.cancel()
     assert rec.calls[1] - rec.calls[0] >= 0.45 and len(rec.calls) == 2 and rec.applied == ["ok"]
     assert not refresher.renew_now()  # no handler after cancel
+
+
+def test_session_variables_follow_the_servers_normalization() -> None:
+    from triplit_sync.session import Session
+    from triplit_sync.session.tokens import session_variables
+
+    assert session_variables({"scope": "a b", "x-triplit-user-id": "u"}) == {
+        "SESSION_USER_ID": "u", "x-triplit-user-id": "u", "scope": "a b", "_scope": ["a", "b"]}
+    assert session_variables({"scope": "a", "_scope": "mine"})["_scope"] == "mine"
+    session = Session(mint_token("s", {"sub": "al", "scope": "read write"}), None)
+    assert session.variables["_scope"] == ["read", "write"] and "_scope" not in session.claims

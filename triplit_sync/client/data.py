@@ -114,7 +114,8 @@ class _Runner(QueryRunner):
 
     def _compiled(self, query: QueryJSON) -> Any:
         session = self._data._owner.session
-        claims = dict(session.claims) if session is not None else {}
+        claims = session.variables if session is not None else {}
+        # $global: {} for references left in the query (no value, schema relations), as the server has
         return compile_query(query, schema=self._data._schema_json, variables={"$session": claims, "$global": {}})
 
     def run(self, query: QueryJSON) -> Tuple[List[Document], Dict[str, Set[str]]]:

@@ -8,7 +8,16 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, Mapping, Optional
 
-from .tokens import Roles, claims_at_path, decode_claims, expires_at, identity_key, is_expired, match_roles
+from .tokens import (
+    Roles,
+    claims_at_path,
+    decode_claims,
+    expires_at,
+    identity_key,
+    is_expired,
+    match_roles,
+    session_variables,
+)
 
 __all__ = ["Session", "SessionErrorType", "SessionInfo"]
 
@@ -45,10 +54,12 @@ class Session:
     """A token and what follows from it. The token never appears in ``repr``.
 
     ``claims`` are those at ``claims_path`` (all of them without one): roles, identity and
-    ``$session`` follow from them; ``payload`` is the whole token, whose ``exp`` is the expiry.
+    ``$session`` follow from them; ``payload`` is the whole token, whose ``exp`` is the expiry;
+    ``variables`` are the claims as the server turns them into ``$session`` (``_scope``...).
     """
 
-    __slots__ = ("token", "payload", "claims", "roles", "identity", "refresh_handler", "refresh_interval")
+    __slots__ = ("token", "payload", "claims", "variables", "roles", "identity", "refresh_handler",
+                 "refresh_interval")
 
     def __init__(
         self,
@@ -61,8 +72,9 @@ class Session:
     ) -> None:
         self.payload = decode_claims(token)
         self.claims = claims_at_path(self.payload, claims_path)
+        self.variables = session_variables(self.claims)
         self.token = token
-        self.roles = match_roles(self.claims, role_definitions)
+        self.roles = match_roles(self.variables, role_definitions)
         self.identity = identity_key(self.claims, self.roles)
         self.refresh_handler = refresh_handler
         self.refresh_interval = refresh_interval

@@ -36,6 +36,7 @@ __all__ = [
     "is_expired",
     "match_roles",
     "roles_equivalent",
+    "session_variables",
 ]
 
 
@@ -86,6 +87,19 @@ def claims_at_path(claims: Mapping[str, Any], path: Optional[str]) -> Dict[str, 
     if not isinstance(node, Mapping):
         raise TokenDecodingError(f"the token has no claims object at claims_path {path!r}")
     return dict(node)
+
+
+def session_variables(claims: Mapping[str, Any]) -> Dict[str, Any]:
+    """What the server makes of a token's claims as ``$session`` / ``$token`` (and matches roles
+    against): the claims, plus ``SESSION_USER_ID`` from the legacy ``x-triplit-user-id`` and
+    ``_scope``, the ``scope`` string split on spaces (PROTOCOL.md §7.2)."""
+    out: Dict[str, Any] = {}
+    if "x-triplit-user-id" in claims:
+        out["SESSION_USER_ID"] = claims["x-triplit-user-id"]
+    out.update(claims)
+    if isinstance(out.get("scope"), str) and "_scope" not in out:
+        out["_scope"] = out["scope"].split(" ")
+    return out
 
 
 def expires_at(claims: Mapping[str, Any]) -> Optional[float]:
