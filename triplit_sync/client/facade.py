@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import atexit
+import copy
 import logging
 import os
 import re
@@ -630,7 +631,7 @@ class TriplitClient:
     @property
     def global_variables(self) -> Dict[str, Any]:
         """The global variables (a copy), as queries see them (datetimes as ISO strings, sets as lists)."""
-        return dict(self._data.global_variables)
+        return copy.deepcopy(dict(self._data.global_variables))
 
     def update_global_variables(self, variables: Mapping[str, Any]) -> None:
         """Replace the global variables, which queries use as ``$global.<name>``.
