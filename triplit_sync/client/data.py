@@ -37,6 +37,7 @@ from ..errors import (
     WriteError,
 )
 from ..query import Query, compile_query
+from ..query._globals import bind_global_variables, normalize_global_variables
 from ..schema import PLAIN, PlainCodec, Schema
 from ..session import Session
 from ..store import LocalStore, Segment, merge_entry, overlay
@@ -113,7 +114,8 @@ class _Runner(QueryRunner):
 
     def _compiled(self, query: QueryJSON) -> Any:
         session = self._data._owner.session
-        claims = dict(session.claims) if session is not None else {}
+        claims = session.variables if session is not None else {}
+        # $global: {} for references left in the query (no value, schema relations), as the server has
         return compile_query(query, schema=self._data._schema_json, variables={"$session": claims, "$global": {}})
 
     def run(self, query: QueryJSON) -> Tuple[List[Document], Dict[str, Set[str]]]:
@@ -134,13 +136,21 @@ class _Runner(QueryRunner):
 class DataAPI:
     """Queries and writes; :class:`TriplitClient` owns one and offers each method."""
 
-    def __init__(self, owner: DataOwner, schema: Optional[Schema]) -> None:
+    def __init__(self, owner: DataOwner, schema: Optional[Schema],
+                 variables: Optional[Mapping[str, Any]] = None) -> None:
         self._owner = owner
+        #: the global variables, written into each query as it is fetched or subscribed
+        #: (query/_globals.py: the server never sees the client's own); replaced whole, never mutated
+        self.global_variables: Mapping[str, Any] = normalize_global_variables(variables)
         self._schema = schema
         #: the schema's JSON, made once: compiled queries are cached per schema object
         self._schema_json = schema.to_json() if schema is not None else None
         #: how the sync engine evaluates this client's queries
         self.runner: QueryRunner = _Runner(self)
+
+    def update_global_variables(self, variables: Mapping[str, Any]) -> None:
+        """Replace the global variables (see ``TriplitClient.update_global_variables``)."""
+        self.global_variables = normalize_global_variables(variables)
 
     # ------------------------------------------------------------------ queries
 
@@ -160,7 +170,7 @@ class DataAPI:
         data = to_json() if callable(to_json) else query
         if not isinstance(data, Mapping) or not isinstance(data.get("collectionName"), str):
             raise InvalidQueryError(f"expected a Query or a CollectionQuery dict with a collectionName, got {query!r:.200}")
-        data = dict(data)
+        data = bind_global_variables(data, self.global_variables)
         self._owner.engine.runner.collections(data)  # compiles it: a bad query raises here, at the call
         return data
 

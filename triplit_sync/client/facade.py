@@ -10,6 +10,7 @@ calls the client's core (``_core.py``), which owns and wires the parts.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import re
@@ -70,6 +71,12 @@ class TriplitClient:
     ``timeout``; then it raises :class:`~triplit_sync.TriplitTimeoutError`. ``transport_factory``
     replaces the websocket transport (a fake one in tests; the interface is
     :class:`~triplit_sync.transport.Transport`).
+
+    ``claims_path`` (dotted, as the server's ``claimsPath``, e.g. an Auth0 namespace) is where
+    tokens of an identity provider keep their Triplit claims: roles, identity, ``$session`` /
+    ``$token`` and ``session.claims`` come from there, the expiry from the top-level ``exp``.
+    ``variables`` are the global variables (``$global.<name>`` in queries; see
+    :meth:`update_global_variables`).
     """
 
 
@@ -92,6 +99,8 @@ class TriplitClient:
         resume_margin: float = 0.0,
         timeout: Optional[float] = DEFAULT_TIMEOUT,
         transport_factory: Optional[TransportFactory] = None,
+        claims_path: Optional[str] = None,
+        variables: Optional[Mapping[str, Any]] = None,
     ) -> None:
         if isinstance(server_url, str):
             server_url = as_http_url(server_url)  # the rule HttpClient follows too
@@ -120,7 +129,7 @@ class TriplitClient:
             schema=load_schema(schema), persist_token=persist_token, ping_interval=ping_interval,
             pong_timeout=check_pong_timeout(ping_interval, pong_timeout), resume_margin=float(resume_margin),
             timeout=check_timeout(timeout), on_session_error=on_session_error,
-            transport_factory=transport_factory)
+            transport_factory=transport_factory, claims_path=claims_path, variables=variables)
         try:
             if token is not None:
                 self.start_session(token, auto_connect=auto_connect, refresh_handler=refresh_handler,
@@ -219,6 +228,17 @@ class TriplitClient:
         """Connect with the session's token (in the background). Raises without a session."""
         self._core.check_open()
         self._core.connect()
+
+    def on_connection_status_change(self, callback: Callable[[ConnectionStatus], Any],
+                                    run_immediately: bool = False) -> Callable[[], None]:
+        """Call ``callback(ConnectionStatus)`` on the callback thread each time
+        :attr:`connection_status` changes (the connection drops, reconnects, a session starts or
+        ends); with ``run_immediately`` also once now with the current status. Returns a function
+        that removes the callback.
+
+            client.on_connection_status_change(lambda status: print("connection:", status.value))
+        """
+        return self._core.status_callbacks.add(callback, run_immediately)
 
     def disconnect(self) -> None:
         """Close the connection; the session stays and :meth:`connect` resumes it."""
@@ -330,8 +350,30 @@ class TriplitClient:
             if core.http_client is None:
                 from ..http import HttpClient
 
-                core.http_client = HttpClient(self.server_url, core.current_token, schema=core.schema)
+                core.http_client = HttpClient(self.server_url, core.current_token, schema=core.schema,
+                                              claims_path=core.sessions.claims_path)
             return core.http_client
+
+    # ------------------------------------------------------------------ global variables
+
+    @property
+    def global_variables(self) -> Dict[str, Any]:
+        """The global variables (a copy), as queries see them (datetimes as ISO strings, sets as lists)."""
+        return copy.deepcopy(dict(self._core.data.global_variables))
+
+    def update_global_variables(self, variables: Mapping[str, Any]) -> None:
+        """Replace the global variables, which queries use as ``$global.<name>``.
+
+        Each query takes the values current when it is fetched or subscribed, and so does the
+        server (they are written into the query it is sent); live subscriptions keep theirs:
+        subscribe again for the new ones. Raises TypeError for a value that is not JSON, a
+        datetime or a set.
+
+            client.update_global_variables({"team": "blue"})
+            client.fetch(client.query("todos").where("team", "=", "$global.team"))
+        """
+        self._core.check_open()
+        self._core.data.update_global_variables(variables)
 
     # ------------------------------------------------------------------ for tests and debugging
 

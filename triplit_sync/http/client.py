@@ -30,6 +30,7 @@ from ..errors import (
     TriplitConnectionError,
     TriplitTimeoutError,
 )
+from ..session.tokens import check_claims_path, claims_at_path, decode_claims
 from ..wire.messages import encode_changes
 from ._transport import DEFAULT_TIMEOUT, USE_DEFAULT, HttpTransport, check_token, dumps
 
@@ -68,6 +69,10 @@ class HttpClient:
     inserts get their defaults filled and every value is checked before it is sent. Without
     it, results are plain JSON.
 
+    ``claims_path`` is the server's ``claimsPath``: where tokens of an identity provider keep
+    the claims the server reads. With it, :attr:`claims` shows those claims, and a token that
+    has none there is refused before it is sent (the server would answer a bare 500).
+
     ``timeout`` (seconds, ``None`` for no limit) bounds each request's connect, read and write.
     Environment proxy settings are ignored for loopback servers (a ``HTTP_PROXY`` must not
     capture ``127.0.0.1``) and honoured for others; pass ``trust_env`` to decide yourself.
@@ -87,12 +92,17 @@ class HttpClient:
         timeout: Timeout = DEFAULT_TIMEOUT,
         verify: Union[bool, str] = True,
         trust_env: Optional[bool] = None,
+        claims_path: Optional[str] = None,
     ) -> None:
         if token is None or callable(token):
             source: Callable[[], Optional[str]] = token if token is not None else (lambda: None)
         else:
             fixed = check_token(token)
             source = lambda: fixed  # noqa: E731
+        self._claims_path = check_claims_path(claims_path)
+        self._token_source = source
+        if self._claims_path is not None:
+            source = self._checked_token
         if isinstance(schema, (Mapping, str, os.PathLike)):
             from ..schema.model import load_schema  # only when asked: the JSON form needs the schema module
 
@@ -108,6 +118,21 @@ class HttpClient:
         self._send = self._transport.send
         self._post = self._transport.post
         self._json = self._transport.json
+
+    @property
+    def claims(self) -> Optional[Dict[str, Any]]:
+        """The current token's claims as the server reads them (at ``claims_path``, if set),
+        unverified; ``None`` without a token. Raises TokenDecodingError for a token without them."""
+        token = self._token_source()
+        if token is None:
+            return None
+        return claims_at_path(decode_claims(token), self._claims_path)
+
+    def _checked_token(self) -> Optional[str]:
+        token = self._token_source()
+        if token is not None:
+            claims_at_path(decode_claims(token), self._claims_path)  # raises, naming the path
+        return token
 
     @property
     def server_url(self) -> str:

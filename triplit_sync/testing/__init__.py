@@ -23,15 +23,28 @@ need the client. The pytest plugin and the CLI build on this room.
 
 from ._install import TestServerError, ensure_server_installed
 from ._mixin import TriplitServerMixin
-from ._tokens import DEFAULT_SECRET, mint_token
+from ._tokens import (
+    DEFAULT_SECRET,
+    KeyPair,
+    auth0_claims,
+    clerk_claims,
+    generate_key_pair,
+    mint_token,
+    supabase_claims,
+)
 from .server import TriplitTestServer, shared_server
 
 __all__ = [
     "DEFAULT_SECRET",
+    "KeyPair",
     "TestServerError",
     "TriplitServerMixin",
     "TriplitTestServer",
+    "auth0_claims",
+    "clerk_claims",
     "ensure_server_installed",
+    "generate_key_pair",
     "mint_token",
     "shared_server",
+    "supabase_claims",
 ]

@@ -15,7 +15,7 @@ from typing import Dict
 from .._util.filelock import FileLock
 from ..errors import TriplitError
 
-__all__ = ["SERVER_SOURCE", "TestServerError", "ensure_server_installed", "node_executable"]
+__all__ = ["SERVER_SOURCE", "TestServerError", "ensure_server_installed", "node_executable", "script_name"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,14 +123,26 @@ def _npm_ci(npm: str, node: str, target: Path) -> None:
     os.replace(staging, target)
 
 
+def script_name(name: str = "server.mjs") -> str:
+    """The file name the installed copy of ``name`` has: its own content hash in the name.
+
+    Every triplit_sync that shares a cache folder (other virtualenvs, other checkouts with the
+    same pinned server) copies its scripts next to the same ``node_modules``; under one name,
+    a version that copied its script last would start the other's server, with options that
+    script does not know."""
+    digest = hashlib.sha256((SERVER_SOURCE / name).read_bytes()).hexdigest()[:12]
+    stem, _, ext = name.rpartition(".")
+    return f"{stem}-{digest}.{ext}"
+
+
 def _copy_script(target: Path) -> None:
     # The script must sit next to node_modules so that Node resolves its imports there.
     for name in os.listdir(SERVER_SOURCE):
         if name.endswith(".mjs"):
             src = (SERVER_SOURCE / name).read_bytes()
-            dest = target / name
+            dest = target / script_name(name)
             if not dest.exists() or dest.read_bytes() != src:
-                tmp = dest.with_name(f".{name}.{os.getpid()}")
+                tmp = dest.with_name(f".{dest.name}.{os.getpid()}")
                 tmp.write_bytes(src)
                 os.replace(tmp, dest)
 
