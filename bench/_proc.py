@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from triplit_sync.testing import ensure_server_installed
+from triplit_sync.testing import ensure_js_client_installed
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -51,7 +51,7 @@ class Runner:
         self._scratch = Path(tempfile.mkdtemp(prefix="triplit-bench-"))
         self.js_dir = self._scratch / "js"
         self.js_dir.mkdir()
-        os.symlink(ensure_server_installed() / "node_modules", self.js_dir / "node_modules")
+        os.symlink(ensure_js_client_installed() / "node_modules", self.js_dir / "node_modules")
         (self.js_dir / "package.json").write_text('{"type": "module", "private": true}\n')
         for script in (BENCH_DIR / "js").glob("*.mjs"):
             shutil.copy2(script, self.js_dir / script.name)

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import List, Optional, TextIO
 
 from ._util.version import __version__
+from .schema._demo import DEMO_SCHEMA
 
-DEMO_SCHEMA = Path(__file__).with_name("server") / "demo-schema.json"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,9 +47,14 @@ def _dev(args: argparse.Namespace, out: TextIO) -> int:
     if args.db_path and args.storage != "sqlite":
         out.write("triplit-sync dev: --db-path needs --storage sqlite\n")
         return 2
+    def progress(line: str) -> None:
+        # The first run installs the server's Node packages (about a minute): say so as it goes.
+        out.write(line + "\n")
+        out.flush()
+
     try:
         server = TriplitTestServer(schema, storage=args.storage, secret=args.secret, port=args.port,
-                                   db_path=args.db_path, verbose=args.verbose)
+                                   db_path=args.db_path, verbose=args.verbose, progress=progress)
         server.start()
     except (TestServerError, ValueError) as e:
         out.write(f"triplit-sync dev: {e}\n")
@@ -59,8 +64,9 @@ def _dev(args: argparse.Namespace, out: TextIO) -> int:
     try:
         out.write(
             f"Triplit server running at {server.url}\n"
-            f"  schema:  {schema or 'none (schemaless)'}\n"
-            f"  storage: {args.storage}{' ' + str(server.db_path) if server.db_path else ''}\n\n"
+            f"  schema:  {_schema_line(schema)}\n"
+            f"  storage: {args.storage}{' ' + str(server.db_path) if server.db_path else ''}\n"
+            f"  secret:  {server.secret}  (sign tokens with triplit_sync.mint_token(secret, sub=...))\n\n"
             f"Service token (admin, bypasses permissions):\n  {server.service_token()}\n"
             f"Anonymous token:\n  {server.anon_token()}\n"
             f"User token (sub={args.user}):\n  {server.user_token(args.user)}\n\n"
@@ -79,6 +85,14 @@ def _dev(args: argparse.Namespace, out: TextIO) -> int:
         server.close()
     out.write("stopped\n")
     return 0
+
+
+def _schema_line(schema: object) -> str:
+    if schema is None:
+        return "none (schemaless)"
+    if str(schema) == DEMO_SCHEMA:
+        return f"{DEMO_SCHEMA}  (the demo schema; in Python: triplit_sync.DEMO_SCHEMA)"
+    return str(Path(str(schema)).resolve())
 
 
 def main(argv: Optional[List[str]] = None, out: TextIO = sys.stdout) -> int:

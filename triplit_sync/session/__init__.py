@@ -5,6 +5,7 @@ May import :mod:`triplit_sync.schema` (default roles), :mod:`triplit_sync._util`
 :mod:`triplit_sync.errors`; knows nothing of the wire, the store or the client.
 """
 
+from ._mint import mint_token
 from .state import Session, SessionErrorType, SessionInfo, SessionStore, TokenRefresher
 
-__all__ = ["Session", "SessionErrorType", "SessionInfo", "SessionStore", "TokenRefresher"]
+__all__ = ["mint_token", "Session", "SessionErrorType", "SessionInfo", "SessionStore", "TokenRefresher"]

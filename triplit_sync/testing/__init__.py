@@ -21,7 +21,7 @@ Imports only :mod:`triplit_sync._util` and :mod:`triplit_sync.errors`: the serve
 need the client. The pytest plugin and the CLI build on this room.
 """
 
-from ._install import TestServerError, ensure_server_installed
+from ._install import TestServerError, ensure_js_client_installed, ensure_server_installed
 from ._mixin import TriplitServerMixin
 from ._tokens import DEFAULT_SECRET, mint_token
 from .server import TriplitTestServer, shared_server
@@ -31,6 +31,7 @@ __all__ = [
     "TestServerError",
     "TriplitServerMixin",
     "TriplitTestServer",
+    "ensure_js_client_installed",
     "ensure_server_installed",
     "mint_token",
     "shared_server",
