@@ -14,7 +14,8 @@ reused afterwards.
         ...  # point your client at server.url
 
 For pytest, add ``pytest_plugins = ["triplit_sync.pytest_plugin"]`` to your ``conftest.py``
-(fixtures ``triplit_server``, ``triplit``, ``triplit_client`` and ``triplit_client_factory``); for unittest, mix :class:`TriplitServerMixin`
+(fixtures ``triplit_server``, ``triplit``, ``triplit_client`` and ``triplit_client_factory``);
+for unittest, mix :class:`TriplitServerMixin`
 into your ``TestCase``.
 
 The server helpers import only :mod:`triplit_sync._util`, :mod:`triplit_sync.errors` and

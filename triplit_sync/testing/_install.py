@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -151,7 +152,8 @@ def _npm_ci(npm: str, node: str, source: Path, target: Path, what: str, progress
     for name in ("package.json", "package-lock.json"):
         shutil.copy2(source / name, staging / name)
     total = _package_count(source)
-    _say(progress, f"first run: installing {what} ({total} Node packages, pinned in {source / 'package.json'}) "
+    pinned = source / "package.json"
+    _say(progress, f"first run: installing {what} ({total} Node packages, pinned in {pinned}) "
                    f"into {target} with `npm ci`; later runs reuse it")
     started = time.monotonic()
     proc = subprocess.Popen(
@@ -161,13 +163,24 @@ def _npm_ci(npm: str, node: str, source: Path, target: Path, what: str, progress
     assert proc.stdout is not None
     tail: "deque[str]" = deque(maxlen=60)
     meter = _NpmMeter(total, lambda line: _say(progress, line))
-    for line in proc.stdout:
-        tail.append(line)
-        meter.feed(line)
-    code = proc.wait()
+    done = threading.Event()
+
+    def ticker() -> None:
+        while not done.wait(1.0):
+            meter.tick()
+
+    threading.Thread(target=ticker, name="triplit-npm-progress", daemon=True).start()
+    try:
+        for line in proc.stdout:
+            tail.append(line)
+            meter.feed(line)
+        code = proc.wait()
+    finally:
+        done.set()
     if code != 0:
         shutil.rmtree(staging, ignore_errors=True)
-        raise TestServerError(f"`npm ci` for {what} failed (exit {code}) in {staging}:\n" + "".join(tail)[-4000:])
+        raise TestServerError(f"`npm ci` for {what} failed (exit {code}) in {staging}:\n"
+                              + "".join(tail)[-4000:])
     (staging / _INSTALLED_MARKER).write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
     shutil.rmtree(target, ignore_errors=True)
     os.replace(staging, target)
@@ -184,36 +197,47 @@ def _package_count(source: Path) -> int:
 
 class _NpmMeter:
     """Turns npm's ``--loglevel=http --foreground-scripts`` output into a few progress lines:
-    downloads every few seconds, and the native build (better-sqlite3 from source, about a
-    minute) when it starts and while it compiles."""
+    downloads every few seconds, the native build (better-sqlite3 from source, about a minute)
+    when it starts, and, from :meth:`tick` (a timer), a line every 15 s of silence, so that a
+    long compile never looks like a hang."""
 
     EVERY = 5.0
+    QUIET = 15.0
 
     def __init__(self, total: int, say: Callable[[str], None]) -> None:
         self.total = total
         self.say = say
         self.fetched = 0
-        self.last = time.monotonic()
+        self.started = self.last = time.monotonic()
         self.building: Optional[str] = None
+        self._lock = threading.Lock()
 
     def feed(self, line: str) -> None:
-        now = time.monotonic()
-        if "http fetch" in line:
-            self.fetched += 1
-            if now - self.last >= self.EVERY:
+        with self._lock:
+            now = time.monotonic()
+            if "http fetch" in line:
+                self.fetched += 1
+                if now - self.last >= self.EVERY:
+                    self.last = now
+                    self.say(f"  npm: {self.fetched} downloads so far")
+                return
+            match = re.match(r"> (\S+)@\S+ (install|postinstall)", line)
+            if match:
+                self.building = match.group(1)
                 self.last = now
-                self.say(f"  npm: {self.fetched} downloads so far")
-            return
-        match = re.match(r"> (\S+)@\S+ (install|postinstall)", line)
-        if match:
-            self.building = match.group(1)
-            self.last = now
-            hint = " (no prebuilt binary here; takes about a minute)" if self.building == "better-sqlite3" else ""
-            self.say(f"  npm: building {self.building} from source{hint}")
-            return
-        if self.building and now - self.last >= self.EVERY * 2 and ("CXX" in line or "CC(" in line):
-            self.last = now
-            self.say(f"  npm: still compiling {self.building}")
+                if self.building == "better-sqlite3":
+                    self.say("  npm: building better-sqlite3 from source (no prebuilt binary here; "
+                             "takes about a minute)")
+                else:
+                    self.say(f"  npm: running {self.building}'s install script")
+
+    def tick(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if now - self.last >= self.QUIET:
+                self.last = now
+                doing = f"on {self.building}" if self.building else "installing"
+                self.say(f"  npm: still {doing} ({now - self.started:.0f} s)")
 
 
 def _copy_script(target: Path) -> None:

@@ -285,7 +285,8 @@ class ErrorMessage(Message):
 
 # A client without a schema sends values as they are and leaves defaults (ids, dates) to nobody: a
 # server with a schema refuses such writes with one of these, whose text does not say why.
-_SERIALIZATION_ERRORS = frozenset({"DBSerializationError", "JSONSerializationError", "InvalidInsertDocumentError"})
+_SERIALIZATION_ERRORS = frozenset({"DBSerializationError", "JSONSerializationError",
+                                   "InvalidInsertDocumentError"})
 _NO_SCHEMA_HINT = (
     " | If this client was created without schema=, pass the server's schema: "
     "TriplitClient(url, token=..., schema=...) with a schema file, a dict or a Schema; fetch the "
