@@ -23,11 +23,10 @@ from triplit_sync.wire.messages import ErrorMessage
 
 # --------------------------------------------------------------------------- a first start that talks
 
-def test_npm_meter_reports_downloads_and_the_native_build(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_npm_meter_reports_downloads_and_the_native_build() -> None:
     said: List[str] = []
     clock = iter(float(t) for t in range(0, 1000, 3))
-    monkeypatch.setattr(_install.time, "monotonic", lambda: next(clock))
-    meter = _install._NpmMeter(271, said.append)
+    meter = _install._NpmMeter(271, said.append, clock=lambda: next(clock))
     for _ in range(10):
         meter.feed("npm http fetch GET 200 https://registry.npmjs.org/hono 12ms (cache hit)\n")
     meter.feed("> better-sqlite3@12.11.1 install\n")
@@ -169,3 +168,18 @@ def test_to_pandas_uses_pandas_only_when_asked(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setitem(sys.modules, "pandas", None)  # not installed
     with pytest.raises(ImportError, match=r"triplit_sync\[pandas\]"):
         ROWS.to_pandas()
+
+
+def test_under_pytest_install_progress_reaches_the_terminal_despite_capture(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    (tmp_path / "conftest.py").write_text('pytest_plugins = ["triplit_sync.pytest_plugin"]\n')
+    (tmp_path / "test_x.py").write_text(
+        "from triplit_sync.testing import _install\n\n"
+        "def test_x():\n    _install.stderr_progress('first run: installing (a stand-in line)')\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "triplit_sync: first run: installing (a stand-in line)" in proc.stdout  # though the test's output is captured

@@ -25,28 +25,40 @@ progress in pytest's output.
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import Any, Callable, Iterator
 
 import pytest
 
 from ._util.types import StorageKind
 from .client import TriplitClient
-from .testing import TriplitTestServer, shared_server
+from .testing import TriplitTestServer, _install, shared_server
 from .testing._clients import ClientFactory
 
 
 def _progress(config: pytest.Config) -> Callable[[str], None]:
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    capture = config.pluginmanager.get_plugin("capturemanager")
-
     def say(line: str) -> None:
         # Shown at once, also while pytest captures output: the install is what the run waits for.
+        # The plugins are looked up per line: at configure time the terminal may not be set up yet.
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None:
+            sys.stderr.write(f"triplit_sync: {line}\n")
+            return
         suspended = capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext()
         with suspended:
-            if reporter is not None:
-                reporter.write_line(f"triplit_sync: {line}")
+            reporter.write_line(f"triplit_sync: {line}")
 
     return say
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Any test server of the run (not only this plugin's fixtures) shows a first install's progress.
+    _install.terminal_reporter = _progress(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _install.terminal_reporter = None
 
 
 @pytest.fixture(scope="session")

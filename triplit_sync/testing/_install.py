@@ -88,9 +88,18 @@ def _npm_env(node: str) -> Dict[str, str]:
 ProgressArg = Optional[Callable[[str], None]]
 
 
+#: Where :func:`stderr_progress` sends its lines instead of stderr: the pytest plugin sets pytest's
+#: terminal here, because pytest captures stderr and a first run would look silent.
+terminal_reporter: Optional[Callable[[str], None]] = None
+
+
 def stderr_progress(line: str) -> None:
-    """The default install reporter: one line per step on stderr, where a terminal shows it
-    while the first run waits (pytest's plugin and the CLI pass their own)."""
+    """The default install reporter: one line per step on stderr (or pytest's terminal while the
+    pytest plugin is active), where it shows while the first run waits."""
+    reporter = terminal_reporter
+    if reporter is not None:
+        reporter(line)
+        return
     sys.stderr.write(f"triplit_sync: {line}\n")
     sys.stderr.flush()
 
@@ -204,17 +213,19 @@ class _NpmMeter:
     EVERY = 5.0
     QUIET = 15.0
 
-    def __init__(self, total: int, say: Callable[[str], None]) -> None:
+    def __init__(self, total: int, say: Callable[[str], None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.total = total
         self.say = say
+        self.clock = clock
         self.fetched = 0
-        self.started = self.last = time.monotonic()
+        self.started = self.last = clock()
         self.building: Optional[str] = None
         self._lock = threading.Lock()
 
     def feed(self, line: str) -> None:
         with self._lock:
-            now = time.monotonic()
+            now = self.clock()
             if "http fetch" in line:
                 self.fetched += 1
                 if now - self.last >= self.EVERY:
@@ -233,7 +244,7 @@ class _NpmMeter:
 
     def tick(self) -> None:
         with self._lock:
-            now = time.monotonic()
+            now = self.clock()
             if now - self.last >= self.QUIET:
                 self.last = now
                 doing = f"on {self.building}" if self.building else "installing"
