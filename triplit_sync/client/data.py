@@ -26,8 +26,8 @@ from typing import (
 )
 
 from .._util.callbacks import wait_until
-from .._util.timeouts import DEFAULT, TimeoutArg, resolve
 from .._util.rows import Rows
+from .._util.timeouts import DEFAULT, TimeoutArg, resolve
 from .._util.types import Document, QueryJSON
 from ..errors import (
     EntityNotFoundError,
