@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from ._util.rows import Rows
 from ._util.types import StorageKind
 from ._util.version import __version__
 from .client import TriplitClient
@@ -48,7 +49,8 @@ from .errors import (
 from .http import HttpClient
 from .query import Query, and_, exists, or_
 from .schema import Collection, Relation, S, Schema
-from .session import SessionErrorType, SessionInfo
+from .schema._demo import DEMO_SCHEMA
+from .session import SessionErrorType, SessionInfo, mint_token
 from .sync import Subscription
 from .transport import ConnectionStatus
 
@@ -68,6 +70,7 @@ __all__ = [
     "ClientClosedError",
     "Collection",
     "ConnectionStatus",
+    "DEMO_SCHEMA",
     "EntityNotFoundError",
     "FetchPolicy",
     "HttpClient",
@@ -81,6 +84,7 @@ __all__ = [
     "Query",
     "QueryError",
     "Relation",
+    "Rows",
     "RowsStream",
     "S",
     "Schema",
@@ -108,5 +112,6 @@ __all__ = [
     "WriteError",
     "and_",
     "exists",
+    "mint_token",
     "or_",
 ]

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import List, Optional, TextIO
 
 from ._util.version import __version__
+from .schema._demo import DEMO_SCHEMA
 
-DEMO_SCHEMA = Path(__file__).with_name("server") / "demo-schema.json"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,10 +62,16 @@ def _dev(args: argparse.Namespace, out: TextIO) -> int:
         except OSError as e:
             out.write(f"triplit-sync dev: cannot read --external-key: {e}\n")
             return 2
+
+    def progress(line: str) -> None:
+        # The first run installs the server's Node packages (about a minute): say so as it goes.
+        out.write(line + "\n")
+        out.flush()
+
     try:
         server = TriplitTestServer(schema, storage=args.storage, secret=args.secret, port=args.port,
                                    db_path=args.db_path, verbose=args.verbose, claims_path=args.claims_path,
-                                   external_key=external_key)
+                                   external_key=external_key, progress=progress)
         server.start()
     except (TestServerError, ValueError) as e:
         out.write(f"triplit-sync dev: {e}\n")
@@ -75,8 +81,9 @@ def _dev(args: argparse.Namespace, out: TextIO) -> int:
     try:
         out.write(
             f"Triplit server running at {server.url}\n"
-            f"  schema:  {schema or 'none (schemaless)'}\n"
+            f"  schema:  {_schema_line(schema)}\n"
             f"  storage: {args.storage}{' ' + str(server.db_path) if server.db_path else ''}\n"
+            f"  secret:  {server.secret}  (sign tokens with triplit_sync.mint_token(secret, sub=...))\n"
             + (f"  claims path: {args.claims_path}\n" if args.claims_path else "")
             + (f"  external tokens: verified with {args.external_key}\n" if args.external_key else "")
             + "\n"
@@ -98,6 +105,14 @@ def _dev(args: argparse.Namespace, out: TextIO) -> int:
         server.close()
     out.write("stopped\n")
     return 0
+
+
+def _schema_line(schema: object) -> str:
+    if schema is None:
+        return "none (schemaless)"
+    if str(schema) == DEMO_SCHEMA:
+        return f"{DEMO_SCHEMA}  (the demo schema; in Python: triplit_sync.DEMO_SCHEMA)"
+    return str(Path(str(schema)).resolve())
 
 
 def main(argv: Optional[List[str]] = None, out: TextIO = sys.stdout) -> int:

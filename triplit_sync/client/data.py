@@ -26,6 +26,7 @@ from typing import (
 )
 
 from .._util.callbacks import wait_until
+from .._util.rows import Rows
 from .._util.timeouts import DEFAULT, TimeoutArg, resolve
 from .._util.types import Document, QueryJSON
 from ..errors import (
@@ -235,7 +236,7 @@ class DataAPI:
 
     def _local(self, q: QueryJSON) -> List[Row]:
         rows = self._owner.engine.run_local(q)
-        return self._owner.engine.runner.decode(q, rows)
+        return Rows(self._owner.engine.runner.decode(q, rows))  # a list that Jupyter shows as a table
 
     def _wants_connection(self) -> bool:
         return self._owner.wants_connection()

@@ -22,6 +22,7 @@ import os
 import warnings
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
+from .._util.rows import Rows
 from .._util.types import Document, QueryJSON
 from ..errors import (
     InvalidQueryError,
@@ -261,11 +262,12 @@ class HttpClient:
         q = self._query_json(query)
         result = self._post("fetch", {"query": q}, timeout=timeout)
         if not isinstance(result, list):
-            raise ProtocolError(f"/fetch answered with {type(result).__name__}, not a list of entities")
+            raise ProtocolError(f"/fetch answered with {type(result).__name__}, not a list of entities",
+                                status=502)
         if self._schema is None:
-            return result
+            return Rows(result)
         decode = self._decoder(q)
-        return [decode(doc) for doc in result]
+        return Rows(decode(doc) for doc in result)
 
     def fetch_one(self, query: QueryLike, *, timeout: Timeout = _DEFAULT) -> Optional[Document]:
         """The first entity matching ``query`` (fetched with ``limit: 1``), or ``None``.
@@ -304,7 +306,8 @@ class HttpClient:
         body = {"collectionName": collection, "entity": encoded}
         result = self._post("insert", body)
         if not isinstance(result, dict):
-            raise ProtocolError(f"/insert answered with {type(result).__name__}, not the inserted entity")
+            raise ProtocolError(f"/insert answered with {type(result).__name__}, not the inserted entity",
+                                status=502)
         return self._decoder({"collectionName": collection})(result)  # type: ignore[no-any-return]
 
     def bulk_insert(
@@ -352,7 +355,7 @@ class HttpClient:
             return None
         if not isinstance(result, dict):
             raise ProtocolError(f"/bulk-insert-file answered with {type(result).__name__}, "
-                                "not entities by collection")
+                                "not entities by collection", status=502)
         if self._schema is None:
             return result
         out: Dict[str, List[Document]] = {}
@@ -408,7 +411,8 @@ class HttpClient:
         query = {"collectionName": collection, "select": ["id"]}
         rows = self._post("fetch", {"query": query}, timeout=timeout)
         if not isinstance(rows, list):
-            raise ProtocolError(f"/fetch answered with {type(rows).__name__}, not a list of entities")
+            raise ProtocolError(f"/fetch answered with {type(rows).__name__}, not a list of entities",
+                                status=502)
         ids = {row["id"] for row in rows if isinstance(row, Mapping) and isinstance(row.get("id"), str)}
         # Sent even with no ids, so that a token without admin rights is refused every time.
         self._post("apply-changes", {"changes": encode_changes({collection: {"sets": {}, "deletes": ids}})},
@@ -454,7 +458,8 @@ class HttpClient:
         """
         result = self._post("schema", {"format": "json"})
         if not isinstance(result, Mapping) or result.get("type") not in ("schema", "schemaless"):
-            raise ProtocolError(f"/schema answered with something that is not a schema: {result!r:.200}")
+            raise ProtocolError(f"/schema answered with something that is not a schema: {result!r:.200}",
+                                status=502)
         return dict(result["schema"]) if result["type"] == "schema" else None
 
     def override_schema(self, schema: Any, *,
@@ -484,13 +489,14 @@ class HttpClient:
         result = self._post("override-schema", body)
         if not isinstance(result, dict) or "successful" not in result:
             raise ProtocolError("/override-schema answered with something that is not a report: "
-                                f"{result!r:.200}")
+                                f"{result!r:.200}", status=502)
         if not result["successful"]:
             issues = "; ".join(str(i.get("issue", i)) if isinstance(i, Mapping) else str(i)
                                for i in (result.get("issues") or [])[:5])
             message = str(result.get("message") or "the server refused the schema")
             raise ServerError(message + (f" Issues: {issues}" if issues else ""),
-                              name=str(result.get("code") or "SchemaOverrideError"), data=result)
+                              name=str(result.get("code") or "SchemaOverrideError"), data=result,
+                              status=400)  # the server answers 200 with "successful": false
         return result
 
     def stats(self) -> Dict[str, int]:
@@ -501,7 +507,7 @@ class HttpClient:
         """
         result = self._post("stats", {})
         if not isinstance(result, list):
-            raise ProtocolError(f"/stats answered with {type(result).__name__}, not a list")
+            raise ProtocolError(f"/stats answered with {type(result).__name__}, not a list", status=502)
         return {row["collection"]: row["numEntities"] for row in result
                 if isinstance(row, Mapping) and "collection" in row}
 

@@ -54,7 +54,9 @@ class TriplitTestServer:
 
     ``schema`` is ``None`` (schemaless), a dict in the server's JSON schema format, or the path
     of such a JSON file (``triplit_sync.schema.Schema`` objects work too). ``storage`` is
-    ``"memory"`` or ``"sqlite"`` (durable: data survives :meth:`restart`).
+    ``"memory"`` or ``"sqlite"`` (durable: data survives :meth:`restart`). The first start on
+    a machine installs the server's Node packages (about a minute) and reports each step to
+    ``progress`` (default: stderr; ``None``: silent).
 
         with TriplitTestServer(schema=my_schema) as server:
             client = TriplitClient(server.url, token=server.user_token("alice"), storage="memory")
@@ -84,6 +86,7 @@ class TriplitTestServer:
         startup_timeout: float = 120.0,
         claims_path: Optional[str] = None,
         external_key: Union[None, str, KeyPair] = None,
+        progress: _install.ProgressArg = _install.stderr_progress,
     ) -> None:
         if claims_path is not None and (not isinstance(claims_path, str)
                                         or not all(claims_path.split("."))):
@@ -100,6 +103,7 @@ class TriplitTestServer:
         self.port = port
         self.verbose = verbose
         self.startup_timeout = startup_timeout
+        self.progress = progress
         self._workdir = Path(tempfile.mkdtemp(prefix="triplit-test-server-"))
         self.claims_path = claims_path
         #: the key pair external tokens are signed with, when ``external_key`` was one
@@ -155,7 +159,7 @@ class TriplitTestServer:
         with self._lock:
             if self.running:
                 return self
-            folder = _install.ensure_server_installed()
+            folder = _install.ensure_server_installed(self.progress)
             node = _install.node_executable()
             cmd = [node, str(folder / _install.script_name()), "--port", str(self.port),
                    "--secret", self.secret, "--storage", self.storage, "--exit-with-stdin"]
@@ -363,7 +367,8 @@ _shared: Dict[Tuple[Optional[str], str], TriplitTestServer] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_server(schema: SchemaArg = None, *, storage: StorageKind = "memory") -> TriplitTestServer:
+def shared_server(schema: SchemaArg = None, *, storage: StorageKind = "memory",
+                  progress: _install.ProgressArg = _install.stderr_progress) -> TriplitTestServer:
     """One running server per (schema, storage) for the whole test process, stopped at exit."""
     if schema is None or isinstance(schema, (str, os.PathLike)):
         key_schema = None if schema is None else str(Path(schema).resolve())
@@ -374,7 +379,7 @@ def shared_server(schema: SchemaArg = None, *, storage: StorageKind = "memory") 
     with _shared_lock:
         server = _shared.get(key)
         if server is None or not server.running:
-            server = TriplitTestServer(schema, storage=storage)
+            server = TriplitTestServer(schema, storage=storage, progress=progress)
             server.start()
             _shared[key] = server
         return server
