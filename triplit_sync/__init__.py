@@ -11,6 +11,9 @@ import logging
 from ._util.types import StorageKind
 from ._util.version import __version__
 from .client import TriplitClient
+from .client._changes import ChangesStream, RowChanges
+from .client._pages import ExpandingSubscription, Page, PagedSubscription
+from .client._status import QueryState, QueryStatus, StatusSubscription
 from .client.data import FetchPolicy, PendingWrite, RowsStream, Transaction
 from .errors import (
     AnyConnectionError,
@@ -49,7 +52,7 @@ from .http import HttpClient
 from .query import Query, and_, exists, or_
 from .schema import Collection, Relation, S, Schema
 from .session import SessionErrorType, SessionInfo
-from .sync import Subscription
+from .sync import OutcomeStatus, RejectedWrite, Subscription, WriteOutcome
 from .transport import ConnectionStatus
 
 
@@ -65,22 +68,31 @@ __all__ = [
     "AnyStorageError",
     "AnyWriteError",
     "AuthenticationError",
+    "ChangesStream",
     "ClientClosedError",
     "Collection",
     "ConnectionStatus",
     "EntityNotFoundError",
+    "ExpandingSubscription",
     "FetchPolicy",
     "HttpClient",
     "InvalidQueryError",
     "NoActiveSessionError",
     "NotFoundError",
+    "OutcomeStatus",
+    "Page",
+    "PagedSubscription",
     "PayloadTooLargeError",
     "PendingWrite",
     "PermissionDeniedError",
     "ProtocolError",
     "Query",
     "QueryError",
+    "QueryState",
+    "QueryStatus",
+    "RejectedWrite",
     "Relation",
+    "RowChanges",
     "RowsStream",
     "S",
     "Schema",
@@ -93,6 +105,7 @@ __all__ = [
     "SessionErrorType",
     "SessionInfo",
     "SessionRolesMismatchError",
+    "StatusSubscription",
     "StorageCorruptError",
     "StorageKind",
     "StorageLockedError",
@@ -106,6 +119,7 @@ __all__ = [
     "TriplitError",
     "TriplitTimeoutError",
     "WriteError",
+    "WriteOutcome",
     "and_",
     "exists",
     "or_",

@@ -40,7 +40,9 @@ from ..query import Query, compile_query
 from ..schema import PLAIN, PlainCodec, Schema
 from ..session import Session
 from ..store import LocalStore, Segment, merge_entry, overlay
-from ..sync import UNOWNED, QueryRunner, Subscription, SyncEngine
+from ..sync import UNOWNED, QueryRunner, Subscription, SyncEngine, WriteOutcome
+from ._data_more import DataOwner, MoreData
+from ._txreads import TransactionReads
 
 __all__ = ["DataAPI", "DataOwner", "FetchPolicy", "PendingWrite", "RowsStream", "Transaction", "FETCH_POLICIES"]
 
@@ -85,26 +87,6 @@ def _collection_names(value: Any, out: Set[str]) -> Set[str]:
     return out
 
 
-class DataOwner(Protocol):
-    """What the data API needs of the client that owns it. ``store``, ``engine`` and
-    ``session`` are read at every call: a fork or a slot claim replaces them."""
-
-    @property
-    def server_url(self) -> str: ...
-    @property
-    def timeout(self) -> Optional[float]: ...
-    @property
-    def store(self) -> LocalStore: ...
-    @property
-    def engine(self) -> SyncEngine: ...
-    @property
-    def session(self) -> Optional[Session]: ...
-    def wants_connection(self) -> bool:
-        """A session exists and wants the server (also while waiting out a reconnect backoff)."""
-    def check_open(self) -> None:
-        """Raise for a closed client (in a forked child: claim its slot first)."""
-
-
 class _Runner(QueryRunner):
     """Evaluates queries over the client's store with its schema and session variables."""
 
@@ -131,8 +113,9 @@ class _Runner(QueryRunner):
         return [decode(row) for row in rows]
 
 
-class DataAPI:
-    """Queries and writes; :class:`TriplitClient` owns one and offers each method."""
+class DataAPI(MoreData):
+    """Queries and writes; :class:`TriplitClient` owns one and offers each method (those of
+    :class:`MoreData` too)."""
 
     def __init__(self, owner: DataOwner, schema: Optional[Schema]) -> None:
         self._owner = owner
@@ -222,6 +205,11 @@ class DataAPI:
             return self._local(q)
         finally:
             engine.release(live)
+
+    def runner_over(self, q: QueryJSON, source: Any) -> List[Document]:
+        """Evaluate ``q`` over another source than the store (a transaction's view)."""
+        assert isinstance(self.runner, _Runner)
+        return self.runner._compiled(q).run(source)  # type: ignore[no-any-return]
 
     def _local(self, q: QueryJSON) -> List[Row]:
         rows = self._owner.engine.run_local(q)
@@ -387,8 +375,10 @@ class DataAPI:
         self._owner.engine.clear_pending(collection, entity_id)
 
 
-class Transaction:
-    """Writes collected by :meth:`DataAPI.transact`, stored and sent together on exit.
+class Transaction(TransactionReads):
+    """Writes collected by :meth:`DataAPI.transact`, stored and sent together on exit; reads
+    (``fetch``, ``fetch_one``, ``fetch_by_id``) that see them; and, once it has ended, the
+    :attr:`outcome` of its writes.
 
     They are merged per entity by the outbox's own rules (one outbox segment, not yet stored).
     """
@@ -397,6 +387,21 @@ class Transaction:
         self._client = client
         self._segment = Segment(0, UNOWNED)
         self._done = False
+        self._outcome: Optional[WriteOutcome] = None
+
+    @property
+    def outcome(self) -> WriteOutcome:
+        """What became of this transaction's writes (:class:`WriteOutcome`): wait for it, or
+        be called back, without waiting for anyone else's writes. Available once the
+        ``with`` block has ended; a transaction that wrote nothing is ``"synced"`` at once.
+
+            with client.transact() as tx:
+                tx.insert("todos", {"text": "milk"})
+            tx.outcome.wait(timeout=10)
+        """
+        if self._outcome is None:
+            raise InvalidQueryError("the outcome of a transaction is known once its with block has ended")
+        return self._outcome
 
     def _visible(self, collection: str, entity_id: str) -> Optional[Document]:
         base = self._client._owner.store.get(collection, entity_id)
@@ -457,8 +462,13 @@ class Transaction:
 
     def __exit__(self, exc_type: Any, *exc: Any) -> None:
         self._done = True
+        owner = self._client._owner
+        outcome = None
         if exc_type is None and self._segment.changes:
-            self._client._owner.engine.write(self._segment.changes)
+            outcome = owner.engine.write(self._segment.changes, track=True, timeout=owner.timeout)
+        elif exc_type is None:
+            outcome = owner.engine.settled_outcome(owner.timeout)
+        self._outcome = outcome
 
 
 def _diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> Dict[str, Any]:
