@@ -200,8 +200,10 @@ class MoreData:
         gets the page's ``rows``, ``has_next``, ``has_previous`` and ``number`` whenever they
         change; ``next_page()`` / ``previous_page()`` move. ``page_size`` defaults to the
         query's ``limit``. Pages are cut by cursor (the order values of a boundary row, with
-        ``id`` added as the last order key), so a page does not shift when rows before it come
-        or go; going back to fewer rows than a page shows the first page, full.
+        ``id`` added as the last order key) and held from their start, also when reached going
+        back (JS holds a page reached going back from its end): a page does not shift when rows
+        before it come or go, a row deleted in it is replaced by the next one, and going back to
+        fewer rows than a page shows the first page, full.
 
             pages = client.subscribe_pages(client.query("todos").order("created_at", "DESC"),
                                            lambda page: print(page.number, len(page.rows)), page_size=20)

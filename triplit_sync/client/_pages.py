@@ -140,15 +140,21 @@ class PagedSubscription(_Windowed):
     def _on_rows(self, rows: List[Row]) -> None:
         size = self._size
         if self._backward:
-            if len(rows) < size:
-                # Fewer rows before the cursor than a page: show the first page, full.
-                with self._lock:
-                    self._cursor, self._backward, self._number = None, False, 1
-                self._open_page()
-                return
-            page = Page(list(reversed(rows[:size])), True, len(rows) > size, self._number)
-        else:
-            page = Page(rows[:size], len(rows) > size, self._cursor is not None, self._number)
+            # Going back only finds where the previous page starts; the page itself is then
+            # held from its start, like a page reached going forward (a row deleted in it is
+            # replaced from the next page, not the previous). With no row before it, or fewer
+            # than a page, it is the first page, full.
+            with self._lock:
+                self._backward = False
+                if len(rows) <= size:
+                    self._cursor, self._number = None, 1
+                else:
+                    self._cursor = self._cursor_of(rows[size])
+            self._open_page()
+            return
+        page = Page(rows[:size], len(rows) > size, self._cursor is not None, self._number)
+        if page == self.page:
+            return
         self.page = page
         self._on_page(page)
 
