@@ -52,13 +52,14 @@ class WriteOutcome:
     """
 
     def __init__(self, keys: Iterable[Key], submit: Callable[..., None],
-                 default_timeout: Optional[float] = None, settled: Optional[Tuple[str, Optional[WriteError]]] = None
-                 ) -> None:
+                 default_timeout: Optional[float] = None, settled: Optional[Tuple[str, Optional[WriteError]]] = None,
+                 cond: Optional[threading.Condition] = None) -> None:
         #: the (collection, id) pairs this outcome is about
         self.keys = frozenset(keys)
         self._submit = submit
         self._default_timeout = default_timeout
-        self._cond = threading.Condition()
+        # one condition may serve many outcomes (a tracker's): a write costs no lock of its own
+        self._cond = cond if cond is not None else threading.Condition()
         self._left: Set[Key] = set(self.keys)
         self._synced = 0
         self._status: OutcomeStatus = "pending"
@@ -158,6 +159,8 @@ class OutcomeTracker:
         self.watchers: List[Callable[[Set[Key]], None]] = []
         #: the last settlement of recently written entities: (status, error)
         self._last: "OrderedDict[Key, Tuple[str, Optional[WriteError]]]" = OrderedDict()
+        #: shared by the outcomes this tracker makes
+        self.cond = threading.Condition()
 
     def last(self, key: Key) -> Tuple[str, Optional[WriteError]]:
         """How the latest writes to ``key`` ended (``("synced", None)`` if not remembered)."""

@@ -38,19 +38,20 @@ class OwnWrites:
         outcome: Optional[WriteOutcome] = None
         keys = changed_keys(changes)
         if track:
-            outcome = WriteOutcome(keys, engine._submit, timeout)
+            outcome = WriteOutcome(keys, engine._submit, timeout, cond=tracker.cond)
             tracker.track(outcome, keys)
-        if tracker:
-            # this write may have cancelled an earlier one to the same entity (a delete of a
-            # pending insert); only its own entities need a look
+        if any(c["deletes"] for c in changes.values()):
+            # a delete may have cancelled an earlier write to its entity (a pending insert,
+            # which then never reaches the server)
             tracker.sweep(engine.store.has_outbox_entry, keys)
+        if tracker.watchers:
             tracker.notify(keys)
         return outcome
 
     def settled_outcome(self, timeout: Optional[float]) -> WriteOutcome:
         """The outcome of no writes at all (a transaction that wrote nothing)."""
         engine: Any = self
-        return WriteOutcome((), engine._submit, timeout)
+        return WriteOutcome((), engine._submit, timeout, cond=engine.pipeline.outcomes.cond)
 
     def _outbox_shrank(self) -> None:
         """Writes left the outbox unsent (cleared): their outcomes are dropped."""
@@ -64,13 +65,15 @@ class OwnWrites:
         engine: Any = self
         key = (collection, entity_id)
         with engine._lock:
-            pending = any(not entry.inflight and _has(entry.changes, key)
-                          for entry in engine.store.pending_changes())
-            inflight = engine.store.inflight()
+            store = engine.store
+            inflight = store.inflight() if store.inflight_owner() is not None else None
             in_flight = inflight is not None and _has(inflight[1], key)
+            # (copying the pending writes only when the in-flight batch alone cannot tell)
+            pending = store.has_outbox_entry(*key) and (not in_flight or any(
+                not entry.inflight and _has(entry.changes, key) for entry in store.pending_changes()))
             tracker = engine.pipeline.outcomes
             outcome = WriteOutcome([key], engine._submit, timeout,
-                                   None if pending or in_flight else tracker.last(key))
+                                   None if pending or in_flight else tracker.last(key), cond=tracker.cond)
             if pending:
                 engine.pipeline.outcomes.track(outcome, [key])
             elif in_flight:
