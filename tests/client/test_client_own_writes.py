@@ -106,6 +106,11 @@ def test_dropped_writes_settle_as_dropped(triplit: TriplitTestServer, make_clien
     with client.transact() as empty:
         pass
     assert empty.outcome.status == "synced"
+    with pytest.raises(RuntimeError):
+        with client.transact() as failed:
+            failed.insert("todos", {"id": "d3", "text": "z", "owner": "alice"})
+            raise RuntimeError("the block failed: nothing is written")
+    assert failed.outcome.wait(1) == "dropped" and client.fetch_by_id("todos", "d3") is None
 
 
 def test_on_entity_sync_hears_every_write_of_the_entity(triplit: TriplitTestServer, make_client: Make) -> None:

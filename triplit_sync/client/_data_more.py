@@ -137,8 +137,12 @@ class MoreData:
                                     lambda c, i: store_of.store.has_outbox_entry(c, i), local_only)
         engine = self._owner.engine
         status._stops.append(engine.watch_sync_state(status.on_sync_state))
-        sub = self.subscribe(q, status.on_results, status.on_error, local_only=local_only,
-                             on_remote_fulfilled=status.on_remote_fulfilled)
+        try:
+            sub = self.subscribe(q, status.on_results, status.on_error, local_only=local_only,
+                                 on_remote_fulfilled=status.on_remote_fulfilled)
+        except BaseException:
+            status.unsubscribe()
+            raise
         status._stops.append(sub.unsubscribe)
         return status
 

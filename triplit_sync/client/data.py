@@ -393,7 +393,8 @@ class Transaction(TransactionReads):
     def outcome(self) -> WriteOutcome:
         """What became of this transaction's writes (:class:`WriteOutcome`): wait for it, or
         be called back, without waiting for anyone else's writes. Available once the
-        ``with`` block has ended; a transaction that wrote nothing is ``"synced"`` at once.
+        ``with`` block has ended; a transaction that wrote nothing is ``"synced"`` at once, one
+        whose block raised ``"dropped"``.
 
             with client.transact() as tx:
                 tx.insert("todos", {"text": "milk"})
@@ -463,12 +464,10 @@ class Transaction(TransactionReads):
     def __exit__(self, exc_type: Any, *exc: Any) -> None:
         self._done = True
         owner = self._client._owner
-        outcome = None
         if exc_type is None and self._segment.changes:
-            outcome = owner.engine.write(self._segment.changes, track=True, timeout=owner.timeout)
-        elif exc_type is None:
-            outcome = owner.engine.settled_outcome(owner.timeout)
-        self._outcome = outcome
+            self._outcome = owner.engine.write(self._segment.changes, track=True, timeout=owner.timeout)
+        else:  # nothing written, or nothing kept: the block raised
+            self._outcome = owner.engine.settled_outcome(owner.timeout, "synced" if exc_type is None else "dropped")
 
 
 def _diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> Dict[str, Any]:

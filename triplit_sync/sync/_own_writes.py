@@ -48,10 +48,11 @@ class OwnWrites:
             tracker.notify(keys)
         return outcome
 
-    def settled_outcome(self, timeout: Optional[float]) -> WriteOutcome:
-        """The outcome of no writes at all (a transaction that wrote nothing)."""
+    def settled_outcome(self, timeout: Optional[float], status: str = "synced") -> WriteOutcome:
+        """The outcome of no writes at all: a transaction that wrote nothing (``"synced"``) or
+        whose block raised (``"dropped"``)."""
         engine: Any = self
-        return WriteOutcome((), engine._submit, timeout, cond=engine.pipeline.outcomes.cond)
+        return WriteOutcome((), engine._submit, timeout, (status, None), cond=engine.pipeline.outcomes.cond)
 
     def _outbox_shrank(self) -> None:
         """Writes left the outbox unsent (cleared): their outcomes are dropped."""

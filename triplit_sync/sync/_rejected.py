@@ -111,10 +111,11 @@ class Rejections:
             return True
 
     def retry(self, rejected: RejectedWrite) -> Any:
-        with self._lock:
-            if not self.discard(rejected.id):
-                raise LookupError(f"rejected write {rejected.id} was already retried or discarded")
-            return self._rewrite(rejected.changes, rejected.owner)
+        # Not under the lock: the write sends what it can (the engine never sends under its lock).
+        # Only one of two racing retries finds the entry to discard.
+        if not self.discard(rejected.id):
+            raise LookupError(f"rejected write {rejected.id} was already retried or discarded")
+        return self._rewrite(rejected.changes, rejected.owner)
 
     def snapshot(self) -> List[Dict[str, Any]]:
         with self._lock:
