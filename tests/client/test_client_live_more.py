@@ -100,6 +100,18 @@ def test_query_state_says_loading_fulfilled_and_which_rows_are_pending(
     assert len(states) == n  # unsubscribed
 
 
+def test_query_state_says_error_when_the_server_refuses_the_query(
+        rich: TriplitTestServer, make_client: Make) -> None:
+    client = make_client(rich, rich.user_token("py"))  # schemaless: the server knows better
+    assert client.wait_connected(10)
+    got = threading.Event()
+    seen: List[QueryState] = []
+    client.subscribe_with_status({"collectionName": "nope"},
+                                 lambda s: (seen.append(s), s.status == "error" and got.set()))
+    assert got.wait(10)
+    assert seen[-1].error is not None and seen[-1].error.name == "InvalidCollectionNameError"  # type: ignore[attr-defined]
+
+
 def test_local_only_status_is_fulfilled_with_the_local_results(rich: TriplitTestServer, make_client: Make) -> None:
     client = client_for(make_client, rich)
     got = threading.Event()

@@ -236,3 +236,24 @@ def test_get_schema(triplit: TriplitTestServer, make_client: Make) -> None:
     assert isinstance(schema, Schema) and "todos" in schema.to_json()["collections"]
     schemaless = make_client(triplit, triplit.service_token())
     assert schemaless.get_schema() is None
+
+
+def test_outcomes_in_a_batch_the_server_splits(triplit: TriplitTestServer, make_client: Make) -> None:
+    """Offline, two transactions become one batch; the server rejects it, the client splits it
+    and each transaction gets its own outcome."""
+    client = alice(make_client, triplit)
+    client.disconnect()
+    with client.transact() as good:
+        good.insert("todos", {"id": "s1", "text": "mine", "owner": "alice"})
+    with client.transact() as bad:
+        bad.insert("todos", {"id": "s2", "text": "bob's", "owner": "bob"})
+    with client.transact() as later:
+        later.insert("todos", {"id": "s3", "text": "mine again", "owner": "alice"})
+    client.connect()
+    assert good.outcome.wait(10) == "synced"
+    with pytest.raises(WriteError):
+        bad.outcome.wait(10)
+    assert later.outcome.wait(10) == "synced"
+    assert server_ids(triplit) == ["s1", "s3"]
+    [rejected] = client.rejected_writes()
+    assert sorted(rejected.changes["todos"]["sets"]) == ["s2"]
