@@ -49,13 +49,18 @@ def put(server: TriplitTestServer, *eids: str) -> None:
 
 def test_a_background_subscription_keeps_the_local_database_synced(rich: TriplitTestServer, make_client: Make) -> None:
     client = client_for(make_client, rich)
+    runner = client._engine.runner
+    decoded: List[Any] = []
+    original = runner.decoder
+    runner.decoder = lambda q: (decoded.append(q), original(q))[1]  # type: ignore[method-assign]
     fulfilled = threading.Event()
     bg = client.subscribe_background(TODOS, on_fulfilled=fulfilled.set)
     assert bg.background and fulfilled.wait(10)
     put(rich, "b1", "b2")
     local = Collector()
-    client.subscribe(TODOS, local, local_only=True)
+    client.subscribe({"collectionName": "todos", "order": [["id", "DESC"]]}, local, local_only=True)
     local.wait_ids(["b1", "b2"])  # arrived without anyone asking, through the background query
+    assert TODOS not in decoded  # and nothing was decoded for it
     bg.unsubscribe()
     with pytest.raises(TypeError):
         client.subscribe_background(TODOS, on_fulfilled="no")  # type: ignore[arg-type]
