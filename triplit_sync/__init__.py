@@ -12,6 +12,9 @@ from ._util.rows import Rows
 from ._util.types import StorageKind
 from ._util.version import __version__
 from .client import TriplitClient
+from .client._changes import ChangesStream, RowChanges
+from .client._pages import ExpandingSubscription, Page, PagedSubscription
+from .client._status import QueryState, QueryStatus, StatusSubscription
 from .client.data import FetchPolicy, PendingWrite, RowsStream, Transaction
 from .errors import (
     AnyConnectionError,
@@ -51,7 +54,7 @@ from .query import Query, and_, exists, or_
 from .schema import Collection, Relation, S, Schema
 from .schema._demo import DEMO_SCHEMA
 from .session import SessionErrorType, SessionInfo, mint_token
-from .sync import Subscription
+from .sync import OutcomeStatus, RejectedWrite, Subscription, WriteOutcome
 from .transport import ConnectionStatus
 
 
@@ -67,23 +70,32 @@ __all__ = [
     "AnyStorageError",
     "AnyWriteError",
     "AuthenticationError",
+    "ChangesStream",
     "ClientClosedError",
     "Collection",
     "ConnectionStatus",
     "DEMO_SCHEMA",
     "EntityNotFoundError",
+    "ExpandingSubscription",
     "FetchPolicy",
     "HttpClient",
     "InvalidQueryError",
     "NoActiveSessionError",
     "NotFoundError",
+    "OutcomeStatus",
+    "Page",
+    "PagedSubscription",
     "PayloadTooLargeError",
     "PendingWrite",
     "PermissionDeniedError",
     "ProtocolError",
     "Query",
     "QueryError",
+    "QueryState",
+    "QueryStatus",
+    "RejectedWrite",
     "Relation",
+    "RowChanges",
     "Rows",
     "RowsStream",
     "S",
@@ -97,6 +109,7 @@ __all__ = [
     "SessionErrorType",
     "SessionInfo",
     "SessionRolesMismatchError",
+    "StatusSubscription",
     "StorageCorruptError",
     "StorageKind",
     "StorageLockedError",
@@ -110,6 +123,7 @@ __all__ = [
     "TriplitError",
     "TriplitTimeoutError",
     "WriteError",
+    "WriteOutcome",
     "and_",
     "exists",
     "mint_token",
