@@ -34,6 +34,7 @@ from ..errors import (
 from ..session.tokens import check_claims_path, claims_at_path, decode_claims
 from ..wire.messages import encode_changes
 from ._transport import DEFAULT_TIMEOUT, USE_DEFAULT, HttpTransport, check_token, dumps
+from ._values import HttpValues
 
 __all__ = ["HttpClient", "DEFAULT_TIMEOUT"]
 
@@ -114,7 +115,7 @@ class HttpClient:
         self._transport = HttpTransport(server_url, source, timeout=timeout, verify=verify,
                                         trust_env=trust_env)
         self._schema = schema
-        self._relations: Dict[str, Dict[str, Any]] = self._read_relations(schema)
+        self._values = HttpValues(schema)
         # the transport's calls, under short names
         self._send = self._transport.send
         self._post = self._transport.post
@@ -160,15 +161,6 @@ class HttpClient:
 
     # ------------------------------------------------------------------ values
 
-    @staticmethod
-    def _read_relations(schema: Any) -> Dict[str, Dict[str, Any]]:
-        to_json = getattr(schema, "to_json", None)
-        if not callable(to_json):
-            return {}
-        collections = (to_json() or {}).get("collections") or {}
-        return {name: dict(c.get("relationships") or {})
-                for name, c in collections.items() if isinstance(c, Mapping)}
-
     def _query_json(self, query: QueryLike) -> QueryJSON:
         if isinstance(query, str):
             if not query:
@@ -188,61 +180,6 @@ class HttpClient:
                                     f"got {dict(query)!r:.200}")
         return dict(query)
 
-    def _subquery(self, collection: str, alias: str, inclusion: Any) -> Optional[Mapping[str, Any]]:
-        """The query behind an include, as the server resolves it; ``None`` if it cannot be told."""
-        if isinstance(inclusion, Mapping) and isinstance(inclusion.get("subquery"), Mapping):
-            return inclusion["subquery"]  # type: ignore[no-any-return]
-        relations = self._relations.get(collection) or {}
-        if inclusion is None or inclusion is True:
-            relation = relations.get(alias)
-            extension: Mapping[str, Any] = {}
-        elif isinstance(inclusion, Mapping) and isinstance(inclusion.get("_extends"), str):
-            relation = relations.get(inclusion["_extends"])
-            extension = {k: v for k, v in inclusion.items() if k != "_extends"}
-        else:
-            return None
-        if not isinstance(relation, Mapping) or not isinstance(relation.get("query"), Mapping):
-            return None
-        return {**relation["query"], **extension}
-
-    def _decoder(self, query: Mapping[str, Any]) -> Callable[[Any], Any]:
-        """A function that turns one serialized result of ``query`` into Python values."""
-        schema = self._schema
-        if schema is None:
-            return lambda doc: doc
-        collection = query["collectionName"]
-        decode_entity = schema.decode_entity
-        includes = query.get("include") or {}
-        if not isinstance(includes, Mapping) or not includes:
-            return lambda doc: decode_entity(collection, doc) if isinstance(doc, Mapping) else doc
-        subs: Dict[str, Optional[Callable[[Any], Any]]] = {}
-        for alias, inclusion in includes.items():
-            sub = self._subquery(collection, alias, inclusion)
-            known = sub is not None and isinstance(sub.get("collectionName"), str)
-            subs[alias] = self._decoder(sub) if known else None  # type: ignore[arg-type]
-
-        def decode(doc: Any) -> Any:
-            if not isinstance(doc, dict):
-                return doc
-            # Related entities are decoded with their own collection's codec, never the parent's.
-            related = {alias: doc.pop(alias) for alias in subs if alias in doc}
-            out = decode_entity(collection, doc)
-            for alias, value in related.items():
-                dec = subs[alias]
-                if dec is None or value is None:
-                    out[alias] = value
-                elif isinstance(value, list):
-                    out[alias] = [dec(v) for v in value]
-                else:
-                    out[alias] = dec(value)
-            return out
-
-        return decode
-
-    def _encode(self, collection: str, entity: Mapping[str, Any], partial: bool) -> Any:
-        if self._schema is None:
-            return entity
-        return self._schema.encode_entity(collection, entity, partial=partial)
 
     # ------------------------------------------------------------------ reads
 
@@ -266,7 +203,7 @@ class HttpClient:
                                 status=502)
         if self._schema is None:
             return Rows(result)
-        decode = self._decoder(q)
+        decode = self._values.decoder(q)
         return Rows(decode(doc) for doc in result)
 
     def fetch_one(self, query: QueryLike, *, timeout: Timeout = _DEFAULT) -> Optional[Document]:
@@ -302,13 +239,13 @@ class HttpClient:
             {'id': 'k3Bf0u...', 'text': 'milk', 'owner': 'alice', 'completed': False, 'created_at': ...}
         """
         _check_name(collection, "collection")
-        encoded = self._encode(collection, _check_doc(entity, "entity"), False)
+        encoded = self._values.encode(collection, _check_doc(entity, "entity"), False)
         body = {"collectionName": collection, "entity": encoded}
         result = self._post("insert", body)
         if not isinstance(result, dict):
             raise ProtocolError(f"/insert answered with {type(result).__name__}, not the inserted entity",
                                 status=502)
-        return self._decoder({"collectionName": collection})(result)  # type: ignore[no-any-return]
+        return self._values.decoder({"collectionName": collection})(result)  # type: ignore[no-any-return]
 
     def bulk_insert(
         self,
@@ -360,7 +297,7 @@ class HttpClient:
             return result
         out: Dict[str, List[Document]] = {}
         for collection, docs in result.items():
-            decode = self._decoder({"collectionName": collection})
+            decode = self._values.decoder({"collectionName": collection})
             out[collection] = [decode(doc) for doc in docs] if isinstance(docs, list) else docs
         return out
 
@@ -382,7 +319,7 @@ class HttpClient:
             raise ValueError(f"changes must not hold 'id' (an entity's id never changes), "
                              f"got {changes['id']!r}")
         body = {"collectionName": collection, "entityId": entity_id,
-                "changes": self._encode(collection, changes, True)}
+                "changes": self._values.encode(collection, changes, True)}
         self._post("update", body)
 
     def delete(self, collection: str, entity_id: str) -> None:
@@ -445,7 +382,7 @@ class HttpClient:
         encoded = {}
         for i, doc in sets.items():
             _check_doc(doc, f"changes[{collection!r}]['sets'][{i!r}]")
-            encoded[i] = self._encode(collection, doc, "id" not in doc)
+            encoded[i] = self._values.encode(collection, doc, "id" not in doc)
         return {**c, "sets": encoded}
 
     # ------------------------------------------------------------------ admin
