@@ -24,21 +24,20 @@ from .._util.types import StorageKind
 from .._util.urls import as_http_url, is_http_url
 from ..errors import WriteError
 from ..query import Query
-from ..schema import SchemaArg, load_schema
+from ..schema import Schema, SchemaArg, load_schema
 from ..session import Session, SessionInfo
 from ..session.manager import RefreshHandler, SessionErrorCallback, SessionManager
 from ..store import LocalStore
-from ..schema import Schema
 from ..sync import RejectedWrite, Subscription, SyncEngine, WriteOutcome
 from ..sync.dispatch import Dispatcher
 from ..transport import ConnectionStatus, Transport
 from ..transport._keepalive import check_pong_timeout
-from ._core import ClientCore, TransportFactory
-from ._folder import default_data_dir, default_name
 from ._changes import ChangesStream, RowChanges
+from ._core import ClientCore, TransportFactory
+from ._data_more import MoreData
+from ._folder import default_data_dir, default_name
 from ._pages import ExpandingSubscription, Page, PagedSubscription
 from ._status import QueryState, StatusSubscription
-from ._data_more import MoreData
 from .data import DataAPI, FetchPolicy, PendingWrite, QueryArg, Row, RowsStream, Transaction
 
 __all__ = ["TriplitClient", "default_data_dir"]
