@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
 from .._util.callbacks import add_callback, wait_until
 from .._util.timers import OneShot
@@ -38,6 +38,7 @@ from ..wire.messages import (
     Pong,
     Ready,
 )
+from ._deletes import hold_back_deletes
 from ._freshness import IdSets
 from ._live import LiveQuery, QueryRunner, Subscription
 from ._outcomes import WriteOutcome
@@ -320,7 +321,8 @@ class SyncEngine(QueryRegistry, OwnWrites):
                     if verification is not None:
                         answered.append((qid, verification))
                         definitive.setdefault(verification[0], set()).update(verification[1])
-            changes, kept = self._hold_back_deletes(msg.changes, definitive, resumed=[q.id for q in newly])
+            changes, kept = hold_back_deletes(msg.changes, definitive, [q.id for q in newly],
+                                              self._queries.values(), self.store, self._fresh)
             changed = self.store.apply_server_changes(changes, msg.timestamp)
             if kept:
                 # Before the answers below settle: a query showing a held-back entity waits for
@@ -357,51 +359,6 @@ class SyncEngine(QueryRegistry, OwnWrites):
                 self._fresh.received = None
             self._cond.notify_all()
             self._pump()
-
-    def _hold_back_deletes(self, changes: Changes, definitive: IdSets, *,
-                           resumed: Sequence[str] = ()) -> Tuple[Changes, IdSets]:
-        """Deletes in ENTITY_DATA are real deletes or evictions, and the wire does not say which:
-        an entity that left every live query of the connection (PROTOCOL.md §5.3), or, in the
-        first answer of a resumed query, a listed id that is not in *that query's* results (it
-        may only have left it, while other queries still hold it). Such a delete is held back
-        and the entity checked with the server (a verification, whose answer is definitive:
-        ``id in [...]``, not there means gone) when applying it could be wrong:
-
-        - the entity is this client's own write: an eviction would make it vanish from local
-          reads while the server still has it;
-        - the frame answers a resumed query and another query of this connection holds the
-          entity or listed it in its own resume state.
-
-        Returns the changes to apply and the held-back ids."""
-        kept: IdSets = {}
-        out: Optional[Changes] = None
-        elsewhere: Dict[str, Set[str]] = {}
-        if resumed:
-            for live in self._queries.values():
-                if live.sent and live.id not in resumed:
-                    for coll, ids in live.listed.items():
-                        elsewhere.setdefault(coll, set()).update(ids)
-        for coll, c in changes.items():
-            if not c["deletes"]:
-                continue
-            sure = definitive.get(coll, ())
-            other = elsewhere.get(coll, ())
-            hold = {eid for eid in c["deletes"]
-                    if eid not in sure and eid not in c["sets"] and self.store.get_cached(coll, eid) is not None
-                    and (self._own(coll, eid)
-                         or (resumed and (eid in other or self._fresh.is_held(coll, eid))))}
-            if hold:
-                kept[coll] = hold
-                if out is None:
-                    out = dict(changes)
-                out[coll] = {"sets": c["sets"], "deletes": c["deletes"] - hold}
-        return (out if out is not None else changes), kept
-
-    def _own(self, coll: str, eid: str) -> bool:
-        # The store's mark outlives the server's echo and a restart: an own write may be evicted
-        # from a connection later (it leaves every live query); only a delete that applies
-        # (definitive, or of an entity not ours) ends it.
-        return self.store.written(coll, eid) or self.store.has_outbox_entry(coll, eid)
 
     def _on_ack(self, timestamp: Timestamp) -> None:
         with self._lock:
