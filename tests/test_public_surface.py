@@ -122,3 +122,11 @@ def test_all_names_are_importable_and_unique() -> None:
     assert len(names) == len(set(names)), "triplit_sync.__all__ lists a name twice"
     missing = [n for n in names if not hasattr(triplit_sync, n)]
     assert not missing, f"triplit_sync.__all__ lists names the package does not define: {missing}"
+
+
+def test_every_public_method_of_the_clients_has_a_docstring() -> None:
+    from triplit_sync import HttpClient, TriplitClient
+
+    missing = [f"{cls.__name__}.{name}" for cls in (TriplitClient, HttpClient) for name in dir(cls)
+               if not name.startswith("_") and callable(getattr(cls, name)) and not getattr(cls, name).__doc__]
+    assert not missing, f"public methods without a docstring: {missing}"

@@ -392,15 +392,16 @@ class TriplitClient:
     def get_schema(self) -> Optional[Schema]:
         return self._core.data.more.get_schema()
 
-    for _name in ("query", "fetch", "fetch_one", "fetch_by_id", "subscribe", "watch", "insert", "update",
-                  "delete", "transact", "wait_for_sync", "pending_changes", "on_sync_error",
-                  "clear_pending_changes", "write_outcome", "on_entity_sync", "rejected_writes", "is_pending",
-                  "subscribe_with_status", "subscribe_background", "subscribe_changes", "watch_changes",
-                  "subscribe_pages", "subscribe_expanding", "get_schema"):
-        # one text: help() shows DataAPI's (or MoreData's)
-        vars()[_name].__doc__ = getattr(DataAPI, _name, None).__doc__ if hasattr(DataAPI, _name) \
-            else getattr(MoreData, _name).__doc__
-    del _name
+    # One text per method: help(TriplitClient.fetch) shows the data API's docstring.
+    for _source, _names in ((DataAPI, ("query", "fetch", "fetch_one", "fetch_by_id", "subscribe", "watch",
+                                       "insert", "update", "delete", "transact", "wait_for_sync",
+                                       "pending_changes", "on_sync_error", "clear_pending_changes")),
+                            (MoreData, ("write_outcome", "on_entity_sync", "rejected_writes", "is_pending",
+                                        "subscribe_with_status", "subscribe_background", "subscribe_changes",
+                                        "watch_changes", "subscribe_pages", "subscribe_expanding", "get_schema"))):
+        for _name in _names:
+            vars()[_name].__doc__ = getattr(_source, _name).__doc__
+    del _source, _names, _name
 
     # ------------------------------------------------------------------ http
 
