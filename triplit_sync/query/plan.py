@@ -253,6 +253,32 @@ class Plan:
         for alias, inc in (q.get("include") or {}).items():
             self.includes.append((alias, Plan(inc["subquery"]), inc["cardinality"] == "one"))
             self.rows = True
+        #: The attribute an order index can answer this level from (see Run.execute), or None.
+        self.index_attr: Optional[str] = None
+        limit = self.limit
+        if (self.view_id is None and not self.has_id_filter and not self.exists and self.order
+                and self.after_pred is None and type(limit) is int and limit > 0
+                and all(sub is None for _, _, sub, _ in self.order) and len(self.order[0][0]) == 1
+                and all(_total(f) for f in static_f)):
+            self.index_attr = self.order[0][0][0]
+
+
+# Operators whose test never raises, whatever a document holds: a query answered from an index
+# reads only some documents, so it must not skip one the server's full scan would fail on.
+_TOTAL_OPS = frozenset(["=", "!=", "<", "<=", ">", ">=", "in", "nin", "isDefined"])
+
+
+def _total(f: Any) -> bool:
+    if f is True or f is False:
+        return True
+    if _is_group(f):
+        return f["mod"] in ("and", "or") and all(_total(x) for x in f.get("filters", []))
+    if _is_statement(f):
+        op, fv = f[1], f[2]
+        if op in ("like", "nlike"):
+            return type(fv) is str and not is_variable(fv)
+        return op in _TOTAL_OPS
+    return False
 
 
 def _include_level(q: Mapping[str, Any]) -> int:

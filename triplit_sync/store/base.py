@@ -21,6 +21,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 from .._types import Changes, Document, Timestamp
 from ..errors import ClientClosedError
 from ._changes import check_changes, check_doc, check_id_map, check_timestamp, deep_merge, dumps, loads
+from ._index import Indexes, Predicate
 from ._outbox import OutboxEntry, OutboxMixin, Segment, _Staged, overlay
 from ._writes import Writes
 
@@ -69,6 +70,7 @@ class LocalStore(OutboxMixin, ABC):
         self._query_ids: Dict[str, Dict[str, Set[str]]] = {}
         self._meta: Dict[str, bytes] = {}
         self._next_unit = 1  # the unit of the next add_local_changes (see _outbox.py)
+        self._indexes = Indexes()
 
     # --- persistence hooks --------------------------------------------------------------------
 
@@ -131,6 +133,36 @@ class LocalStore(OutboxMixin, ABC):
                 else:
                     view[eid] = doc
             return list(view.values())
+
+    #: Collections smaller than this are scanned: an index pays off only on large ones.
+    INDEX_MIN_ENTITIES = 2000
+
+    def ordered_matches(self, collection: str, attr: str, desc: bool, pred: Optional[Predicate],
+                        limit: int) -> Optional[List[Document]]:
+        """Visible documents passing ``pred``: the first ``limit`` in the order of ``attr``'s sort
+        key (descending with ``desc``) and all that tie with the last of them, in no set order;
+        ``None`` when the collection is small enough to scan (the caller scans then).
+
+        The cost grows with how far the matches are into the order and with the outbox, not with
+        the cache. ``pred`` runs under the store's lock.
+        """
+        with self._lock:
+            self._check_open()
+            cache = self._cache.get(collection) or {}
+            if len(cache) < self.INDEX_MIN_ENTITIES:
+                return None
+            layers = [seg for seg in self._layers() if collection in seg.changes]
+            touched: Set[str] = set()
+            for seg in layers:
+                c = seg.changes[collection]
+                touched.update(c["deletes"])
+                touched.update(c["sets"])
+            out = self._indexes.get(collection, attr, cache).matches(cache, desc, pred, limit, touched)
+            for eid in touched:
+                doc = self._overlay(collection, eid, cache.get(eid), layers)
+                if doc is not None and (pred is None or pred(doc)):
+                    out.append(doc)
+            return out
 
     def get_cached(self, collection: str, entity_id: str) -> Optional[Document]:
         """The server-confirmed document only (no outbox), or ``None``."""
@@ -208,6 +240,7 @@ class LocalStore(OutboxMixin, ABC):
                 marks.setdefault(coll, set()).update(c["sets"])
         for coll, puts, deleted in staged:
             cache = self._cache.setdefault(coll, {})
+            self._indexes.changed(coll, cache, puts, deleted)
             stamps = self._timestamps.setdefault(coll, {})
             for eid in deleted:
                 del cache[eid]
