@@ -95,6 +95,9 @@ class _Runner(QueryRunner):
     def collections(self, query: QueryJSON) -> Set[str]:
         return _collection_names(self._compiled(query).prepared, set())
 
+    def unaffected(self, query: QueryJSON, deps: Dict[str, Set[str]], changed: Dict[str, Set[str]]) -> bool:
+        return self._compiled(query).unaffected(self._client._store, deps, changed)  # type: ignore[no-any-return]
+
     def decoder(self, query: QueryJSON) -> Callable[[Document], Row]:
         return self._client._codec.decoder(query["collectionName"])
 

@@ -353,17 +353,21 @@ class SyncEngine:
                 verified: IdSets = {}
                 for live in newly:
                     live.fulfilled = True
+                probed: Set[str] = set()  # changed by a probe's answer: which entities is not known
                 for vid, _ in answered:
                     coll, ids = self._fresh.answered(vid) or ("", set())
                     verified.setdefault(coll, set()).update(ids)
-                    changed |= self.pipeline.probe_answered(vid)
+                    probed |= self.pipeline.probe_answered(vid)
+                changed |= probed
+                applied = _ids_of(changes)
                 deliveries: List[Tuple[_LiveQuery, bool]] = []
                 first = {live.id for live in newly}
                 for live in list(self._queries.values()):
                     if live.fulfilled:
                         self._checkpoints[live.id] = list(msg.timestamp)
                     if live.id in first or (live.collections & changed):
-                        deliveries.append((live, live.id in first))
+                        if live.id in first or live.collections & probed or not self._unaffected(live, applied):
+                            deliveries.append((live, live.id in first))
                     elif verified and live.fulfilled and any(live.deps.get(c, ()) and live.deps[c] & ids
                                                              for c, ids in verified.items()):
                         self._update_ids(live)  # now known fresh: may be listed on resume
@@ -432,7 +436,7 @@ class SyncEngine:
             self._wire.changes_out = False
             batch = self.pipeline.acked(timestamp)
             if batch is not None:
-                self._refresh_collections(set(batch))
+                self._refresh_collections(set(batch), _ids_of(batch))
             self._cond.notify_all()
             self._pump()
 
@@ -770,12 +774,16 @@ class SyncEngine:
             sub._fulfilled_on = self._connection
             self._submit(_call_if_active_remote, sub)
 
-    def _refresh_collections(self, changed: Iterable[str]) -> None:
+    def _refresh_collections(self, changed: Iterable[str], ids: Optional[IdSets] = None) -> None:
+        """Re-evaluate the queries on ``changed``; with ``ids`` (exactly the entities whose local
+        view changed) only those the change can affect."""
         changed = set(changed)
         if not changed:
             return
         for live in list(self._queries.values()):
             if live.collections & changed and (live.subscribers or live.evaluated):
+                if ids is not None and self._unaffected(live, ids):
+                    continue
                 try:
                     self._refresh(live)
                 except Exception as e:  # one query's local evaluation must not undo a write or an ack
@@ -784,6 +792,12 @@ class SyncEngine:
                     for sub in list(live.subscribers):
                         if sub.on_error is not None:
                             self._submit(sub.on_error, e)
+
+    def _unaffected(self, live: "_LiveQuery", ids: IdSets) -> bool:
+        # Skipping is what an evaluation with unchanged results does, once every subscriber
+        # has had its first delivery.
+        return (live.evaluated and all(sub._delivered is not None for sub in live.subscribers)
+                and self.runner.unaffected(live.query, live.deps, ids))
 
     def _deliver(self, sub: Subscription, rows: List[Document]) -> None:
         if sub._delivered is not None:
@@ -818,7 +832,7 @@ class SyncEngine:
         """Store encoded local changes in the outbox (durably), update views, push."""
         with self._lock:
             self.store.add_local_changes(changes, self.pipeline.owner or UNOWNED)
-            self._refresh_collections(changes)
+            self._refresh_collections(changes, _ids_of(changes))
             self._pump()
         self._drain()
 
@@ -916,3 +930,8 @@ def _valid_timestamp(value: Any) -> bool:
 def _call_if_active_remote(sub: Subscription) -> None:
     if sub.active and sub.on_remote_fulfilled is not None:
         sub.on_remote_fulfilled()
+
+
+def _ids_of(changes: Changes) -> IdSets:
+    """The entities a change set touches, per collection."""
+    return {coll: set(c.get("sets") or ()) | set(c.get("deletes") or ()) for coll, c in changes.items()}
