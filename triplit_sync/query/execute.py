@@ -172,7 +172,7 @@ class Run:
             return None
         pred = and_all(preds) if preds else None
         limit = cast(int, plan.limit)  # an int > 0 whenever index_attr is set
-        found: Optional[List[Doc]] = ordered(plan.collection, plan.index_attr, plan.order[0][1], pred, limit)
+        found: Optional[List[Doc]] = ordered(plan.collection, plan.index_attr, plan.index_desc, pred, limit)
         return found
 
     def _passes_exists(self, plan: Plan, stack: List[Any], cand: Any) -> bool:

@@ -253,14 +253,18 @@ class Plan:
         for alias, inc in (q.get("include") or {}).items():
             self.includes.append((alias, Plan(inc["subquery"]), inc["cardinality"] == "one"))
             self.rows = True
-        #: The attribute an order index can answer this level from (see Run.execute), or None.
+        #: The attribute an order index can answer this level from (see Run.execute), or None:
+        #: the first order clause's, or ``id`` without an order (candidates come in id order).
         self.index_attr: Optional[str] = None
+        self.index_desc = False
         limit = self.limit
-        if (self.view_id is None and not self.has_id_filter and not self.exists and self.order
+        if (self.view_id is None and not self.has_id_filter and not self.exists
                 and self.after_pred is None and type(limit) is int and limit > 0
-                and all(sub is None for _, _, sub, _ in self.order) and len(self.order[0][0]) == 1
-                and all(_total(f) for f in static_f)):
-            self.index_attr = self.order[0][0][0]
+                and all(sub is None for _, _, sub, _ in self.order) and all(_total(f) for f in static_f)):
+            if not self.order:
+                self.index_attr = "id"
+            elif len(self.order[0][0]) == 1:
+                self.index_attr, self.index_desc = self.order[0][0][0], self.order[0][1]
 
 
 # Operators whose test never raises, whatever a document holds: a query answered from an index

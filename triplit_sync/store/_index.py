@@ -56,6 +56,11 @@ class OrderIndex:
         self.keys = list(gather(keys))
         self.ids = list(gather(ids))
 
+    @property
+    def native_str(self) -> bool:
+        """Whether every key is an ASCII string (compared as is)."""
+        return self.kind is _STR
+
     def __len__(self) -> int:
         return len(self.ids)
 

@@ -157,7 +157,10 @@ class LocalStore(OutboxMixin, ABC):
                 c = seg.changes[collection]
                 touched.update(c["deletes"])
                 touched.update(c["sets"])
-            out = self._indexes.get(collection, attr, cache).matches(cache, desc, pred, limit, touched)
+            index = self._indexes.get(collection, attr, cache)
+            if attr == "id" and not index.native_str:
+                return None  # the engine's id order is not the sort key order for non-string ids
+            out = index.matches(cache, desc, pred, limit, touched)
             for eid in touched:
                 doc = self._overlay(collection, eid, cache.get(eid), layers)
                 if doc is not None and (pred is None or pred(doc)):
@@ -217,7 +220,9 @@ class LocalStore(OutboxMixin, ABC):
                 old = None if eid in deleted else cache.get(eid)
                 if old is None:
                     if "id" in patch:
-                        puts[eid] = patch
+                        own = patch["id"]
+                        # Keyed by the document's own id string where equal: one string, not two.
+                        puts[own if own == eid else eid] = patch
                     # else: an update of an entity we don't have, ignored as the server does
                 else:
                     new = patch if replace and "id" in patch else deep_merge(old, patch)

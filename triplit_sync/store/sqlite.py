@@ -261,7 +261,7 @@ class SqliteStore(LocalStore):
                 out.setdefault(qid, {}).setdefault(coll, set()).add(eid)
         else:
             for qid, coll, ids in grouped:
-                out.setdefault(qid, {})[coll] = set(loads(ids))
+                out.setdefault(qid, {})[coll] = _shared(set(loads(ids)), self._cache.get(coll))
         self._query_ids = out
 
     # --- writing ------------------------------------------------------------------------------
@@ -366,6 +366,17 @@ class SqliteStore(LocalStore):
 
 
 _ABANDONED: List[Optional[sqlite3.Connection]] = []
+
+
+def _shared(ids: Set[str], cached: Optional[Dict[str, Document]]) -> Set[str]:
+    """``ids``, made of the cache's own key strings where it has them (a large query's ids would
+    otherwise be a second copy of every id string). ``set & keys`` keeps the keys' objects."""
+    if not cached or len(ids) * 4 < len(cached):
+        return ids
+    shared = ids.intersection(cached.keys())
+    if len(shared) != len(ids):
+        shared |= ids
+    return shared
 
 
 def _read_outbox(conn: sqlite3.Connection, units: bool = True) -> Tuple[Optional[Segment], List[Segment], int]:
