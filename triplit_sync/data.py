@@ -80,13 +80,23 @@ class _Runner(QueryRunner):
 
     def __init__(self, client: "TriplitClient") -> None:
         self._client = client
+        # The engine asks again and again about the same (live) query objects: keyed by identity,
+        # holding the query so the id stays its own, this skips compile_query's key (its JSON).
+        self._memo: Dict[int, Tuple[QueryJSON, Any, Dict[str, Any], Any]] = {}
 
     def _compiled(self, query: QueryJSON) -> Any:
         client = self._client
         schema = client._schema_json
         session = client._session
         claims = dict(session.claims) if session is not None else {}
-        return compile_query(query, schema=schema, variables={"$session": claims, "$global": {}})
+        hit = self._memo.get(id(query))
+        if hit is not None and hit[0] is query and hit[1] is schema and hit[2] == claims:
+            return hit[3]
+        compiled = compile_query(query, schema=schema, variables={"$session": claims, "$global": {}})
+        if len(self._memo) >= 1024:
+            self._memo.clear()
+        self._memo[id(query)] = (query, schema, claims, compiled)
+        return compiled
 
     def run(self, query: QueryJSON) -> Tuple[List[Document], Dict[str, Set[str]]]:
         return self._compiled(query).run_with_dependencies(  # type: ignore[no-any-return]

@@ -46,11 +46,17 @@ def _queries(rng: random.Random) -> List[Dict[str, Any]]:
             q["order"].append(["n", rng.choice(["ASC", "DESC"])])
         if rng.random() < 0.2:
             del q["order"]  # candidates in id order: the index on "id"
+        if rng.random() < 0.1:
+            q.pop("limit", None)
         where = []
         if rng.random() < 0.6:
             where.append(["done", "=", rng.random() < 0.5])
         if rng.random() < 0.3:
             where.append(["n", ">", rng.randint(0, 4)])
+        if rng.random() < 0.3:
+            where.insert(0, ["k", "=", rng.choice(["a", "é", 1, 1.0, 10, "2026-01-01T00:00:00.000Z"])])
+            if rng.random() < 0.5:
+                q.pop("limit", None)  # the equality index alone
         if rng.random() < 0.2:
             where.append({"mod": "or", "filters": [["n", "=", 1], ["k", "like", "%a%"]]})
         if where:

@@ -113,8 +113,14 @@ class Run:
             if plan.after_pred is not None:
                 preds.append(plan.after_pred)
             indexed = self._from_index(plan, preds)
+            equal = None if indexed is not None or plan.eq_index is None else self._by_equality(plan)
             if indexed is not None:
                 cands, base_sorted = indexed, False  # already filtered
+            elif equal is not None:
+                cands, base_sorted = equal, False
+                if preds:
+                    pred = and_all(preds)
+                    cands = [d for d in cands if pred(d)]
             else:
                 if plan.has_id_filter:
                     cands = self._lookup(plan, resolve)
@@ -173,6 +179,15 @@ class Run:
         pred = and_all(preds) if preds else None
         limit = cast(int, plan.limit)  # an int > 0 whenever index_attr is set
         found: Optional[List[Doc]] = ordered(plan.collection, plan.index_attr, plan.index_desc, pred, limit)
+        return found
+
+    def _by_equality(self, plan: Plan) -> Optional[List[Doc]]:
+        """Candidates of a level with an ``[attr, "=", value]`` filter from the source's index
+        of ``attr`` (a superset of the matches, filtered as a scan's), or None to scan."""
+        lookup = getattr(self.source, "equal_matches", None)
+        if lookup is None or plan.eq_index is None:
+            return None
+        found: Optional[List[Doc]] = lookup(plan.collection, *plan.eq_index)
         return found
 
     def _passes_exists(self, plan: Plan, stack: List[Any], cand: Any) -> bool:

@@ -265,6 +265,15 @@ class Plan:
                 self.index_attr = "id"
             elif len(self.order[0][0]) == 1:
                 self.index_attr, self.index_desc = self.order[0][0][0], self.order[0][1]
+        #: (attribute, value) of a top-level ``=`` filter an index can select candidates by.
+        self.eq_index: Optional[Tuple[str, Any]] = None
+        if (self.view_id is None and not self.has_id_filter and not self.exists
+                and all(_total(f) for f in static_f)):
+            for f in static_f:
+                if (_is_statement(f) and f[1] == "=" and "." not in f[0] and f[0] != "id"
+                        and type(f[2]) in (str, int, float) and not is_variable(f[2])):
+                    self.eq_index = (f[0], f[2])
+                    break
 
 
 # Operators whose test never raises, whatever a document holds: a query answered from an index

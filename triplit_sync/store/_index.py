@@ -105,6 +105,16 @@ class OrderIndex:
             return False
         return True
 
+    def equal(self, value: Any) -> Optional[List[str]]:
+        """The ids whose key is ``value``'s (``=`` in the engine), or None when ``value`` is not a
+        key of this index's kind."""
+        try:
+            k = self.key({self.attr: value})
+        except _Mismatch:
+            return None
+        keys = self.keys
+        return self.ids[bisect_left(keys, k):bisect_right(keys, k)]
+
     def matches(self, cache: Dict[str, Document], desc: bool, pred: Optional[Predicate], limit: int,
                 skip: Set[str]) -> List[Document]:
         """The first ``limit`` documents passing ``pred`` in key order, and every one tying with

@@ -167,6 +167,32 @@ class LocalStore(OutboxMixin, ABC):
                     out.append(doc)
             return out
 
+    def equal_matches(self, collection: str, attr: str, value: Any) -> Optional[List[Document]]:
+        """Every visible document whose ``attr`` may equal ``value`` (a string or a number): a
+        superset of the ``=`` matches, from the index of ``attr``; ``None`` to scan instead."""
+        with self._lock:
+            self._check_open()
+            cache = self._cache.get(collection) or {}
+            if len(cache) < self.INDEX_MIN_ENTITIES:
+                return None
+            ids = self._indexes.get(collection, attr, cache).equal(value)
+            if ids is None:
+                return None
+            layers = [seg for seg in self._layers() if collection in seg.changes]
+            if not layers:
+                return [cache[eid] for eid in ids]
+            touched: Set[str] = set()
+            for seg in layers:
+                c = seg.changes[collection]
+                touched.update(c["deletes"])
+                touched.update(c["sets"])
+            out = [cache[eid] for eid in ids if eid not in touched]
+            for eid in touched:
+                doc = self._overlay(collection, eid, cache.get(eid), layers)
+                if doc is not None:
+                    out.append(doc)
+            return out
+
     def get_cached(self, collection: str, entity_id: str) -> Optional[Document]:
         """The server-confirmed document only (no outbox), or ``None``."""
         with self._lock:
