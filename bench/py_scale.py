@@ -126,3 +126,48 @@ def s4(job: Dict[str, Any]) -> Dict[str, Any]:
     many = writes("b", count, nq)
     client.close()
     return {"latency_ms": many, "latency_one_ms": one}
+
+
+def s5_sub(job: Dict[str, Any]) -> Dict[str, Any]:
+    """S5, one of the subscriber processes: P2's live query; prints S5_READY once the server has
+    answered it, then records the wall-clock time each of the writer's rows first shows."""
+    import sys
+    import time
+
+    prefix, count = job["watch_prefix"], job["count"]
+    client = make_client(job)
+    seen: Dict[str, float] = {}
+    done, fulfilled = Waiter(), Waiter()
+
+    def on_results(rows: List[Dict[str, Any]]) -> None:
+        t = time.time()
+        for row in rows:
+            rid = row["id"]
+            if rid.startswith(prefix) and rid not in seen:
+                seen[rid] = t
+                if len(seen) >= count:
+                    done.set()
+
+    query = client.query("todos").where("completed", "=", False).order("created_at", "DESC").limit(50)
+    client.subscribe(query, on_results, on_error=fulfilled.fail, on_remote_fulfilled=lambda *a: fulfilled.set())
+    fulfilled.wait(60, "the subscriber's first server results")
+    sys.stdout.write("S5_READY\n")
+    sys.stdout.flush()
+    done.wait(timeout_s(job), "every write seen")
+    client.close()
+    return {"seen": seen}
+
+
+def s5_write(job: Dict[str, Any]) -> Dict[str, Any]:
+    """S5, the writer: `count` inserts one at a time, each waiting for its ack; wall-clock times."""
+    import time
+
+    client = make_client(job)
+    started: Dict[str, float] = {}
+    for i in range(job["count"]):
+        todo = {"id": f"{job['watch_prefix']}{i:05d}", "text": f"fan-out {i}", "owner": job["user_id"]}
+        started[todo["id"]] = time.time()
+        client.insert("todos", todo)
+        client.wait_for_sync(30)
+    client.close()
+    return {"started": started}

@@ -91,6 +91,8 @@ def scale_metrics(n_small: int, n_huge: int) -> List[Metric]:
         Metric("S4 propagation p50, 1 query", "ms", _p("S4", "latency_one_ms", 50)),
         Metric("S4 propagation p50, all queries", "ms", _p("S4", "latency_ms", 50), ("abs", "", 10.0)),
         Metric("S4 propagation p99, all queries", "ms", _p("S4", "latency_ms", 99)),
+        Metric("S5 fan-out p50, last subscriber", "ms", _p("S5", "fanout_ms", 50)),
+        Metric("S5 fan-out p99, last subscriber", "ms", _p("S5", "fanout_ms", 99)),
     ]
 
 

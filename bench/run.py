@@ -29,7 +29,7 @@ from bench import report, seed
 from bench._proc import BENCH_DIR, REPO_ROOT, Runner, WorkerError
 
 SCHEMA = REPO_ROOT / "tests" / "fixtures" / "sample-schema.json"
-SCENARIOS = ("P1", "P2", "P3a", "P3b", "P4", "P5", "S1", "S2", "S4")  # P6 comes with P1, S3 with S2
+SCENARIOS = ("P1", "P2", "P3a", "P3b", "P4", "P5", "S1", "S2", "S4", "S5")  # P6 comes with P1, S3 with S2
 P4_SETTLE_S = 5.0  # the least age of the seeded data when P4's clients first sync it
 
 
@@ -198,7 +198,9 @@ class Bench:
     def s1(self, rnd: int, n: int) -> None:
         self.ensure_seeded(n)
         for kind in self.order(["py", "js"], rnd):
-            self.run(kind, f"S1_{n}", rnd, self.job("S1", kind, rnd, n=n, runs=self.args.queries))
+            # The JS client's queries take ~1 s each at 200 000: fewer runs on the large data.
+            runs = self.args.queries if n == self.args.n_small else self.args.s1_runs_huge
+            self.run(kind, f"S1_{n}", rnd, self.job("S1", kind, rnd, n=n, runs=runs))
 
     def s2(self, rnd: int) -> None:
         """S2/S3: each client syncs the large data durably in one process, then reopens it in another."""
@@ -228,6 +230,43 @@ class Bench:
                 result["server_rows_after"] = rows.get("todos")
                 result["server_rows_expected"] = self.args.n_small + count + count // 4
 
+    def s5(self, rnd: int) -> None:
+        """S5: `s5_subscribers` processes of one client kind on P2's live query, one writer of the
+        same kind; per write, insert call -> the last subscriber's callback (wall clock)."""
+        assert self.runner is not None and self.server is not None
+        count, subs = self.args.s5_writes, self.args.s5_subscribers
+        for kind in self.order(["py", "js"], rnd):
+            self.ensure_seeded(self.args.n_small)
+            prefix = f"{kind}r{rnd}s5w"
+            job = self.job("S5_sub", kind, rnd, count=count, watch_prefix=prefix)
+            t = time.perf_counter()
+            procs = []
+            try:
+                for _ in range(subs):
+                    procs.append(self.runner.start(kind, job, "S5_READY"))
+                writer = self.runner.run(kind, self.job("S5_write", kind, rnd, count=count, watch_prefix=prefix),
+                                         timeout=self.args.timeout)
+                seen = [self.runner.finish(p, kind, job, timeout=120)["seen"] for p in procs]
+            except WorkerError as e:
+                for p in procs:
+                    if p.poll() is None:
+                        p.kill()
+                        p.communicate()
+                self.errors.append(f"round {rnd} S5 {kind}: {e}")
+                self.log(f"    S5         {kind:<3} FAILED: {str(e).splitlines()[0]}")
+                self.seeded = None
+                continue
+            self.seeded = None
+            started = writer["started"]
+            last = [max(s.get(i, float("inf")) for s in seen) - t0 for i, t0 in started.items()]
+            missing = sum(1 for x in last if x == float("inf"))
+            result = {"scenario": "S5", "client": kind, "round": rnd, "label": "S5",
+                      "fanout_ms": [x * 1000 for x in last if x != float("inf")], "missing": missing}
+            self.results.append(result)
+            if missing:
+                self.errors.append(f"round {rnd} S5 {kind}: {missing} writes never reached every subscriber")
+            self.log(f"    S5         {kind:<3} {_brief(result)}  ({time.perf_counter() - t:.1f} s)")
+
     def round(self, rnd: int) -> None:
         only = self.args.only
         # Read-only scenarios first on each data size, writers after, the big load last.
@@ -245,6 +284,8 @@ class Bench:
             self.p3(rnd)
         if "S4" in only:
             self.s4(rnd)
+        if "S5" in only:
+            self.s5(rnd)
         if "P1" in only:
             self.p1(rnd, self.args.n_large)
         if "S1" in only:
@@ -336,6 +377,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--bulk", type=int, default=10_000, help="inserts in P3b")
     p.add_argument("--queries", type=int, default=200, help="local query runs in P5 and S1")
     p.add_argument("--n-huge", type=int, default=200_000, help="todos for the large S1 and S2/S3")
+    p.add_argument("--s5-subscribers", type=int, default=8, help="subscriber processes in S5")
+    p.add_argument("--s5-writes", type=int, default=100, help="writes in S5")
+    p.add_argument("--s1-runs-huge", type=int, default=20, help="runs of each S1 query on the large data")
     p.add_argument("--s4-queries", type=int, default=200, help="live queries in S4")
     p.add_argument("--s4-writes", type=int, default=100, help="writes in S4 with all its live queries")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds before a worker is killed")
@@ -347,7 +391,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     if args.quick:
         args.rounds, args.n_small, args.n_large = 1, 1000, 3000
         args.writes, args.bulk, args.queries = 30, 500, 20
-        args.n_huge, args.s4_queries, args.s4_writes = 5000, 20, 20
+        args.n_huge, args.s4_queries, args.s4_writes, args.s1_runs_huge = 5000, 20, 20, 5
+        args.s5_subscribers, args.s5_writes = 3, 10
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
     args.clients = [c.strip() for c in args.clients.split(",") if c.strip()]
     if "S3" in args.only and "S2" not in args.only:

@@ -371,6 +371,47 @@ Object.assign(scenarios, {
     const many = await writes('b', job.count, job.queries);
     return { latency_ms: many, latency_one_ms: one };
   },
+
+  // S5, one of the subscriber processes: P2's live query; S5_READY once answered, then wall-clock
+  // times of the writer's rows.
+  async S5_sub() {
+    const { client } = await makeClient();
+    const q = client.query('todos').Where('completed', '=', false).Order('created_at', 'DESC').Limit(50);
+    const seen = {};
+    let n = 0;
+    let finish;
+    const done = new Promise((resolve) => { finish = resolve; });
+    let fulfilled;
+    const remote = new Promise((resolve) => { fulfilled = resolve; });
+    client.subscribe(q, (rows) => {
+      const t = performance.timeOrigin + performance.now();
+      for (const row of rows) {
+        if (row.id.startsWith(job.watch_prefix) && seen[row.id] === undefined) {
+          seen[row.id] = t / 1000;
+          n += 1;
+          if (n >= job.count) finish();
+        }
+      }
+    }, undefined, { onRemoteFulfilled: () => fulfilled() });
+    await withTimeout(remote, 60_000, 'subscriber fulfilled');
+    process.stdout.write('S5_READY\n');
+    await withTimeout(done, job.timeout_ms ?? 300_000, 'every write seen');
+    return { seen };
+  },
+
+  // S5, the writer: inserts one at a time, each waiting for its ack; wall-clock times.
+  async S5_write() {
+    const { client } = await makeClient();
+    const started = {};
+    for (let i = 0; i < job.count; i++) {
+      const id = `${job.watch_prefix}${String(i).padStart(5, '0')}`;
+      const acked = ackOf(client, id);
+      started[id] = (performance.timeOrigin + performance.now()) / 1000;
+      await client.insert('todos', { id, text: `fan-out ${i}`, owner: job.user_id });
+      await withTimeout(acked, 30_000, 'ack');
+    }
+    return { started };
+  },
 });
 
 const run = scenarios[job.scenario];
