@@ -44,8 +44,10 @@ def _websocket_flags(node: str) -> "list[str]":
 class Runner:
     """Owns the scratch folder for the JS worker; `run(kind, job)` returns the worker's result dict."""
 
-    def __init__(self, timeout: float = 900.0) -> None:
+    def __init__(self, timeout: float = 900.0, baseline: Optional[Path] = None) -> None:
         self.timeout = timeout
+        #: a checkout of an earlier triplit_sync, whose own bench.py_worker runs as client "base"
+        self.baseline = baseline
         self.node = os.environ.get("TRIPLIT_SYNC_NODE") or shutil.which("node") or "node"
         self.node_flags = _websocket_flags(self.node)
         self._scratch = Path(tempfile.mkdtemp(prefix="triplit-bench-"))
@@ -70,6 +72,9 @@ class Runner:
     def command(self, kind: str) -> "tuple[list[str], Path]":
         if kind == "js":
             return [self.node, *self.node_flags, str(self.js_dir / "worker.mjs")], self.js_dir
+        if kind == "base":
+            assert self.baseline is not None
+            return [sys.executable, "-m", PY_MODULES["py"]], self.baseline
         return [sys.executable, "-m", PY_MODULES[kind]], REPO_ROOT
 
     def start(self, kind: str, job: Dict[str, Any], ready: str) -> "subprocess.Popen[str]":
@@ -108,7 +113,7 @@ class Runner:
     def run(self, kind: str, job: Dict[str, Any], timeout: Optional[float] = None) -> Dict[str, Any]:
         cmd, cwd = self.command(kind)
         env = dict(os.environ)
-        env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        env["PYTHONPATH"] = str(cwd) + os.pathsep + env.get("PYTHONPATH", "")
         try:
             proc = subprocess.run(
                 cmd, cwd=cwd, env=env, input=json.dumps(job), text=True,

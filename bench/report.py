@@ -135,7 +135,7 @@ def _scale(v: Optional[float], k: float) -> Optional[float]:
 
 def summarize(results: Results, n_small: int, n_large: int, n_huge: int = 200_000) -> List[Dict[str, Any]]:
     table_metrics = metrics(n_small, n_large, n_huge)
-    by_name = {m.name: {client: m.compute(results, client) for client in ("py", "js", "raw")}
+    by_name = {m.name: {client: m.compute(results, client) for client in ("py", "js", "raw", "base")}
                for m in table_metrics}
     rows = []
     for metric in table_metrics:
@@ -167,6 +167,8 @@ def summarize(results: Results, n_small: int, n_large: int, n_huge: int = 200_00
                 if py is not None and full:
                     row["pct"] = py / full * 100
                     row["met"] = row["pct"] <= bound
+        if py is not None and values["base"]:
+            row["vs_base"] = py / values["base"]
         if row["ratio"] is None and py is not None and values["js"]:
             row["ratio"] = py / values["js"]
             row.setdefault("ratio_against", "js")
@@ -185,7 +187,10 @@ def _fmt(v: Optional[float]) -> str:
 
 
 def table(rows: List[Dict[str, Any]]) -> str:
-    header = ("metric", "unit", "triplit_sync", "JS client", "raw reader", "ratio", "target", "met")
+    header: Tuple[str, ...] = ("metric", "unit", "triplit_sync", "JS client", "raw reader", "ratio", "target", "met")
+    with_base = any(r.get("base") is not None for r in rows)
+    if with_base:
+        header += ("baseline", "vs baseline")
     lines = [header]
     for r in rows:
         if r["py"] is None and r["js"] is None and r["raw"] is None:
@@ -199,8 +204,12 @@ def table(rows: List[Dict[str, Any]]) -> str:
         else:
             ratio = "-"
         met = {True: "yes", False: "NO", None: ""}[r["met"]]
-        lines.append((r["metric"], r["unit"], _fmt(r["py"]), _fmt(r["js"]), _fmt(r["raw"]), ratio,
-                      r["target"] or "", met))
+        line: Tuple[str, ...] = (r["metric"], r["unit"], _fmt(r["py"]), _fmt(r["js"]), _fmt(r["raw"]), ratio,
+                                 r["target"] or "", met)
+        if with_base:
+            vs = r.get("vs_base")
+            line += (_fmt(r.get("base")), "-" if vs is None else f"{vs:.2f}x")
+        lines.append(line)
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = []
     for i, line in enumerate(lines):

@@ -90,6 +90,8 @@ class Bench:
             print(text, file=sys.stderr, flush=True)
 
     def order(self, kinds: List[str], rnd: int) -> List[str]:
+        if "py" in kinds:
+            kinds = kinds + ["base"]  # the --baseline checkout does whatever triplit_sync does
         kinds = [k for k in kinds if k in self.args.clients]
         k = rnd % len(kinds) if kinds else 0
         return kinds[k:] + kinds[:k]
@@ -300,7 +302,7 @@ class Bench:
         self.log(f"triplit_sync benchmark  {info['date']}  {info['nproc']} x {info['cpu']}  "
                  f"load {info['loadavg']}  python {info['python']}  node {info['node']}")
         with TriplitTestServer(schema=SCHEMA, storage="memory") as server, \
-                Runner(self.args.timeout) as runner:
+                Runner(self.args.timeout, self.args.baseline) as runner:
             self.server, self.runner = server, runner
             for rnd in range(self.args.rounds):
                 self.log(f"round {rnd + 1}/{self.args.rounds}")
@@ -316,7 +318,7 @@ class Bench:
         out = Path(self.args.json)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({
-            "machine": info, "args": {k: v for k, v in vars(self.args).items()},
+            "machine": info, "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(self.args).items()},
             "summary": rows, "checks": checks, "errors": self.errors, "results": self.results,
         }, indent=1, default=list))
         print(f"\nJSON: {out}")
@@ -387,6 +389,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help="where to write the JSON (default bench/results/latest.json)")
     p.add_argument("--quick", action="store_true", help="1 round, small data: checks the harness, not speed")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument("--baseline", type=Path, default=None,
+                   help="a checkout of an earlier triplit_sync (e.g. a git worktree): its worker runs as "
+                        "client 'base' in the same interleaved rounds, to compare a change with what it replaced")
     args = p.parse_args(argv)
     if args.quick:
         args.rounds, args.n_small, args.n_large = 1, 1000, 3000
@@ -395,6 +400,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         args.s5_subscribers, args.s5_writes = 3, 10
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
     args.clients = [c.strip() for c in args.clients.split(",") if c.strip()]
+    if args.baseline is not None:
+        if not (args.baseline / "bench" / "py_worker.py").is_file():
+            p.error(f"--baseline {args.baseline} is not a triplit_sync checkout with bench/py_worker.py")
+        args.baseline = args.baseline.resolve()
+        args.clients.append("base")
     if "S3" in args.only and "S2" not in args.only:
         args.only.append("S2")
     unknown = [s for s in args.only if s not in SCENARIOS + ("P6", "S3")]
@@ -402,7 +412,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         p.error(f"unknown scenario(s) {unknown}: choose from {', '.join(SCENARIOS)}")
     if "P6" in args.only and "P1" not in args.only:
         args.only.append("P1")
-    bad = [c for c in args.clients if c not in ("py", "js", "raw")]
+    bad = [c for c in args.clients if c not in ("py", "js", "raw", "base")]
     if bad:
         p.error(f"unknown client(s) {bad}: choose from py, js, raw")
     return args

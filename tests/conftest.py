@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 import pytest
 
 import triplit_sync.testing
+import triplit_sync.testing._install
 
 pytest_plugins = ["triplit_sync.pytest_plugin"]
 
@@ -93,8 +94,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item
             item.add_marker(pytest.mark.server)
 
 
-# Every way the suite reaches Node goes through these functions of triplit_sync.testing (the server
-# start, the npm install, the JS client driver).
+# Every way the suite reaches Node goes through these functions of triplit_sync.testing._install (the
+# server start, the npm install, the JS client driver); the package re-exports one of them.
 NODE_ENTRY_POINTS = ("_which", "ensure_server_installed")
 _current: Optional[pytest.Item] = None
 
@@ -114,11 +115,14 @@ def _node_guard(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
 
 def pytest_configure(config: pytest.Config) -> None:
     for name in NODE_ENTRY_POINTS:
-        func = getattr(triplit_sync.testing, name, None)
-        assert func is not None, (f"tests/conftest.py guards triplit_sync.testing.{name}, which is gone: "
+        func = getattr(triplit_sync.testing._install, name, None)
+        assert func is not None, (f"tests/conftest.py guards triplit_sync.testing._install.{name}, which is gone: "
                                   f"update NODE_ENTRY_POINTS to the functions that now start Node")
         if not hasattr(func, "__wrapped__"):
-            setattr(triplit_sync.testing, name, _node_guard(name, func))
+            guarded = _node_guard(name, func)
+            setattr(triplit_sync.testing._install, name, guarded)
+            if hasattr(triplit_sync.testing, name):
+                setattr(triplit_sync.testing, name, guarded)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 
+from ._util.types import StorageKind
+from ._util.version import __version__
 from .client import TriplitClient
-from ._types import StorageKind
-from .data import FetchPolicy, PendingWrite, RowsStream, Transaction
+from .client.data import FetchPolicy, PendingWrite, RowsStream, Transaction
 from .errors import (
     AnyConnectionError,
     AnyQueryError,
@@ -51,7 +52,6 @@ from .session import SessionErrorType, SessionInfo
 from .sync import Subscription
 from .transport import ConnectionStatus
 
-__version__ = "0.1.0"
 
 # A library never configures logging for its users; it only makes sure that records have
 # somewhere harmless to go when the application has not configured any.

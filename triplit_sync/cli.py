@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import List, Optional, TextIO
 
-from . import __version__
+from ._util.version import __version__
 
 DEMO_SCHEMA = Path(__file__).with_name("server") / "demo-schema.json"
 

@@ -22,7 +22,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from ._types import StorageKind
+from ._util.types import StorageKind
 from .testing import TriplitTestServer, shared_server
 
 

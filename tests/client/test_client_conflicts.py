@@ -10,11 +10,11 @@ from typing import Any, Callable, Dict, List
 
 from triplit_sync import TriplitClient, WriteError
 from triplit_sync.http import HttpClient
-from triplit_sync.protocol import ChangesAck, ChangesMessage
 from triplit_sync.testing import TriplitTestServer
+from triplit_sync.wire.messages import ChangesAck, ChangesMessage
 
-from ..support.client import Collector, SentLog, server_rows, wait_equal_to_server
 from ..conftest import SAMPLE_SCHEMA
+from ..support.client import Collector, SentLog, server_rows, wait_equal_to_server
 
 pytest_plugins = ["tests.support.client_fixtures"]  # make_client
 

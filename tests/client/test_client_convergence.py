@@ -17,8 +17,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import random
-from collections import Counter
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -27,7 +27,6 @@ import pytest
 from triplit_sync import TriplitClient
 from triplit_sync.testing import TriplitTestServer
 
-from ..support.rich_schema import rich_schema
 from ..support.client import (
     Collector,
     DriverProcess,
@@ -36,6 +35,7 @@ from ..support.client import (
     python_driver,
     server_rows,
 )
+from ..support.rich_schema import rich_schema
 
 pytest_plugins = ["tests.support.client_fixtures"]  # make_client, rich
 

@@ -12,16 +12,16 @@ from typing import Any, Callable, Dict, Iterator, List
 import pytest
 
 from triplit_sync import TriplitClient
-from triplit_sync.protocol import ChangesAck, ChangesMessage, ConnectQuery, Ping
 from triplit_sync.testing import TriplitTestServer
+from triplit_sync.wire.messages import ChangesAck, ChangesMessage, ConnectQuery, Ping
 
+from ..conftest import SAMPLE_SCHEMA
 from ..support.client import (
     Collector,
     SentLog,
     server_rows,
     wait_equal_to_server,
 )
-from ..conftest import SAMPLE_SCHEMA
 
 pytest_plugins = ["tests.support.client_fixtures"]  # make_client, rich
 

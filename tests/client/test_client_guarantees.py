@@ -16,11 +16,11 @@ import pytest
 
 from triplit_sync import TriplitClient
 from triplit_sync.http import HttpClient
-from triplit_sync.protocol import EntityData
 from triplit_sync.testing import TriplitTestServer
+from triplit_sync.wire.messages import EntityData
 
-from ..support.client import Collector, server_rows, wait_equal_to_server
 from ..conftest import SAMPLE_SCHEMA
+from ..support.client import Collector, server_rows, wait_equal_to_server
 
 pytest_plugins = ["tests.support.client_fixtures"]  # make_client
 
@@ -170,7 +170,7 @@ def test_read_your_writes_in_a_random_mix_of_calls(
 
 
 def test_resume_from_the_checkpoints_millisecond() -> None:
-    from triplit_sync._resume import resume_state
+    from triplit_sync.sync._resume import resume_state
 
     state = resume_state("q", [1_000, 7, "server"], {"t": {"a"}}, {}, {"t": {"a"}}, {}, lambda q: {})
     assert state is not None and state["timestamp"] == [1_000, 0, "server"]

@@ -14,9 +14,10 @@ import pytest
 
 from triplit_sync import TriplitClient
 from triplit_sync.http import HttpClient
-from triplit_sync.protocol import ConnectQuery, EntityData, query_id
 from triplit_sync.testing import TriplitTestServer
+from triplit_sync.wire.messages import ConnectQuery, EntityData, query_id
 
+from ..conftest import SAMPLE_SCHEMA
 from ..support.client import (
     Collector,
     SentLog,
@@ -24,7 +25,6 @@ from ..support.client import (
     server_rows,
     wait_equal_to_server,
 )
-from ..conftest import SAMPLE_SCHEMA
 
 pytest_plugins = ["tests.support.client_fixtures"]  # make_client, rich
 

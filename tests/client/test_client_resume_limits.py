@@ -9,8 +9,8 @@ from triplit_sync import TriplitClient
 from triplit_sync.http import HttpClient
 from triplit_sync.testing import TriplitTestServer
 
-from ..support.client import Collector, wait_equal_to_server
 from ..conftest import SAMPLE_SCHEMA
+from ..support.client import Collector, wait_equal_to_server
 
 pytest_plugins = ["tests.support.client_fixtures"]  # make_client
 

@@ -34,12 +34,12 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import pytest
 
 from triplit_sync import TriplitClient
-from triplit_sync import sync as sync_module
-from triplit_sync.protocol import ConnectQuery
+from triplit_sync.sync import engine as sync_module
 from triplit_sync.testing import TriplitTestServer
+from triplit_sync.wire.messages import ConnectQuery
 
-from ..support.client import Collector, SentLog, normalize, server_rows
 from ..conftest import SAMPLE_SCHEMA
+from ..support.client import Collector, SentLog, normalize, server_rows
 from ..support.relay import Relay
 
 TODOS = {"collectionName": "todos", "order": [["id", "ASC"]]}

@@ -16,6 +16,7 @@ from triplit_sync import TriplitClient
 from triplit_sync.errors import QueryError, TriplitTimeoutError
 from triplit_sync.testing import TriplitTestServer
 
+from ..conftest import SAMPLE_SCHEMA
 from ..support.client import (
     Collector,
     SentLog,
@@ -23,7 +24,6 @@ from ..support.client import (
     server_rows,
     wait_equal_to_server,
 )
-from ..conftest import SAMPLE_SCHEMA
 
 pytest_plugins = ["tests.support.client_fixtures"]  # make_client, rich
 

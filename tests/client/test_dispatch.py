@@ -8,8 +8,8 @@ from typing import List
 
 import pytest
 
-from triplit_sync.dispatch import Dispatcher
 from triplit_sync.errors import ClientClosedError
+from triplit_sync.sync.dispatch import Dispatcher
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_an_exception_is_logged_reported_and_the_next_callback_runs(caplog: pyte
 
     d.submit(bad)
     d.submit(ran.append, "after")
-    with caplog.at_level(logging.ERROR, logger="triplit_sync.dispatch"):
+    with caplog.at_level(logging.ERROR, logger="triplit_sync.sync.dispatch"):
         assert d.flush(5)
     assert ran == ["after"]
     assert len(errors) == 1 and isinstance(errors[0], RuntimeError)

@@ -33,12 +33,18 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from triplit_sync import TriplitClient
 from triplit_sync.errors import EntityNotFoundError, TriplitConnectionError
-from triplit_sync.protocol import ChangesMessage, ConnectQuery, EntityData
 from triplit_sync.testing import TriplitTestServer, shared_server
+from triplit_sync.wire.messages import ChangesMessage, ConnectQuery, EntityData
 
 from ..support.client import Collector, normalize, server_rows
 

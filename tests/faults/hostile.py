@@ -243,7 +243,7 @@ def malformed_values(client: TriplitClient) -> Tuple[List[str], List[str]]:
                             raise ValueError
                     except ValueError:
                         off_schema.append(f"todos/{eid}: created_at={created!r:.40}")
-    for qid, cp in client._engine._checkpoints.items():
+    for qid, cp in client._engine._checkpoints.stamps.items():
         if _bad_timestamp(cp):
             bad.append(f"checkpoint {qid}: {cp!r}")
     return bad, off_schema

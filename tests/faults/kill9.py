@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from tests.support.client import DriverProcess, python_driver, server_rows
 from tests.support.relay import Relay
-from triplit_sync._filelock import FileLock
+from triplit_sync._util.filelock import FileLock
 from triplit_sync.testing import TriplitTestServer
 
 from .common import SCHEMA, Deadline, Result

@@ -15,7 +15,7 @@ from typing import Any, Iterator, List, Tuple
 
 import pytest
 
-from triplit_sync._http_transport import dumps
+from triplit_sync.http._transport import dumps
 from triplit_sync.errors import (
     ClientClosedError,
     InvalidQueryError,

@@ -15,7 +15,7 @@ from jose import jwt
 
 from triplit_sync.errors import InvalidQueryError
 from triplit_sync.query import compile_query, evaluate
-from triplit_sync.query._values import order_key
+from triplit_sync.query._semantics import order_key
 from triplit_sync.query.filters import OPERATORS
 from triplit_sync.testing import TriplitTestServer
 

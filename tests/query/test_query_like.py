@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from triplit_sync.query._values import like_matcher, like_regex
+from triplit_sync.query._semantics import like_matcher, like_regex
 
 PATTERNS = ["%7%", "%ab%", "ab%", "%ab", "ab", "AB", "%a_b%", "a%b", "%", "%%", "", "%\u00e9%", "%k%", "%s%"]
 ALPHABET = ["a", "b", "A", "B", "7", "k", "s", " ", "\n", "\r", "\u2028", "\u212a", "\u017f", "\u00e9", "%", "_"]

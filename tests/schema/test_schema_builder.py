@@ -314,14 +314,15 @@ def test_collection_accepts_json_types_as_well_as_builder_types() -> None:
 def test_docstring_examples_run() -> None:
     import doctest
 
-    import triplit_sync._ids
-    import triplit_sync._schema_builder
-    import triplit_sync._schema_types
-    import triplit_sync._values
-    import triplit_sync.schema
+    import triplit_sync.schema._ids
+    import triplit_sync.schema._builder
+    import triplit_sync.schema._types
+    import triplit_sync.schema._values
+    import triplit_sync.schema.model
+    import triplit_sync._util.jsnumber
 
-    for module in (triplit_sync.schema, triplit_sync._schema_types, triplit_sync._schema_builder,
-                   triplit_sync._values, triplit_sync._ids):
+    for module in (triplit_sync.schema.model, triplit_sync._util.jsnumber, triplit_sync.schema._types, triplit_sync.schema._builder,
+                   triplit_sync.schema._values, triplit_sync.schema._ids):
         result = doctest.testmod(module)
         assert result.failed == 0, module.__name__
-        assert result.attempted > 0 or module is triplit_sync._schema_builder
+        assert result.attempted > 0 or module in (triplit_sync.schema._builder, triplit_sync.schema._values)

@@ -13,9 +13,9 @@ from typing import Any, Dict
 import pytest
 
 from tests.support.schema_samples import SAMPLE_SCHEMA, rich_schema
-from triplit_sync import _codec
-from triplit_sync._values import js_number_str
-from triplit_sync._ids import nanoid, uuid7
+from triplit_sync.schema import _codec
+from triplit_sync._util.jsnumber import js_number_str
+from triplit_sync.schema._ids import nanoid, uuid7
 from triplit_sync.errors import SchemaValidationError
 from triplit_sync.schema import PLAIN, S, Schema
 

@@ -9,10 +9,14 @@ from typing import Iterator, List
 import pytest
 
 from tests.support.session import (
-    SAMPLE_SCHEMA, ClientFactory, Events, WireSpy, client_factory,
+    SAMPLE_SCHEMA,
+    ClientFactory,
+    Events,
+    WireSpy,
+    client_factory,
 )
 from triplit_sync.testing import TriplitTestServer
-from triplit_sync.transport import ConnectionStatus
+from triplit_sync.transport.websocket import ConnectionStatus
 
 
 @pytest.fixture
@@ -46,14 +50,14 @@ def test_end_session_disconnects_forgets_and_keeps_the_local_database(
     got.wait_for(lambda: any(len(v) == 5 for v in got.values("rows")))
     assert client.wait_connected(10)
     # Checkpoints not yet saved (dirty): the close path saves them on the reader thread.
-    assert client._engine.checkpoints() and client._engine._checkpoints_dirty
+    assert client._engine.checkpoints() and client._engine._checkpoints.dirty
     assert (tmp_path / "end" / "session.json").exists()
     started = time.monotonic()
     client.end_session()
     assert time.monotonic() - started < 0.5  # no stall on the reader thread's checkpoint save
     assert client.session is None
     assert client.connection_status is ConnectionStatus.UNINITIALIZED
-    assert not client._refresher.active
+    assert not client._sessions.refresher.active
     assert client._engine.checkpoints() == {}
     assert not (tmp_path / "end" / "session.json").exists()
     rows = client.fetch(client.query("todos"), "local-only")

@@ -11,13 +11,18 @@ import pytest
 from jose import jwt
 
 from tests.support.session import (
-    SAMPLE_SCHEMA, ClientFactory, Events, WireSpy, client_factory, ready_count,
+    SAMPLE_SCHEMA,
+    ClientFactory,
+    Events,
+    WireSpy,
+    client_factory,
+    ready_count,
 )
 from triplit_sync.client import TriplitClient
-from triplit_sync.protocol import UpdateToken
 from triplit_sync.session import SessionErrorType
 from triplit_sync.testing import TriplitTestServer, mint_token
-from triplit_sync.transport import ConnectionStatus
+from triplit_sync.transport.websocket import ConnectionStatus
+from triplit_sync.wire.messages import UpdateToken
 
 
 @pytest.fixture
@@ -63,8 +68,7 @@ def test_token_expired_on_an_idle_client_within_two_seconds_of_exp(
     got = events.wait_count("session_error", timeout=10)
     assert 0 <= got[0][3] - exp <= 2.0, got[0][3] - exp
     # The local give-up timer (exp + 1.5 s) must not report it a second time.
-    for timer in list(client._expiry._timers):
-        timer.join(5)
+    client._sessions.expiry.join(5)
     _assert_once_and_stays_closed(client, events, "TOKEN_EXPIRED")
 
 

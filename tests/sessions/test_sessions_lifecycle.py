@@ -15,7 +15,7 @@ from tests.support.session import Script, iter_lines, run_script, wait_until
 from triplit_sync import TriplitClient
 from triplit_sync.errors import TriplitConnectionError, TriplitTimeoutError
 from triplit_sync.testing import TriplitTestServer
-from triplit_sync.transport import ConnectionStatus
+from triplit_sync.transport.websocket import ConnectionStatus
 
 # Creates a connected client with everything running (subscription, refresh timer, a pending
 # write, a session error callback) and simply returns.
@@ -47,7 +47,7 @@ import json, os, sys
 from triplit_sync import TriplitClient
 def todo(tid):
     return {"id": tid, "text": tid, "completed": False, "owner": "x", "created_at": "2025-01-01T00:00:00.000Z"}
-from triplit_sync._filelock import FileLock
+from triplit_sync._util.filelock import FileLock
 url, token, data_dir = sys.argv[1:4]
 client = TriplitClient(url, token, data_dir=data_dir, name="app")
 assert client.wait_connected(10)

@@ -16,7 +16,14 @@ from typing import Any, Iterator, List
 import pytest
 
 from tests.support.session import (
-    SAMPLE_SCHEMA, ClientFactory, Events, Script, client_factory, iter_lines, run_script, wait_until,
+    SAMPLE_SCHEMA,
+    ClientFactory,
+    Events,
+    Script,
+    client_factory,
+    iter_lines,
+    run_script,
+    wait_until,
 )
 from triplit_sync.errors import StorageLockedError
 from triplit_sync.testing import TriplitTestServer

@@ -11,10 +11,15 @@ import pytest
 from jose import jwt
 
 from tests.support.session import (
-    SAMPLE_SCHEMA, ClientFactory, Events, WireSpy, client_factory, session_errors,
+    SAMPLE_SCHEMA,
+    ClientFactory,
+    Events,
+    WireSpy,
+    client_factory,
+    session_errors,
 )
 from triplit_sync.testing import TriplitTestServer
-from triplit_sync.transport import ConnectionStatus
+from triplit_sync.transport.websocket import ConnectionStatus
 
 
 @pytest.fixture
@@ -75,7 +80,7 @@ def test_the_handler_runs_every_interval_and_never_after_end_session(
     after = len(calls.of("refresh"))
     # Three intervals (and some) with no call; a call would wake this wait early.
     assert not calls.wait_for(lambda: len(calls.of("refresh")) > after, timeout=1.0)
-    assert not client._refresher.active
+    assert not client._sessions.refresher.active
 
 
 def test_a_failing_handler_is_retried_with_backoff_and_reported(

@@ -9,11 +9,16 @@ from typing import Iterator
 import pytest
 
 from tests.support.session import (
-    SAMPLE_SCHEMA, ClientFactory, Events, WireSpy, client_factory, session_errors,
+    SAMPLE_SCHEMA,
+    ClientFactory,
+    Events,
+    WireSpy,
+    client_factory,
+    session_errors,
 )
 from triplit_sync.errors import NoActiveSessionError, TokenDecodingError, TokenExpiredError
 from triplit_sync.testing import TriplitTestServer, mint_token
-from triplit_sync.transport import ConnectionStatus
+from triplit_sync.transport.websocket import ConnectionStatus
 
 
 @pytest.fixture

@@ -11,14 +11,22 @@ import pytest
 from jose import jwt
 
 from tests.support.session import (
-    SAMPLE_SCHEMA, ClientFactory, WireSpy, client_factory, session_errors,
+    SAMPLE_SCHEMA,
+    ClientFactory,
+    WireSpy,
+    client_factory,
+    session_errors,
 )
 from triplit_sync.errors import (
-    NoActiveSessionError, SessionRolesMismatchError, TokenDecodingError, TokenExpiredError, TriplitError,
+    NoActiveSessionError,
+    SessionRolesMismatchError,
+    TokenDecodingError,
+    TokenExpiredError,
+    TriplitError,
 )
-from triplit_sync.protocol import Ping, UpdateToken
 from triplit_sync.testing import TriplitTestServer, mint_token
-from triplit_sync.transport import ConnectionStatus
+from triplit_sync.transport.websocket import ConnectionStatus
+from triplit_sync.wire.messages import Ping, UpdateToken
 
 
 @pytest.fixture
@@ -184,7 +192,7 @@ def test_tokens_never_reach_logs_reprs_or_errors(
             client.update_session_token(tokens[3])
         except SessionRolesMismatchError as e:
             texts.append(str(e))
-        client._refresher.cancel()
+        client._sessions.refresher.cancel()
         client.update_session_token(tokens[2])  # forged: the server closes with UNAUTHORIZED
         errors.wait_count("session_error")
         texts += [repr(client), repr(client.session), repr(client._session)]

@@ -15,8 +15,7 @@ import pytest
 
 from triplit_sync.errors import TokenDecodingError
 from triplit_sync.session import SessionStore, TokenRefresher
-from triplit_sync.testing import mint_token
-from triplit_sync.tokens import (
+from triplit_sync.session.tokens import (
     decode_claims,
     expires_at,
     identity_key,
@@ -24,6 +23,7 @@ from triplit_sync.tokens import (
     match_roles,
     roles_equivalent,
 )
+from triplit_sync.testing import mint_token
 
 SAMPLE_ROLES = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "sample-schema.json").read_text())["roles"]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from triplit_sync import _forkgate
+from triplit_sync._util import forkgate as _forkgate
 from triplit_sync.store import SqliteStore
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")

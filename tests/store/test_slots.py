@@ -16,7 +16,7 @@ import pytest
 from tests.support.session import ClientFactory, Script, client_factory, run_script, wait_until
 from tests.support.slots import DRAINER, WRITER, server_ids
 from triplit_sync import StorageLockedError, TriplitClient
-from triplit_sync._slots import MAX_SLOTS
+from triplit_sync.client._slots import MAX_SLOTS
 from triplit_sync.testing import TriplitTestServer
 
 
@@ -131,7 +131,7 @@ def test_a_second_client_of_a_name_in_one_process_says_to_close_the_first(
 
 
 def test_when_every_slot_is_taken_the_error_says_so(tmp_path: Path) -> None:
-    from triplit_sync._filelock import FileLock
+    from triplit_sync._util.filelock import FileLock
 
     locks = [FileLock(tmp_path / "app" / "lock")] + [
         FileLock(tmp_path / "app" / "slots" / str(n) / "lock") for n in range(1, MAX_SLOTS)]

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from triplit_sync import TriplitClient
-from triplit_sync.protocol import Message
 from triplit_sync.testing import TriplitTestServer
+from triplit_sync.wire.messages import Message
 
 SUPPORT = Path(__file__).resolve().parent  # py_driver.py and js_driver.mjs sit here
 ROOT = SUPPORT.parent.parent

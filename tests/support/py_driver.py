@@ -26,10 +26,9 @@ sys.path.insert(0, __import__("os").path.dirname(__import__("os").path.dirname(_
     __import__("os").path.abspath(__file__)))))
 
 from tests.support.client import Collector, SentLog, normalize  # noqa: E402
-
 from triplit_sync import TriplitClient  # noqa: E402
 from triplit_sync.errors import WriteError  # noqa: E402
-from triplit_sync.protocol import ConnectQuery, EntityData  # noqa: E402
+from triplit_sync.wire.messages import ConnectQuery, EntityData  # noqa: E402
 
 logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any, Dict, List, Tuple
 
-from triplit_sync.query._values import js_number_str
+from triplit_sync._util.jsnumber import js_number_str
 
 
 def _t(type_: str, optional: bool = False, **extra: Any) -> Dict[str, Any]:

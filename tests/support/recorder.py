@@ -6,8 +6,8 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, List
 
-from triplit_sync.protocol import Message
-from triplit_sync.transport import CloseInfo, ConnectionStatus, StatusChange
+from triplit_sync.transport.websocket import CloseInfo, ConnectionStatus, StatusChange
+from triplit_sync.wire.messages import Message
 
 
 class Recorder:

@@ -13,9 +13,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-
 from triplit_sync.client import TriplitClient
-from triplit_sync.protocol import Message
+from triplit_sync.wire.messages import Message
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_SCHEMA = ROOT / "tests" / "fixtures" / "sample-schema.json"

@@ -9,7 +9,7 @@ from triplit_sync.store import LocalStore, MemoryStore, SqliteStore
 
 
 def ch(coll: str, sets: Optional[Dict[str, Any]] = None, deletes: Iterable[str] = ()) -> Dict[str, Any]:
-    """One collection's changes in the shape of triplit_sync._types.Changes."""
+    """One collection's changes in the shape of triplit_sync._util.types.Changes."""
     return {coll: {"sets": dict(sets or {}), "deletes": set(deletes)}}
 
 

@@ -14,11 +14,11 @@ import pytest
 
 from tests.support.mini_triplit import MiniTriplit
 from triplit_sync import TriplitClient
-from triplit_sync._chunks import MAX_BYTES, MAX_PENDING
-from triplit_sync._deepjson import TOO_DEEP, loads_iterative, parse_frame
-from triplit_sync._inbound import too_deep
 from triplit_sync.errors import ProtocolError
 from triplit_sync.testing import mint_token
+from triplit_sync.wire._chunks import MAX_BYTES, MAX_PENDING
+from triplit_sync.wire._deepjson import TOO_DEEP, loads_iterative, parse_frame
+from triplit_sync.wire._inbound import too_deep
 
 FULL = os.environ.get("TRIPLIT_SYNC_FULL") == "1"
 FRAMES = 10_000 if FULL else 300
@@ -66,7 +66,7 @@ def live_query(client: TriplitClient, server: MiniTriplit) -> tuple:
     sub = client.subscribe(client.query("todos"), lambda rows: None, on_error=errors,
                            on_remote_fulfilled=ready.set)
     assert ready.wait(10)
-    qid = sub._live.id
+    qid = sub.live.id
     return sub, qid, errors
 
 
@@ -93,7 +93,7 @@ def assert_sane(client: TriplitClient) -> None:
                 assert v is not TOO_DEEP
                 if isinstance(v, (dict, list)) and v:
                     assert not too_deep(v)
-    for qid, ts in client._engine._checkpoints.items():
+    for qid, ts in client._engine._checkpoints.stamps.items():
         assert (type(ts) is list and len(ts) == 3 and all(type(x) is int and x >= 0 for x in ts[:2])
                 and type(ts[2]) is str), (qid, ts)
 

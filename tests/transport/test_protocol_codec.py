@@ -8,9 +8,10 @@ from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 
-from triplit_sync._envelope import dumps_bytes
 from triplit_sync.errors import ProtocolError, QueryError, ServerError, WriteError
-from triplit_sync.protocol import (
+from triplit_sync.wire._envelope import dumps_bytes
+from triplit_sync.wire.frames import decode_message, encode_message
+from triplit_sync.wire.messages import (
     ChangesAck,
     ChangesMessage,
     Chunk,
@@ -27,9 +28,7 @@ from triplit_sync.protocol import (
     SchemaResponse,
     UpdateToken,
     decode_changes,
-    decode_message,
     encode_changes,
-    encode_message,
 )
 
 TRACES = Path(__file__).resolve().parents[1] / "fixtures" / "traces"

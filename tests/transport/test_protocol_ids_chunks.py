@@ -9,20 +9,11 @@ from typing import Any, Dict, List
 
 import pytest
 
+from triplit_sync._util.redact import redact
 from triplit_sync.errors import ProtocolError
-from triplit_sync.protocol import (
-    DEFAULT_CHUNK_SIZE,
-    ChangesMessage,
-    Chunk,
-    ChunkAssembler,
-    Ping,
-    chunk_message,
-    decode_message,
-    encode_frames,
-    encode_message,
-    query_id,
-    redact,
-)
+from triplit_sync.wire._chunks import ChunkAssembler
+from triplit_sync.wire.frames import chunk_message, decode_message, encode_frames, encode_message
+from triplit_sync.wire.messages import DEFAULT_CHUNK_SIZE, ChangesMessage, Chunk, Ping, query_id
 
 TRACES = Path(__file__).resolve().parents[1] / "fixtures" / "traces"
 

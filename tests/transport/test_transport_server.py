@@ -12,7 +12,9 @@ import pytest
 import websocket
 
 from tests.support.recorder import Recorder
-from triplit_sync.protocol import (
+from triplit_sync.testing import TriplitTestServer, mint_token
+from triplit_sync.transport.websocket import ConnectionStatus, StatusChange, WebSocketTransport
+from triplit_sync.wire.messages import (
     ChangesAck,
     ChangesMessage,
     ConnectQuery,
@@ -25,8 +27,6 @@ from triplit_sync.protocol import (
     UpdateToken,
     query_id,
 )
-from triplit_sync.testing import TriplitTestServer, mint_token
-from triplit_sync.transport import ConnectionStatus, StatusChange, WebSocketTransport
 
 SAMPLE_SCHEMA = json.loads(open("tests/fixtures/sample-schema.json").read())
 

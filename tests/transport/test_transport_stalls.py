@@ -14,10 +14,10 @@ import pytest
 from tests.support.relay import Relay
 from triplit_sync import TriplitClient
 from triplit_sync.testing import TriplitTestServer
-from triplit_sync.transport import ConnectionStatus, StatusChange
+from triplit_sync.transport.websocket import ConnectionStatus, StatusChange
 
-from ..support.client import server_rows
 from ..conftest import SAMPLE_SCHEMA
+from ..support.client import server_rows
 
 
 @pytest.fixture

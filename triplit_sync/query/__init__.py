@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .builder import Query, and_, exists, or_, validate
 from .evaluate import (
     CompiledQuery,
     Source,
@@ -10,7 +11,6 @@ from .evaluate import (
     evaluate_with_dependencies,
     result_dependencies,
 )
-from .builder import Query, and_, exists, or_, validate
 from .prepare import prepare_query
 
 __all__ = [

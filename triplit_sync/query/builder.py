@@ -24,7 +24,7 @@ import copy
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union, cast
 
 from ..errors import InvalidQueryError
-from ._values import to_filter_value
+from ._semantics import to_filter_value
 from .filters import OPERATORS, SET_PREFIX
 from .prepare import prepare_query
 
@@ -228,7 +228,7 @@ class Query:
         if isinstance(cursor, Mapping):
             if not order:
                 raise InvalidQueryError("after(document) needs order() first, to know which values form the cursor")
-            from ._values import MISSING, get_path
+            from ._semantics import MISSING, get_path
 
             values = []
             for attr, _ in order:

@@ -29,7 +29,7 @@ from collections import OrderedDict
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Protocol, Set, Tuple, cast
 
 from ..errors import InvalidQueryError
-from ._values import MISSING, get_path, set_path
+from ._semantics import MISSING, get_path, set_path
 from .execute import Row, Run, row_data
 from .filters import and_all
 from .plan import Plan, compile_plan

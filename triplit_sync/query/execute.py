@@ -9,7 +9,7 @@ import heapq
 from typing import Any, Callable, Dict, List, Optional, Tuple, cast
 
 from ..errors import InvalidQueryError
-from ._values import MISSING, JSSet, NULL_KEY, get_path, order_key, safe_compare, u16
+from ._semantics import MISSING, NULL_KEY, JSSet, get_path, order_key, safe_compare, u16
 from .filters import and_all, bind_resolved, is_variable
 from .plan import INDEXABLE_OPS, Plan
 from .prepare import variable_components

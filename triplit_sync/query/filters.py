@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable, List, Optional, Sequence, cast
 
 from ..errors import InvalidQueryError
-from ._values import (
+from ._semantics import (
     MISSING,
     JSSet,
     js_parse_float,

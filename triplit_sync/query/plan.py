@@ -29,7 +29,7 @@ import copy
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, cast
 
 from ..errors import InvalidQueryError
-from ._values import MISSING, NULL_KEY, get_path, order_key
+from ._semantics import MISSING, NULL_KEY, get_path, order_key
 from .filters import Factory, Predicate, compile_static_filter, is_variable
 from .prepare import variable_components
 

@@ -23,8 +23,15 @@ from __future__ import annotations
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from ..errors import InvalidQueryError
-from ._values import JSSet, MISSING, get_path, iso_date, parse_js_date
-from ._schema import Traverser, attribute_at, collections_of, is_relation, schema_entries, supported_operations
+from ._schema import (
+    Traverser,
+    attribute_at,
+    collections_of,
+    is_relation,
+    schema_entries,
+    supported_operations,
+)
+from ._semantics import MISSING, JSSet, get_path, iso_date, parse_js_date
 from .filters import OPERATORS, SET_PREFIX
 from .simplify import simplify
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Mapping
 
-from .._values import js_number_str
-from ._values import MISSING, JSSet
+from .._util.jsnumber import js_number_str
+from ._semantics import MISSING, JSSet
+
 
 def _hash_value(v: Any) -> str:
     """The server's ``encodeHashValue``: every Set (and object) hashes by ``JSON.stringify``."""

@@ -13,13 +13,17 @@ from __future__ import annotations
 import os
 from typing import Optional, Union
 
-from .._types import StorageKind
+from .._util.types import StorageKind
 from ._changes import deep_merge
+from ._segments import Segment, merge_entry, overlay
 from .base import LocalStore, OutboxEntry
 from .memory import MemoryStore
 from .sqlite import DB_FILENAME, SqliteStore
 
 __all__ = [
+    "Segment",
+    "merge_entry",
+    "overlay",
     "LocalStore",
     "MemoryStore",
     "SqliteStore",

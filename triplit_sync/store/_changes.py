@@ -5,33 +5,15 @@ No state and no locking here; :mod:`.base` builds the store on top of these.
 
 from __future__ import annotations
 
-import json
-from typing import Any, Callable, Dict, Iterable, Mapping, Set
+from typing import Any, Dict, Iterable, Mapping, Set
 
-from .._types import Changes, Timestamp
-
-try:  # orjson is optional: several times faster for the bulk paths (sqlite rows, copies)
-    import orjson
-
-    _orjson: Any = orjson  # Any: mypy must pass with and without orjson installed
-except ImportError:  # pragma: no cover - depends on the environment
-    _orjson = None
+from .._util.jsonio import dumps, loads
+from .._util.types import Changes, Timestamp
 
 __all__ = [
     "deep_merge", "dumps", "loads", "check_changes", "check_doc", "check_ids", "check_owner",
     "check_timestamp", "check_id_map", "copy_doc", "copy_changes", "changes_empty",
 ]
-
-
-if _orjson is not None:
-    dumps: Callable[[Any], bytes] = _orjson.dumps
-    loads: Callable[[Any], Any] = _orjson.loads
-else:  # pragma: no cover - depends on the environment
-
-    def dumps(value: Any) -> bytes:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
-
-    loads = json.loads
 
 
 def deep_merge(base: Mapping[str, Any], patch: Mapping[str, Any]) -> Dict[str, Any]:

@@ -15,8 +15,8 @@ from bisect import bisect_left, bisect_right
 from operator import itemgetter
 from typing import Any, Callable, Dict, Iterable, List, Optional, Set
 
-from .._types import Document
-from ..query._values import order_key
+from .._util.types import Document
+from ..query._semantics import order_key
 
 __all__ = ["OrderIndex", "Predicate"]
 

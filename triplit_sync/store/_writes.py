@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Set, Tuple
 
-from .._types import Document, Timestamp
+from .._util.types import Document, Timestamp
 
 __all__ = ["Writes"]
 

@@ -18,7 +18,7 @@ import threading
 from abc import ABC, abstractmethod
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
-from .._types import Changes, Document, Timestamp
+from .._util.types import Changes, Document, Timestamp
 from ..errors import ClientClosedError
 from ._changes import check_changes, check_doc, check_id_map, check_timestamp, deep_merge, dumps, loads
 from ._index import Indexes, Predicate
@@ -47,6 +47,7 @@ class LocalStore(OutboxMixin, ABC):
     stable snapshot. Documents passed to :meth:`apply_server_changes` become the store's property
     (no copy); documents passed to :meth:`add_local_changes` are copied.
 
+    >>> from triplit_sync.store import MemoryStore
     >>> store = MemoryStore()
     >>> store.apply_server_changes({"todos": {"sets": {"t1": {"id": "t1", "done": False}}, "deletes": set()}},
     ...                            [1, 0, "server"])
@@ -340,21 +341,7 @@ class LocalStore(OutboxMixin, ABC):
         changes: Changes = {coll: {"sets": {}, "deletes": eids} for coll, eids in deletes.items()}
         return self.apply_server_changes(changes, [0, 0, "server"])
 
-    def detach_after_fork(self) -> "LocalStore":
-        """In a forked child: an in-memory copy of the cache and query ids, without the outbox.
-
-        The parent keeps its files and connections (the child must never close or write them)
-        and its pending writes (sending them from the child too would duplicate them).
-        """
-        from .memory import MemoryStore
-
-        child = MemoryStore()
-        child._cache, child._timestamps = self._cache, self._timestamps
-        child._query_ids, child._meta = self._query_ids, self._meta
-        self._abandon_after_fork()
-        return child
-
-    def _abandon_after_fork(self) -> None:
+    def abandon_after_fork(self) -> None:
         """Forget (without closing) what belongs to the parent process."""
 
     # --- query result ids ---------------------------------------------------------------------

@@ -16,6 +16,20 @@ class MemoryStore(LocalStore):
     {'a': 1}
     """
 
+    @classmethod
+    def detached_from(cls, store: LocalStore) -> "MemoryStore":
+        """In a forked child: an in-memory copy of ``store``'s cache and query ids, without the
+        outbox; ``store`` forgets (without closing) what belongs to the parent process.
+
+        The parent keeps its files and connections (the child must never close or write them)
+        and its pending writes (sending them from the child too would duplicate them).
+        """
+        child = cls()
+        child._cache, child._timestamps = store._cache, store._timestamps
+        child._query_ids, child._meta = store._query_ids, store._meta
+        store.abandon_after_fork()
+        return child
+
     def _persist(self, writes: Writes) -> None:
         # the in-memory dicts of LocalStore are the whole state; nothing else to write
         return None

@@ -24,12 +24,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, NoReturn, Optional, Sequence, Set, Tuple, Union
 
-from .._forkgate import section as fork_section
-from .._safefs import check_file, open_nofollow
-from .._types import Document
+from .._util.forkgate import section as fork_section
+from .._util.safefs import check_file, open_nofollow
+from .._util.types import Document
 from ..errors import StorageCorruptError, StorageLockedError, TriplitError
 from ._changes import dumps, loads
-from ._outbox import Segment
+from ._segments import Segment
 from ._writes import Writes
 from .base import LocalStore
 
@@ -354,7 +354,7 @@ class SqliteStore(LocalStore):
             except sqlite3.Error as exc:  # pragma: no cover - close of a healthy connection
                 logger.warning("closing the local database %s failed: %s", self.path, exc)
 
-    def _abandon_after_fork(self) -> None:
+    def abandon_after_fork(self) -> None:
         # Closing the parent's connection from the child could checkpoint its WAL or drop its
         # locks; keeping a reference forever stops garbage collection from closing it.
         _ABANDONED.append(self._conn)
