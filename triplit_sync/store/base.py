@@ -135,6 +135,17 @@ class LocalStore(OutboxMixin, ABC):
                     view[eid] = doc
             return list(view.values())
 
+    def _touched(self, collection: str) -> Tuple[List[Segment], Set[str]]:
+        """The outbox layers writing ``collection`` and the ids they write (their visible form
+        is the overlay, not the cached document)."""
+        layers = [seg for seg in self._layers() if collection in seg.changes]
+        touched: Set[str] = set()
+        for seg in layers:
+            c = seg.changes[collection]
+            touched.update(c["deletes"])
+            touched.update(c["sets"])
+        return layers, touched
+
     #: Collections smaller than this are scanned: an index pays off only on large ones.
     INDEX_MIN_ENTITIES = 2000
 
@@ -152,12 +163,7 @@ class LocalStore(OutboxMixin, ABC):
             cache = self._cache.get(collection) or {}
             if len(cache) < self.INDEX_MIN_ENTITIES:
                 return None
-            layers = [seg for seg in self._layers() if collection in seg.changes]
-            touched: Set[str] = set()
-            for seg in layers:
-                c = seg.changes[collection]
-                touched.update(c["deletes"])
-                touched.update(c["sets"])
+            layers, touched = self._touched(collection)
             index = self._indexes.get(collection, attr, cache)
             if attr == "id" and not index.native_str:
                 return None  # the engine's id order is not the sort key order for non-string ids
@@ -179,14 +185,9 @@ class LocalStore(OutboxMixin, ABC):
             ids = self._indexes.get(collection, attr, cache).equal(value)
             if ids is None:
                 return None
-            layers = [seg for seg in self._layers() if collection in seg.changes]
+            layers, touched = self._touched(collection)
             if not layers:
                 return [cache[eid] for eid in ids]
-            touched: Set[str] = set()
-            for seg in layers:
-                c = seg.changes[collection]
-                touched.update(c["deletes"])
-                touched.update(c["sets"])
             out = [cache[eid] for eid in ids if eid not in touched]
             for eid in touched:
                 doc = self._overlay(collection, eid, cache.get(eid), layers)
