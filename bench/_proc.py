@@ -3,7 +3,8 @@
 Python workers run as ``python -m bench.<module>`` from the repository root, so they import this
 checkout's ``triplit_sync``. The JS worker must sit next to a ``node_modules`` for Node's ESM
 resolution (NODE_PATH does not apply to ``import``), so it is copied into a scratch folder whose
-``node_modules`` is a symlink to the pinned server's install.
+``node_modules`` is a symlink to the pinned JS client's install (better-sqlite3 comes from the
+server's install, named by ``TRIPLIT_SYNC_SERVER_MODULES``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from triplit_sync.testing import ensure_server_installed
+from triplit_sync.testing import ensure_js_client_installed, ensure_server_installed
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -53,7 +54,9 @@ class Runner:
         self._scratch = Path(tempfile.mkdtemp(prefix="triplit-bench-"))
         self.js_dir = self._scratch / "js"
         self.js_dir.mkdir()
-        os.symlink(ensure_server_installed() / "node_modules", self.js_dir / "node_modules")
+        os.symlink(ensure_js_client_installed() / "node_modules", self.js_dir / "node_modules")
+        # better-sqlite3 (the JS client's durable storage in P4) is built once, in the server's install.
+        self.server_modules = ensure_server_installed() / "node_modules"
         (self.js_dir / "package.json").write_text('{"type": "module", "private": true}\n')
         for script in (BENCH_DIR / "js").glob("*.mjs"):
             shutil.copy2(script, self.js_dir / script.name)
@@ -114,6 +117,7 @@ class Runner:
         cmd, cwd = self.command(kind)
         env = dict(os.environ)
         env["PYTHONPATH"] = str(cwd) + os.pathsep + env.get("PYTHONPATH", "")
+        env["TRIPLIT_SYNC_SERVER_MODULES"] = str(self.server_modules)
         try:
             proc = subprocess.run(
                 cmd, cwd=cwd, env=env, input=json.dumps(job), text=True,

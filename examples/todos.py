@@ -11,9 +11,8 @@ import os
 import sys
 import tempfile
 from contextlib import ExitStack
-from pathlib import Path
 
-from triplit_sync import TriplitClient, WriteError
+from triplit_sync import DEMO_SCHEMA, TriplitClient, WriteError
 from triplit_sync.testing import TriplitTestServer
 
 
@@ -23,7 +22,7 @@ def say(text: str) -> None:
     sys.stdout.write(text + "\n")
 
 
-SCHEMA = Path(__file__).resolve().parent.parent / "triplit_sync" / "server" / "demo-schema.json"
+SCHEMA = DEMO_SCHEMA  # the schema `triplit-sync dev` serves
 
 
 def main(url: str, token: str, schema: str, data_dir: str) -> None:
@@ -65,4 +64,4 @@ if __name__ == "__main__":
             main(os.environ["TRIPLIT_URL"], os.environ["TRIPLIT_TOKEN"], os.environ.get("TRIPLIT_SCHEMA"), data_dir)
         else:
             server = stack.enter_context(TriplitTestServer(SCHEMA))
-            main(server.url, server.user_token("dev-user"), str(SCHEMA), data_dir)
+            main(server.url, server.user_token("dev-user"), SCHEMA, data_dir)

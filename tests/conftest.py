@@ -61,7 +61,7 @@ def fail_on_thread_exceptions() -> Iterator[None]:
 # Fixtures that give a test a running server; any fixture whose body starts one (module-local fixtures
 # such as ``plain_server`` or ``durable``) is found by _starts_server.
 SERVER_FIXTURES = {"triplit", "triplit_server", "rich"}
-_STARTS_SERVER = re.compile(r"\b(shared_server|TriplitTestServer|js_driver|ensure_server_installed)\(")
+_STARTS_SERVER = re.compile(r"\b(shared_server|TriplitTestServer|js_driver|ensure_server_installed|ensure_js_client_installed)\(")
 _fixture_verdicts: Dict[Any, bool] = {}
 
 
@@ -96,7 +96,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item
 
 # Every way the suite reaches Node goes through these functions of triplit_sync.testing._install (the
 # server start, the npm install, the JS client driver); the package re-exports one of them.
-NODE_ENTRY_POINTS = ("_which", "ensure_server_installed")
+NODE_ENTRY_POINTS = ("_which", "ensure_server_installed", "ensure_js_client_installed")
 _current: Optional[pytest.Item] = None
 
 

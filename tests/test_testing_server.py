@@ -271,3 +271,35 @@ def test_dev_command_tokens_work_and_it_stops_cleanly(stop_signal: int) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.server  # the server runs in a child process, out of the guard's sight
+def test_dev_command_accepts_a_providers_key_and_claims_path(tmp_path: Path) -> None:
+    from triplit_sync.testing import auth0_claims, generate_key_pair
+
+    keys = generate_key_pair()
+    key_file = tmp_path / "provider.pem"
+    key_file.write_text(keys.public_pem)
+    proc = subprocess.Popen([sys.executable, "-m", "triplit_sync", "dev", "--port", "0", "--claims-path",
+                             "https://triplit/claims", "--external-key", str(key_file)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
+    try:
+        info = _read_dev_output(proc)
+        probe = TriplitTestServer()
+        probe.port = int(info["url"].rsplit(":", 1)[1])
+        assert _fetch_status(probe, info["service"]) == 200  # internal tokens work as before
+        namespaced = keys.sign(auth0_claims("auth0|alice"), expires_in=60)
+        assert _fetch_status(probe, namespaced) == 200
+        flat = keys.sign({"sub": "auth0|alice"}, expires_in=60)  # nothing at the claims path
+        assert _fetch_status(probe, flat) == 500
+        assert _fetch_status(probe, mint_token(probe.secret, auth0_claims("auth0|alice"))) == 401
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    missing = subprocess.run([sys.executable, "-m", "triplit_sync", "dev", "--external-key",
+                              str(tmp_path / "nope.pem")], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "--external-key" in missing.stdout

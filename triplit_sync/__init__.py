@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import logging
 
+from ._util.rows import Rows
 from ._util.types import StorageKind
 from ._util.version import __version__
 from .client import TriplitClient
+from .client._changes import ChangesStream, RowChanges
+from .client._pages import ExpandingSubscription, Page, PagedSubscription
+from .client._status import QueryState, QueryStatus, StatusSubscription
 from .client.data import FetchPolicy, PendingWrite, RowsStream, Transaction
 from .errors import (
     AnyConnectionError,
@@ -48,8 +52,9 @@ from .errors import (
 from .http import HttpClient
 from .query import Query, and_, exists, or_
 from .schema import Collection, Relation, S, Schema
-from .session import SessionErrorType, SessionInfo
-from .sync import Subscription
+from .schema._demo import DEMO_SCHEMA
+from .session import SessionErrorType, SessionInfo, mint_token
+from .sync import OutcomeStatus, RejectedWrite, Subscription, WriteOutcome
 from .transport import ConnectionStatus
 
 
@@ -65,22 +70,33 @@ __all__ = [
     "AnyStorageError",
     "AnyWriteError",
     "AuthenticationError",
+    "ChangesStream",
     "ClientClosedError",
     "Collection",
     "ConnectionStatus",
+    "DEMO_SCHEMA",
     "EntityNotFoundError",
+    "ExpandingSubscription",
     "FetchPolicy",
     "HttpClient",
     "InvalidQueryError",
     "NoActiveSessionError",
     "NotFoundError",
+    "OutcomeStatus",
+    "Page",
+    "PagedSubscription",
     "PayloadTooLargeError",
     "PendingWrite",
     "PermissionDeniedError",
     "ProtocolError",
     "Query",
     "QueryError",
+    "QueryState",
+    "QueryStatus",
+    "RejectedWrite",
     "Relation",
+    "RowChanges",
+    "Rows",
     "RowsStream",
     "S",
     "Schema",
@@ -93,6 +109,7 @@ __all__ = [
     "SessionErrorType",
     "SessionInfo",
     "SessionRolesMismatchError",
+    "StatusSubscription",
     "StorageCorruptError",
     "StorageKind",
     "StorageLockedError",
@@ -106,7 +123,9 @@ __all__ = [
     "TriplitError",
     "TriplitTimeoutError",
     "WriteError",
+    "WriteOutcome",
     "and_",
     "exists",
+    "mint_token",
     "or_",
 ]

@@ -6,6 +6,7 @@
 
 import { readFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { createRequire } from 'node:module';
 // The client needs a browser-style global WebSocket: Node's own (undici), built in from Node 22 and
 // behind --experimental-websocket on Node 20/21 (the harness adds the flag). This subclass also counts
 // the text frame payload bytes in each direction: the same thing the Python side counts.
@@ -47,7 +48,8 @@ async function makeClient({ durable = false, connect = true } = {}) {
   if (durable) {
     // The JS client's durable storage in Node: the SQLite KV store on better-sqlite3.
     const { SQLiteKVStore } = await import('@triplit/client/storage/sqlite');
-    const { default: Database } = await import('better-sqlite3');
+    // better-sqlite3 is built once, in the server's install (bench/_proc.py names its node_modules).
+    const Database = createRequire(join(process.env.TRIPLIT_SYNC_SERVER_MODULES, '..', 'package.json'))('better-sqlite3');
     mkdirSync(job.data_dir, { recursive: true });
     db = new Database(join(job.data_dir, `${job.name}.sqlite`));
     storage = new SQLiteKVStore(db);

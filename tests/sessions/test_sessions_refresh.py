@@ -234,3 +234,54 @@ def test_the_first_call_is_never_sooner_than_one_second_from_now() -> None:
     assert 8.5 < refresher.delay_for(time.time() + 10, None) <= 9.0  # type: ignore[operator]
     assert refresher.delay_for(time.time() + 10, 0.2) == 0.2  # an interval wins
     assert refresher.delay_for(None, None) is None  # a token without exp and no interval: no timer
+
+
+def test_an_expired_token_and_a_failing_handler_have_one_caller_and_one_backoff(
+        triplit: TriplitTestServer, clients: ClientFactory) -> None:
+    calls = Events()
+    down = threading.Event()
+    down.set()
+
+    def handler() -> str:
+        calls.add("refresh", time.monotonic())
+        if down.is_set():
+            raise RuntimeError("auth server down")
+        return triplit.user_token("alice", expires_in=600)
+
+    client = clients(triplit.url, triplit.user_token("alice", expires_in=-30), refresh_handler=handler,
+                     auto_connect=False)
+    errors = session_errors(client)
+    # A transport retrying this fast would call the handler many times if its attempts still did.
+    client._transport.backoff_initial, client._transport.backoff_max = 0.05, 0.1
+    client.connect()
+    got = calls.wait_count("refresh", 3, timeout=10)
+    times = [v for _, v, _, _ in got]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert 0.9 <= gaps[0] <= 1.6 and 1.9 <= gaps[1] <= 2.6, gaps  # the refresher's backoff, alone
+    assert {thread for _, _, thread, _ in got} == {"triplit-token-refresh"}  # never the connection's thread
+    assert not calls.wait_for(lambda: len(calls.of("refresh")) > 3, timeout=2.0)  # next one 4 s later
+    assert len(errors.wait_count("refresh_error", 3)) == 3  # each failure reported once
+    assert client.connection_status is ConnectionStatus.CONNECTING and not client._transport.is_ready
+    down.clear()
+    assert client.wait_connected(10)  # the waiting attempt connects with the retry's token
+    assert len(calls.of("refresh")) == 4 and errors.of("session_error") == []
+    assert client.session is not None and client.session.expires_at is not None
+
+
+def test_end_session_ends_a_connection_attempt_waiting_for_a_refresh(
+        triplit: TriplitTestServer, clients: ClientFactory) -> None:
+    calls = Events()
+
+    def handler() -> str:
+        calls.add("refresh")
+        raise RuntimeError("auth server down")
+
+    client = clients(triplit.url, triplit.user_token("alice", expires_in=-30), refresh_handler=handler)
+    calls.wait_count("refresh", 1)
+    runner = client._transport._runner
+    client.end_session()
+    assert runner is not None
+    runner.join(2)
+    assert not runner.is_alive()
+    assert not calls.wait_for(lambda: len(calls.of("refresh")) > 1, timeout=1.5)
+    assert client.connection_status is ConnectionStatus.UNINITIALIZED

@@ -194,3 +194,71 @@ def test_refresh_finishing_after_cancel_is_discarded() -> None:
         if thread.name == "triplit-token-refresh":
             thread.join(5)
     assert applied == []
+
+
+def test_claims_at_a_path_give_roles_identity_and_claims_but_not_the_expiry() -> None:
+    from triplit_sync.session import Session
+    from triplit_sync.session.tokens import check_claims_path, claims_at_path
+
+    payload = {"sub": "auth0|x", "exp": 2_000_000_000, "https://t/c": {"app": {"sub": "alice", "role": "admin"}}}
+    assert claims_at_path(payload, "https://t/c.app") == {"sub": "alice", "role": "admin"}
+    assert claims_at_path(payload, None) == payload
+    internal = {"x-triplit-token-type": "secret", "exp": 1}
+    assert claims_at_path(internal, "https://t/c.app") == internal  # the server's own tokens: the top
+    for missing in ("nope", "https://t/c.app.sub", "https://t/c.nope"):
+        with pytest.raises(TokenDecodingError, match="claims_path"):
+            claims_at_path(payload, missing)
+    for bad in ("", "a..b", ".a", 3):
+        with pytest.raises(ValueError):
+            check_claims_path(bad)
+
+    token = mint_token("s", payload)
+    session = Session(token, SAMPLE_ROLES, claims_path="https://t/c.app")
+    assert session.claims == {"sub": "alice", "role": "admin"}
+    assert session.roles == {"user": {"userId": "alice"}, "admin": {}}
+    assert session.expires_at == 2_000_000_000 and not session.is_expired()
+    assert session.identity == Session(mint_token("s", {"sub": "alice", "role": "admin"}), SAMPLE_ROLES).identity
+    info = session.info("OPEN")
+    assert info.claims == {"sub": "alice", "role": "admin"} and info.expires_at is not None
+    expired = Session(mint_token("s", {**payload, "exp": 1}), SAMPLE_ROLES, claims_path="https://t/c.app")
+    assert expired.is_expired()  # the top-level exp, though the claims at the path have none
+
+
+def test_renew_now_runs_the_handler_at_once_but_never_cuts_a_backoff_short() -> None:
+    rec = _Recorder()
+    outcomes: List[object] = [RuntimeError("down"), "ok"]
+
+    def handler() -> str:
+        with rec.lock:
+            rec.calls.append(time.monotonic())
+            outcome = outcomes.pop(0)
+        rec.event.set()
+        if isinstance(outcome, Exception):
+            raise outcome
+        return str(outcome)
+
+    refresher = TokenRefresher(rec.applied.append, rec.failures.append, first_backoff=0.5)
+    refresher.schedule(handler, None, time.time() + 3600)  # due in an hour
+    seen = refresher.attempts()
+    start = time.monotonic()
+    assert refresher.renew_now()
+    refresher.wait_attempt(seen, 5)
+    assert rec.calls and rec.calls[0] - start < 0.5  # now, not in an hour
+    assert refresher.attempts() == seen + 1 and len(rec.failures) == 1
+    for _ in range(5):
+        assert refresher.renew_now()  # the retry's backoff stands: no extra calls
+    rec.wait_calls(2)
+    refresher.cancel()
+    assert rec.calls[1] - rec.calls[0] >= 0.45 and len(rec.calls) == 2 and rec.applied == ["ok"]
+    assert not refresher.renew_now()  # no handler after cancel
+
+
+def test_session_variables_follow_the_servers_normalization() -> None:
+    from triplit_sync.session import Session
+    from triplit_sync.session.tokens import session_variables
+
+    assert session_variables({"scope": "a b", "x-triplit-user-id": "u"}) == {
+        "SESSION_USER_ID": "u", "x-triplit-user-id": "u", "scope": "a b", "_scope": ["a", "b"]}
+    assert session_variables({"scope": "a", "_scope": "mine"})["_scope"] == "mine"
+    session = Session(mint_token("s", {"sub": "al", "scope": "read write"}), None)
+    assert session.variables["_scope"] == ["read", "write"] and "_scope" not in session.claims

@@ -308,9 +308,9 @@ def python_driver(**options: Any) -> DriverProcess:
 
 def js_driver() -> DriverProcess:
     """The official @triplit/client 1.0.50 under Node (tests/support/js_driver.mjs)."""
-    from triplit_sync.testing import ensure_server_installed
+    from triplit_sync.testing import ensure_js_client_installed
 
-    folder = ensure_server_installed()
+    folder = ensure_js_client_installed()
     node = os.environ.get("TRIPLIT_SYNC_NODE", "node")
     version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True).stdout
     major = int(version.strip().lstrip("v").split(".")[0])

@@ -2,7 +2,7 @@
 //
 // Needs a global WebSocket (Node 22+, or Node 20/21 with --experimental-websocket).
 // Run from a folder whose node_modules holds @triplit/client (the one
-// triplit_sync.testing.ensure_server_installed() returns): NODE_PATH is not used by ESM, so
+// triplit_sync.testing.ensure_js_client_installed() returns): NODE_PATH is not used by ESM, so
 // the test passes that folder as argv[2] and the imports are resolved from it.
 //
 // One JSON request per stdin line: {"id": n, "cmd": "...", ...}; one reply per request on

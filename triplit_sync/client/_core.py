@@ -15,7 +15,7 @@ import os
 import threading
 import time
 import weakref
-from typing import Any, Callable, Optional, Set, Union
+from typing import Any, Callable, Mapping, Optional, Set, Union
 
 from .._util.redact import redact
 from .._util.types import StorageKind
@@ -23,13 +23,13 @@ from ..errors import ClientClosedError, NoActiveSessionError, TokenExpiredError,
 from ..schema import Schema
 from ..session import Session, SessionErrorType
 from ..session.manager import RefreshHandler, SessionErrorCallback, SessionManager
-from ..session.tokens import is_expired
 from ..store import LocalStore
 from ..sync import UNOWNED, SyncEngine
 from ..sync.dispatch import Dispatcher
 from ..transport import CloseInfo, ConnectionStatus, Transport, WebSocketTransport
 from ..wire.messages import EntityData, Message, Ping, Ready, UpdateToken
 from ._slots import forget_names_after_fork
+from ._status_callbacks import StatusCallbacks
 from ._storage import ClientStorage
 from .data import DataAPI
 
@@ -49,6 +49,9 @@ class ClientCore:
     ``transport``, ``dispatcher`` and ``data``, wired together. ``owner`` is the facade (named
     in the message a second client of the same name in this process gets)."""
 
+    transport: Transport
+    engine: SyncEngine
+
     def __init__(
         self,
         owner: Any,
@@ -65,6 +68,8 @@ class ClientCore:
         timeout: Optional[float],
         on_session_error: Optional[SessionErrorCallback],
         transport_factory: Optional[TransportFactory] = None,
+        claims_path: Optional[str] = None,
+        variables: Optional[Mapping[str, Any]] = None,
     ) -> None:
         self.server_url, self.timeout, self.schema = server_url, timeout, schema
         self._resume_margin = resume_margin
@@ -75,12 +80,16 @@ class ClientCore:
         self.http_client: Any = None
         self._connect_token: Optional[str] = None  # the token the current connection was opened with
         self._fork_pending: Optional[str] = None  # in a forked child until first use: what to start
-        self.data = DataAPI(self, schema)
+        self.data = DataAPI(self, schema, variables)
         self.dispatcher = Dispatcher(error_hook=_callback_failed, name="triplit-callbacks")
         self.sessions = SessionManager(
             lock=self.lock, roles=schema.roles if schema is not None else None, server_url=server_url,
             persist_token=persist_token, submit=self._submit, on_refreshed=self._apply_refreshed_token,
-            probe_expiry=self._probe_expiry, expired=self._expired)
+            probe_expiry=self._probe_expiry, expired=self._expired, claims_path=claims_path)
+        self.status_callbacks = StatusCallbacks(
+            has_session=lambda: self.sessions.current is not None, transport_status=lambda: self.transport.status,
+            submit=self._submit)
+        self.sessions.on_change(self.status_callbacks.session_changed)
         if on_session_error is not None:
             self.sessions.on_error(on_session_error)
         self.storage = ClientStorage(owner, name, storage, server_url, data_dir, self._writes_moved_in)
@@ -136,7 +145,7 @@ class ClientCore:
 
     def _new_transport(self) -> Transport:
         schema = self.schema
-        return self._transport_factory(
+        transport = self._transport_factory(
             self.server_url,
             token_provider=self._token_for_connect,
             on_message=self._on_message,
@@ -147,6 +156,8 @@ class ClientCore:
             schema_provider=(lambda: schema.to_json()) if schema is not None else None,
             error_hook=_transport_failed,
         )
+        self.status_callbacks.attach(transport)
+        return transport
 
     @property
     def connection_status(self) -> ConnectionStatus:
@@ -167,7 +178,7 @@ class ClientCore:
         except TriplitError as e:
             logger.warning("not resuming the stored session: %s", e)
             return
-        if is_expired(session.claims) and handler is None:
+        if session.is_expired() and handler is None:
             logger.info("the stored session's token has expired and there is no refresh handler; "
                         "call start_session() with a new token")
             return
@@ -176,7 +187,7 @@ class ClientCore:
     def start_session(self, token: str, auto_connect: bool, handler: Optional[RefreshHandler],
                       interval: Optional[float]) -> None:
         session = self.sessions.new(token, handler, interval)
-        if is_expired(session.claims) and handler is None:
+        if session.is_expired() and handler is None:
             raise TokenExpiredError("the token has expired; pass a fresh token or a refresh_handler")
         with self.lock:
             current = self.sessions.current
@@ -264,8 +275,9 @@ class ClientCore:
         if self.sessions.current is not session or not self.transport.is_ready:
             return
         logger.info("the token expired and the server did not close the connection; closing it")
-        self.sessions.emit_error(SessionErrorType.TOKEN_EXPIRED)
+        # Closed first: the callback finds the client as a server-sent TOKEN_EXPIRED leaves it.
         self.transport.disconnect()
+        self.sessions.emit_error(SessionErrorType.TOKEN_EXPIRED)
 
     def _save_session(self) -> None:
         self.sessions.save(self.engine.checkpoints())
@@ -285,32 +297,11 @@ class ClientCore:
         return self.transport.wait_ready(timeout)
 
     def _token_for_connect(self) -> Optional[str]:
-        """Before every connection attempt (transport thread): renew an expired token first."""
-        session = self.sessions.current
-        if session is None:
-            return None
-        handler = session.refresh_handler
-        if is_expired(session.claims) and handler is not None:
-            try:
-                token = handler()
-                if token is None:
-                    raise ValueError("the refresh handler returned None")
-                with self.lock:
-                    if self.sessions.current is not session:
-                        return self._token_for_connect()  # the session changed while the handler ran
-                    self.set_token(token)
-            except Exception as e:
-                logger.warning("could not renew the expired token before connecting (%s: %s); will retry",
-                               type(e).__name__, redact(str(e)))
-                self.sessions.refresh_failed(e)
-                raise  # a failed attempt: the transport retries with its backoff
-            session = self.sessions.current
-            if session is None:
-                return None
-        # Without a handler an expired token still goes to the server, the judge of expiry
-        # (clocks differ): it answers UNAUTHORIZED, which reaches on_session_error.
-        self._connect_token = session.token
-        return session.token
+        """Before every connection attempt (transport thread): the session's token, renewed by
+        the refresher first when it has expired (session/manager.py)."""
+        token = self.sessions.token_for_connect(lambda: not self.closed and self.transport.wants_connection)
+        self._connect_token = token
+        return token
 
     def _on_message(self, msg: Message) -> None:
         if isinstance(msg, Ready):

@@ -26,6 +26,7 @@ from typing import (
 )
 
 from .._util.callbacks import wait_until
+from .._util.rows import Rows
 from .._util.timeouts import DEFAULT, TimeoutArg, resolve
 from .._util.types import Document, QueryJSON
 from ..errors import (
@@ -37,10 +38,13 @@ from ..errors import (
     WriteError,
 )
 from ..query import Query, compile_query
+from ..query._globals import bind_global_variables, normalize_global_variables
 from ..schema import PLAIN, PlainCodec, Schema
 from ..session import Session
 from ..store import LocalStore, Segment, merge_entry, overlay
-from ..sync import UNOWNED, QueryRunner, Subscription, SyncEngine
+from ..sync import UNOWNED, QueryRunner, Subscription, SyncEngine, WriteOutcome
+from ._data_more import DataOwner, MoreData
+from ._txreads import TransactionReads
 
 __all__ = ["DataAPI", "DataOwner", "FetchPolicy", "PendingWrite", "RowsStream", "Transaction", "FETCH_POLICIES"]
 
@@ -85,26 +89,6 @@ def _collection_names(value: Any, out: Set[str]) -> Set[str]:
     return out
 
 
-class DataOwner(Protocol):
-    """What the data API needs of the client that owns it. ``store``, ``engine`` and
-    ``session`` are read at every call: a fork or a slot claim replaces them."""
-
-    @property
-    def server_url(self) -> str: ...
-    @property
-    def timeout(self) -> Optional[float]: ...
-    @property
-    def store(self) -> LocalStore: ...
-    @property
-    def engine(self) -> SyncEngine: ...
-    @property
-    def session(self) -> Optional[Session]: ...
-    def wants_connection(self) -> bool:
-        """A session exists and wants the server (also while waiting out a reconnect backoff)."""
-    def check_open(self) -> None:
-        """Raise for a closed client (in a forked child: claim its slot first)."""
-
-
 class _Runner(QueryRunner):
     """Evaluates queries over the client's store with its schema and session variables."""
 
@@ -116,15 +100,16 @@ class _Runner(QueryRunner):
 
     def _compiled(self, query: QueryJSON) -> Any:
         session = self._data._owner.session
-        claims = dict(session.claims) if session is not None else {}
+        claims = session.variables if session is not None else {}
         schema = self._data._schema_json
         hit = self._memo.get(id(query))
         if hit is not None and hit[0] is query and hit[1] is schema and hit[2] == claims:
             return hit[3]
+        # $global: {} for references left in the query (no value, schema relations), as the server has
         compiled = compile_query(query, schema=schema, variables={"$session": claims, "$global": {}})
         if len(self._memo) >= 1024:
             self._memo.clear()
-        self._memo[id(query)] = (query, schema, claims, compiled)
+        self._memo[id(query)] = (query, schema, copy.deepcopy(claims), compiled)
         return compiled
 
     def run(self, query: QueryJSON) -> Tuple[List[Document], Dict[str, Set[str]]]:
@@ -145,16 +130,50 @@ class _Runner(QueryRunner):
         return [decode(row) for row in rows]
 
 
-class DataAPI:
-    """Queries and writes; :class:`TriplitClient` owns one and offers each method."""
+class _ReadsOf:
+    """A data API as a transaction's reads see it (``_txreads.Reader``)."""
 
-    def __init__(self, owner: DataOwner, schema: Optional[Schema]) -> None:
+    def __init__(self, data: "DataAPI") -> None:
+        self._data = data
+
+    def check_open(self) -> None:
+        self._data._owner.check_open()
+
+    @property
+    def store(self) -> LocalStore:
+        return self._data._owner.store
+
+    def query_json(self, query: Any) -> QueryJSON:
+        return self._data.query_json(query)
+
+    def decode(self, query: QueryJSON, rows: List[Document]) -> List[Row]:
+        return self._data.runner.decode(query, rows)
+
+    def run_over(self, query: QueryJSON, source: Any) -> List[Document]:
+        return self._data.runner_over(query, source)
+
+
+class DataAPI:
+    """Queries and writes; :class:`TriplitClient` owns one and offers each method (and those of
+    its :attr:`more`, a :class:`MoreData`)."""
+
+    def __init__(self, owner: DataOwner, schema: Optional[Schema],
+                 variables: Optional[Mapping[str, Any]] = None) -> None:
         self._owner = owner
+        #: the global variables, written into each query as it is fetched or subscribed
+        #: (query/_globals.py: the server never sees the client's own); replaced whole, never mutated
+        self.global_variables: Mapping[str, Any] = normalize_global_variables(variables)
         self._schema = schema
         #: the schema's JSON, made once: compiled queries are cached per schema object
         self._schema_json = schema.to_json() if schema is not None else None
         #: how the sync engine evaluates this client's queries
         self.runner: QueryRunner = _Runner(self)
+        #: own-write outcomes, rejected writes, sync state, paged / background / changes subscriptions
+        self.more = MoreData(owner, schema, self)
+
+    def update_global_variables(self, variables: Mapping[str, Any]) -> None:
+        """Replace the global variables (see ``TriplitClient.update_global_variables``)."""
+        self.global_variables = normalize_global_variables(variables)
 
     # ------------------------------------------------------------------ queries
 
@@ -169,12 +188,14 @@ class DataAPI:
         """
         return Query(collection, schema=self._schema_json)
 
-    def _query_json(self, query: QueryArg) -> QueryJSON:
+    def query_json(self, query: QueryArg) -> QueryJSON:
+        """``query`` as the engine takes it: CollectionQuery JSON with the global variables
+        bound, compiled once so that a bad query raises here, at the call."""
         to_json = getattr(query, "to_json", None)
         data = to_json() if callable(to_json) else query
         if not isinstance(data, Mapping) or not isinstance(data.get("collectionName"), str):
             raise InvalidQueryError(f"expected a Query or a CollectionQuery dict with a collectionName, got {query!r:.200}")
-        data = dict(data)
+        data = bind_global_variables(data, self.global_variables)
         self._owner.engine.runner.collections(data)  # compiles it: a bad query raises here, at the call
         return data
 
@@ -204,7 +225,7 @@ class DataAPI:
         explicit = timeout is not DEFAULT
         timeout = resolve(timeout, self._owner.timeout)
         self._owner.check_open()
-        q = self._query_json(query)
+        q = self.query_json(query)
         engine = self._owner.engine
         if policy == "local-only":
             return self._local(q)
@@ -237,9 +258,14 @@ class DataAPI:
         finally:
             engine.release(live)
 
+    def runner_over(self, q: QueryJSON, source: Any) -> List[Document]:
+        """Evaluate ``q`` over another source than the store (a transaction's view)."""
+        assert isinstance(self.runner, _Runner)
+        return self.runner._compiled(q).run(source)  # type: ignore[no-any-return]
+
     def _local(self, q: QueryJSON) -> List[Row]:
         rows = self._owner.engine.run_local(q)
-        return self._owner.engine.runner.decode(q, rows)
+        return Rows(self._owner.engine.runner.decode(q, rows))  # a list that Jupyter shows as a table
 
     def _wants_connection(self) -> bool:
         return self._owner.wants_connection()
@@ -247,7 +273,7 @@ class DataAPI:
     def fetch_one(self, query: QueryArg, policy: FetchPolicy = "local-first",
                   timeout: TimeoutArg = DEFAULT) -> Optional[Row]:
         """The first result of ``query`` or ``None``."""
-        q = self._query_json(query)
+        q = self.query_json(query)
         q["limit"] = 1
         rows = self.fetch(q, policy, timeout)
         return rows[0] if rows else None
@@ -284,7 +310,7 @@ class DataAPI:
             if cb is not None and not callable(cb):
                 raise TypeError(f"{label} must be callable")
         self._owner.check_open()
-        return self._owner.engine.subscribe(self._query_json(query), on_results, on_error, local_only=local_only,
+        return self._owner.engine.subscribe(self.query_json(query), on_results, on_error, local_only=local_only,
                                       on_remote_fulfilled=on_remote_fulfilled,
                                       offline=not self._wants_connection())
 
@@ -301,7 +327,7 @@ class DataAPI:
         """
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
-        return RowsStream(self, self._query_json(query), timeout, local_only)
+        return RowsStream(self, self.query_json(query), timeout, local_only)
 
     # ------------------------------------------------------------------ writes
 
@@ -402,7 +428,9 @@ class DataAPI:
 
 
 class Transaction:
-    """Writes collected by :meth:`DataAPI.transact`, stored and sent together on exit.
+    """Writes collected by :meth:`DataAPI.transact`, stored and sent together on exit; reads
+    (``fetch``, ``fetch_one``, ``fetch_by_id``) that see them; and, once it has ended, the
+    :attr:`outcome` of its writes.
 
     They are merged per entity by the outbox's own rules (one outbox segment, not yet stored).
     """
@@ -411,6 +439,36 @@ class Transaction:
         self._client = client
         self._segment = Segment(0, UNOWNED)
         self._done = False
+        self._outcome: Optional[WriteOutcome] = None
+        self._reads = TransactionReads(_ReadsOf(client), self._segment)
+
+    def fetch(self, query: Any) -> List[Row]:
+        return self._reads.fetch(query)
+
+    def fetch_one(self, query: Any) -> Optional[Row]:
+        return self._reads.fetch_one(query)
+
+    def fetch_by_id(self, collection: str, entity_id: str) -> Optional[Row]:
+        return self._reads.fetch_by_id(collection, entity_id)
+
+    fetch.__doc__ = TransactionReads.fetch.__doc__
+    fetch_one.__doc__ = TransactionReads.fetch_one.__doc__
+    fetch_by_id.__doc__ = TransactionReads.fetch_by_id.__doc__
+
+    @property
+    def outcome(self) -> WriteOutcome:
+        """What became of this transaction's writes (:class:`WriteOutcome`): wait for it, or
+        be called back, without waiting for anyone else's writes. Available once the
+        ``with`` block has ended; a transaction that wrote nothing is ``"synced"`` at once, one
+        whose block raised ``"dropped"``.
+
+            with client.transact() as tx:
+                tx.insert("todos", {"text": "milk"})
+            tx.outcome.wait(timeout=10)
+        """
+        if self._outcome is None:
+            raise InvalidQueryError("the outcome of a transaction is known once its with block has ended")
+        return self._outcome
 
     def _visible(self, collection: str, entity_id: str) -> Optional[Document]:
         base = self._client._owner.store.get(collection, entity_id)
@@ -471,8 +529,11 @@ class Transaction:
 
     def __exit__(self, exc_type: Any, *exc: Any) -> None:
         self._done = True
+        owner = self._client._owner
         if exc_type is None and self._segment.changes:
-            self._client._owner.engine.write(self._segment.changes)
+            self._outcome = owner.engine.write(self._segment.changes, track=True, timeout=owner.timeout)
+        else:  # nothing written, or nothing kept: the block raised
+            self._outcome = owner.engine.settled_outcome(owner.timeout, "synced" if exc_type is None else "dropped")
 
 
 def _diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> Dict[str, Any]:

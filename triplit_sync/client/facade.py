@@ -10,6 +10,7 @@ calls the client's core (``_core.py``), which owns and wires the parts.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import re
@@ -27,12 +28,17 @@ from ..schema import SchemaArg, load_schema
 from ..session import Session, SessionInfo
 from ..session.manager import RefreshHandler, SessionErrorCallback, SessionManager
 from ..store import LocalStore
-from ..sync import Subscription, SyncEngine
+from ..schema import Schema
+from ..sync import RejectedWrite, Subscription, SyncEngine, WriteOutcome
 from ..sync.dispatch import Dispatcher
 from ..transport import ConnectionStatus, Transport
 from ..transport._keepalive import check_pong_timeout
 from ._core import ClientCore, TransportFactory
 from ._folder import default_data_dir, default_name
+from ._changes import ChangesStream, RowChanges
+from ._pages import ExpandingSubscription, Page, PagedSubscription
+from ._status import QueryState, StatusSubscription
+from ._data_more import MoreData
 from .data import DataAPI, FetchPolicy, PendingWrite, QueryArg, Row, RowsStream, Transaction
 
 __all__ = ["TriplitClient", "default_data_dir"]
@@ -70,6 +76,12 @@ class TriplitClient:
     ``timeout``; then it raises :class:`~triplit_sync.TriplitTimeoutError`. ``transport_factory``
     replaces the websocket transport (a fake one in tests; the interface is
     :class:`~triplit_sync.transport.Transport`).
+
+    ``claims_path`` (dotted, as the server's ``claimsPath``, e.g. an Auth0 namespace) is where
+    tokens of an identity provider keep their Triplit claims: roles, identity, ``$session`` /
+    ``$token`` and ``session.claims`` come from there, the expiry from the top-level ``exp``.
+    ``variables`` are the global variables (``$global.<name>`` in queries; see
+    :meth:`update_global_variables`).
     """
 
 
@@ -92,6 +104,8 @@ class TriplitClient:
         resume_margin: float = 0.0,
         timeout: Optional[float] = DEFAULT_TIMEOUT,
         transport_factory: Optional[TransportFactory] = None,
+        claims_path: Optional[str] = None,
+        variables: Optional[Mapping[str, Any]] = None,
     ) -> None:
         if isinstance(server_url, str):
             server_url = as_http_url(server_url)  # the rule HttpClient follows too
@@ -120,7 +134,7 @@ class TriplitClient:
             schema=load_schema(schema), persist_token=persist_token, ping_interval=ping_interval,
             pong_timeout=check_pong_timeout(ping_interval, pong_timeout), resume_margin=float(resume_margin),
             timeout=check_timeout(timeout), on_session_error=on_session_error,
-            transport_factory=transport_factory)
+            transport_factory=transport_factory, claims_path=claims_path, variables=variables)
         try:
             if token is not None:
                 self.start_session(token, auto_connect=auto_connect, refresh_handler=refresh_handler,
@@ -220,6 +234,17 @@ class TriplitClient:
         self._core.check_open()
         self._core.connect()
 
+    def on_connection_status_change(self, callback: Callable[[ConnectionStatus], Any],
+                                    run_immediately: bool = False) -> Callable[[], None]:
+        """Call ``callback(ConnectionStatus)`` on the callback thread each time
+        :attr:`connection_status` changes (the connection drops, reconnects, a session starts or
+        ends); with ``run_immediately`` also once now with the current status. Returns a function
+        that removes the callback.
+
+            client.on_connection_status_change(lambda status: print("connection:", status.value))
+        """
+        return self._core.status_callbacks.add(callback, run_immediately)
+
     def disconnect(self) -> None:
         """Close the connection; the session stays and :meth:`connect` resumes it."""
         self._core.check_open()
@@ -233,13 +258,23 @@ class TriplitClient:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def clear(self) -> None:
-        """Empty the local database: cached entities, pending writes and resume checkpoints.
+    def clear(self, *, full: bool = False) -> None:
+        """Empty the local database: cached entities, pending writes and resume checkpoints;
+        with ``full=True`` also the rejected writes kept for a retry (:meth:`rejected_writes`)
+        and every other record of the local database.
 
-        Live subscriptions stay and are filled again from the server.
+        Live subscriptions stay and are filled again from the server. Unlike JS
+        ``clear({full: true})``, a full clear keeps the client's schema (it was given to the
+        constructor) and its live subscriptions: nothing stops silently.
+
+            client.end_session(); client.clear(full=True)   # a logout that leaves nothing behind
         """
+        if not isinstance(full, bool):
+            raise TypeError(f"full must be a bool, not {type(full).__name__}")
         self._core.check_open()
+        kept = [] if full else self._core.engine.rejections.snapshot()
         self._core.clear()
+        self._core.engine.rejections.restore(kept)
 
     def close(self) -> None:
         """Disconnect, stop every thread and timer, and release the local database. Idempotent."""
@@ -314,10 +349,58 @@ class TriplitClient:
     def clear_pending_changes(self, collection: Optional[str] = None, entity_id: Optional[str] = None) -> None:
         self._core.data.clear_pending_changes(collection, entity_id)
 
+    def write_outcome(self, collection: str, entity_id: str) -> WriteOutcome:
+        return self._core.data.more.write_outcome(collection, entity_id)
+
+    def on_entity_sync(self, collection: str, entity_id: str, on_success: Optional[Callable[[], Any]] = None,
+                       on_error: Optional[Callable[[WriteError], Any]] = None) -> Callable[[], None]:
+        return self._core.data.more.on_entity_sync(collection, entity_id, on_success, on_error)
+
+    def rejected_writes(self) -> List[RejectedWrite]:
+        return self._core.data.more.rejected_writes()
+
+    def is_pending(self, collection: str, entity_id: str) -> bool:
+        return self._core.data.more.is_pending(collection, entity_id)
+
+    def subscribe_with_status(self, query: QueryArg, on_state: Callable[[QueryState], Any], *,
+                              local_only: bool = False) -> StatusSubscription:
+        return self._core.data.more.subscribe_with_status(query, on_state, local_only=local_only)
+
+    def subscribe_background(self, query: QueryArg, *, on_fulfilled: Optional[Callable[[], Any]] = None,
+                             on_error: Optional[Callable[[BaseException], Any]] = None) -> Subscription:
+        return self._core.data.more.subscribe_background(query, on_fulfilled=on_fulfilled, on_error=on_error)
+
+    def subscribe_changes(self, query: QueryArg, on_changes: Callable[[RowChanges], Any],
+                          on_error: Optional[Callable[[BaseException], Any]] = None, *, local_only: bool = False,
+                          on_remote_fulfilled: Optional[Callable[[], Any]] = None) -> Subscription:
+        return self._core.data.more.subscribe_changes(query, on_changes, on_error, local_only=local_only,
+                                                 on_remote_fulfilled=on_remote_fulfilled)
+
+    def watch_changes(self, query: QueryArg, *, timeout: Optional[float] = None,
+                      local_only: bool = False) -> ChangesStream:
+        return self._core.data.more.watch_changes(query, timeout=timeout, local_only=local_only)
+
+    def subscribe_pages(self, query: QueryArg, on_page: Callable[[Page], Any],
+                        on_error: Optional[Callable[[BaseException], Any]] = None, *,
+                        page_size: Optional[int] = None) -> PagedSubscription:
+        return self._core.data.more.subscribe_pages(query, on_page, on_error, page_size=page_size)
+
+    def subscribe_expanding(self, query: QueryArg, on_results: Callable[[Page], Any],
+                            on_error: Optional[Callable[[BaseException], Any]] = None, *,
+                            page_size: Optional[int] = None) -> ExpandingSubscription:
+        return self._core.data.more.subscribe_expanding(query, on_results, on_error, page_size=page_size)
+
+    def get_schema(self) -> Optional[Schema]:
+        return self._core.data.more.get_schema()
+
     for _name in ("query", "fetch", "fetch_one", "fetch_by_id", "subscribe", "watch", "insert", "update",
                   "delete", "transact", "wait_for_sync", "pending_changes", "on_sync_error",
-                  "clear_pending_changes"):
-        vars()[_name].__doc__ = getattr(DataAPI, _name).__doc__  # one text: help() shows DataAPI's
+                  "clear_pending_changes", "write_outcome", "on_entity_sync", "rejected_writes", "is_pending",
+                  "subscribe_with_status", "subscribe_background", "subscribe_changes", "watch_changes",
+                  "subscribe_pages", "subscribe_expanding", "get_schema"):
+        # one text: help() shows DataAPI's (or MoreData's)
+        vars()[_name].__doc__ = getattr(DataAPI, _name, None).__doc__ if hasattr(DataAPI, _name) \
+            else getattr(MoreData, _name).__doc__
     del _name
 
     # ------------------------------------------------------------------ http
@@ -330,8 +413,30 @@ class TriplitClient:
             if core.http_client is None:
                 from ..http import HttpClient
 
-                core.http_client = HttpClient(self.server_url, core.current_token, schema=core.schema)
+                core.http_client = HttpClient(self.server_url, core.current_token, schema=core.schema,
+                                              claims_path=core.sessions.claims_path)
             return core.http_client
+
+    # ------------------------------------------------------------------ global variables
+
+    @property
+    def global_variables(self) -> Dict[str, Any]:
+        """The global variables (a copy), as queries see them (datetimes as ISO strings, sets as lists)."""
+        return copy.deepcopy(dict(self._core.data.global_variables))
+
+    def update_global_variables(self, variables: Mapping[str, Any]) -> None:
+        """Replace the global variables, which queries use as ``$global.<name>``.
+
+        Each query takes the values current when it is fetched or subscribed, and so does the
+        server (they are written into the query it is sent); live subscriptions keep theirs:
+        subscribe again for the new ones. Raises TypeError for a value that is not JSON, a
+        datetime or a set.
+
+            client.update_global_variables({"team": "blue"})
+            client.fetch(client.query("todos").where("team", "=", "$global.team"))
+        """
+        self._core.check_open()
+        self._core.data.update_global_variables(variables)
 
     # ------------------------------------------------------------------ for tests and debugging
 

@@ -172,7 +172,7 @@ class HttpTransport:
     def _auth_header(self) -> Dict[str, str]:
         token = self._token()
         if token is None:
-            raise NoActiveSessionError("no token: start a session or give HttpClient a token")
+            raise NoActiveSessionError("no token: start a session or give HttpClient a token", status=401)
         return {"Authorization": "Bearer " + check_token(token)}
 
     def send(self, method: str, route: str, *, auth: bool = True, timeout: Any = USE_DEFAULT,
@@ -191,11 +191,11 @@ class HttpTransport:
             response = client.request(method, url, headers=headers, **kwargs)
         except httpx.TimeoutException as exc:
             raise TriplitTimeoutError(
-                f"{method} {url} timed out ({type(exc).__name__}, timeout {limit} s)") from exc
+                f"{method} {url} timed out ({type(exc).__name__}, timeout {limit} s)", status=504) from exc
         except httpx.RequestError as exc:
             raise TriplitConnectionError(
                 f"cannot reach the Triplit server at {url}: {exc or type(exc).__name__}",
-                name=type(exc).__name__) from exc
+                name=type(exc).__name__, status=503) from exc
         except RuntimeError as exc:
             if self.closed:  # closed by another thread while this request was starting
                 raise ClientClosedError("this HttpClient has been closed") from exc
@@ -240,4 +240,4 @@ class HttpTransport:
             return loads(raw)
         except ValueError:
             raise ProtocolError(f"/{route} answered HTTP {response.status_code} with a body that is "
-                                f"not JSON: {response.text[:200]!r}") from None
+                                f"not JSON: {response.text[:200]!r}", status=502) from None

@@ -22,6 +22,7 @@ import os
 import warnings
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
+from .._util.rows import Rows
 from .._util.types import Document, QueryJSON
 from ..errors import (
     InvalidQueryError,
@@ -30,6 +31,7 @@ from ..errors import (
     TriplitConnectionError,
     TriplitTimeoutError,
 )
+from ..session.tokens import check_claims_path, claims_at_path, decode_claims
 from ..wire.messages import encode_changes
 from ._transport import DEFAULT_TIMEOUT, USE_DEFAULT, HttpTransport, check_token, dumps
 
@@ -68,6 +70,10 @@ class HttpClient:
     inserts get their defaults filled and every value is checked before it is sent. Without
     it, results are plain JSON.
 
+    ``claims_path`` is the server's ``claimsPath``: where tokens of an identity provider keep
+    the claims the server reads. With it, :attr:`claims` shows those claims, and a token that
+    has none there is refused before it is sent (the server would answer a bare 500).
+
     ``timeout`` (seconds, ``None`` for no limit) bounds each request's connect, read and write.
     Environment proxy settings are ignored for loopback servers (a ``HTTP_PROXY`` must not
     capture ``127.0.0.1``) and honoured for others; pass ``trust_env`` to decide yourself.
@@ -87,12 +93,17 @@ class HttpClient:
         timeout: Timeout = DEFAULT_TIMEOUT,
         verify: Union[bool, str] = True,
         trust_env: Optional[bool] = None,
+        claims_path: Optional[str] = None,
     ) -> None:
         if token is None or callable(token):
             source: Callable[[], Optional[str]] = token if token is not None else (lambda: None)
         else:
             fixed = check_token(token)
             source = lambda: fixed  # noqa: E731
+        self._claims_path = check_claims_path(claims_path)
+        self._token_source = source
+        if self._claims_path is not None:
+            source = self._checked_token
         if isinstance(schema, (Mapping, str, os.PathLike)):
             from ..schema.model import load_schema  # only when asked: the JSON form needs the schema module
 
@@ -108,6 +119,21 @@ class HttpClient:
         self._send = self._transport.send
         self._post = self._transport.post
         self._json = self._transport.json
+
+    @property
+    def claims(self) -> Optional[Dict[str, Any]]:
+        """The current token's claims as the server reads them (at ``claims_path``, if set),
+        unverified; ``None`` without a token. Raises TokenDecodingError for a token without them."""
+        token = self._token_source()
+        if token is None:
+            return None
+        return claims_at_path(decode_claims(token), self._claims_path)
+
+    def _checked_token(self) -> Optional[str]:
+        token = self._token_source()
+        if token is not None:
+            claims_at_path(decode_claims(token), self._claims_path)  # raises, naming the path
+        return token
 
     @property
     def server_url(self) -> str:
@@ -236,11 +262,12 @@ class HttpClient:
         q = self._query_json(query)
         result = self._post("fetch", {"query": q}, timeout=timeout)
         if not isinstance(result, list):
-            raise ProtocolError(f"/fetch answered with {type(result).__name__}, not a list of entities")
+            raise ProtocolError(f"/fetch answered with {type(result).__name__}, not a list of entities",
+                                status=502)
         if self._schema is None:
-            return result
+            return Rows(result)
         decode = self._decoder(q)
-        return [decode(doc) for doc in result]
+        return Rows(decode(doc) for doc in result)
 
     def fetch_one(self, query: QueryLike, *, timeout: Timeout = _DEFAULT) -> Optional[Document]:
         """The first entity matching ``query`` (fetched with ``limit: 1``), or ``None``.
@@ -279,7 +306,8 @@ class HttpClient:
         body = {"collectionName": collection, "entity": encoded}
         result = self._post("insert", body)
         if not isinstance(result, dict):
-            raise ProtocolError(f"/insert answered with {type(result).__name__}, not the inserted entity")
+            raise ProtocolError(f"/insert answered with {type(result).__name__}, not the inserted entity",
+                                status=502)
         return self._decoder({"collectionName": collection})(result)  # type: ignore[no-any-return]
 
     def bulk_insert(
@@ -327,7 +355,7 @@ class HttpClient:
             return None
         if not isinstance(result, dict):
             raise ProtocolError(f"/bulk-insert-file answered with {type(result).__name__}, "
-                                "not entities by collection")
+                                "not entities by collection", status=502)
         if self._schema is None:
             return result
         out: Dict[str, List[Document]] = {}
@@ -383,7 +411,8 @@ class HttpClient:
         query = {"collectionName": collection, "select": ["id"]}
         rows = self._post("fetch", {"query": query}, timeout=timeout)
         if not isinstance(rows, list):
-            raise ProtocolError(f"/fetch answered with {type(rows).__name__}, not a list of entities")
+            raise ProtocolError(f"/fetch answered with {type(rows).__name__}, not a list of entities",
+                                status=502)
         ids = {row["id"] for row in rows if isinstance(row, Mapping) and isinstance(row.get("id"), str)}
         # Sent even with no ids, so that a token without admin rights is refused every time.
         self._post("apply-changes", {"changes": encode_changes({collection: {"sets": {}, "deletes": ids}})},
@@ -429,7 +458,8 @@ class HttpClient:
         """
         result = self._post("schema", {"format": "json"})
         if not isinstance(result, Mapping) or result.get("type") not in ("schema", "schemaless"):
-            raise ProtocolError(f"/schema answered with something that is not a schema: {result!r:.200}")
+            raise ProtocolError(f"/schema answered with something that is not a schema: {result!r:.200}",
+                                status=502)
         return dict(result["schema"]) if result["type"] == "schema" else None
 
     def override_schema(self, schema: Any, *,
@@ -459,13 +489,14 @@ class HttpClient:
         result = self._post("override-schema", body)
         if not isinstance(result, dict) or "successful" not in result:
             raise ProtocolError("/override-schema answered with something that is not a report: "
-                                f"{result!r:.200}")
+                                f"{result!r:.200}", status=502)
         if not result["successful"]:
             issues = "; ".join(str(i.get("issue", i)) if isinstance(i, Mapping) else str(i)
                                for i in (result.get("issues") or [])[:5])
             message = str(result.get("message") or "the server refused the schema")
             raise ServerError(message + (f" Issues: {issues}" if issues else ""),
-                              name=str(result.get("code") or "SchemaOverrideError"), data=result)
+                              name=str(result.get("code") or "SchemaOverrideError"), data=result,
+                              status=400)  # the server answers 200 with "successful": false
         return result
 
     def stats(self) -> Dict[str, int]:
@@ -476,7 +507,7 @@ class HttpClient:
         """
         result = self._post("stats", {})
         if not isinstance(result, list):
-            raise ProtocolError(f"/stats answered with {type(result).__name__}, not a list")
+            raise ProtocolError(f"/stats answered with {type(result).__name__}, not a list", status=502)
         return {row["collection"]: row["numEntities"] for row in result
                 if isinstance(row, Mapping) and "collection" in row}
 

@@ -2,7 +2,13 @@
 // bound to 127.0.0.1 only. Used by triplit_sync.testing and `triplit-sync dev`.
 //
 // node server.mjs [--port N] [--secret S] [--storage memory|sqlite] [--db-path FILE]
-//                 [--schema FILE] [--verbose] [--exit-with-stdin]
+//                 [--schema FILE] [--claims-path PATH] [--external-secret-file FILE]
+//                 [--verbose] [--exit-with-stdin]
+//
+// --claims-path is the server's `claimsPath` (where an external token keeps its Triplit
+// claims); --external-secret-file holds its `externalJwtSecret` (a public key PEM, RSA or EC, a JWK
+// or an HMAC secret) for tokens without an internal x-triplit-token-type. The key comes from a
+// file so that an HMAC secret is not shown in the process list.
 //
 // Prints one line `TRIPLIT_SERVER_READY {"port":N,"host":"127.0.0.1"}` once it listens.
 // Exits 0 on SIGTERM / SIGINT.
@@ -17,6 +23,8 @@ const { values: args } = parseArgs({
     storage: { type: 'string', default: 'memory' },
     'db-path': { type: 'string' },
     schema: { type: 'string' },
+    'claims-path': { type: 'string' },
+    'external-secret-file': { type: 'string' },
     verbose: { type: 'boolean', default: false },
     'exit-with-stdin': { type: 'boolean', default: false },
   },
@@ -47,6 +55,19 @@ if (args.schema) {
   if (!schema || typeof schema.collections !== 'object') fail(`schema ${args.schema} has no "collections"`);
 }
 
+if (args['claims-path'] !== undefined && !/^[^.]+(\.[^.]+)*$/.test(args['claims-path'])) {
+  fail(`bad --claims-path ${args['claims-path']} (dotted names, none empty)`);
+}
+let externalSecret;
+if (args['external-secret-file']) {
+  try {
+    externalSecret = readFileSync(args['external-secret-file'], 'utf8').trim();
+  } catch (e) {
+    fail(`cannot read --external-secret-file: ${e.message}`);
+  }
+  if (!externalSecret) fail('--external-secret-file is empty');
+}
+
 // Import only after LOCAL_DATABASE_URL is set.
 const { createTriplitStorageProvider } = await import('@triplit/server');
 const { createTriplitHonoServer } = await import('@triplit/server/hono');
@@ -70,6 +91,8 @@ app = await createTriplitHonoServer(
   {
     storage: await createTriplitStorageProvider(args.storage),
     jwtSecret: args.secret,
+    ...(args['claims-path'] !== undefined ? { claimsPath: args['claims-path'] } : {}),
+    ...(externalSecret !== undefined ? { externalJwtSecret: externalSecret } : {}),
     dbOptions: schema ? { schema } : {},
     logHandler: args.verbose ? verboseLog : quietLog,
   },

@@ -7,7 +7,9 @@ May import :mod:`triplit_sync.schema` (default roles), :mod:`triplit_sync._util`
 """
 
 from ._file import SessionStore
+from ._mint import DEFAULT_SECRET, mint_token
 from ._refresh import ExpiryWatch, TokenRefresher
 from .state import Session, SessionErrorType, SessionInfo
 
-__all__ = ["ExpiryWatch", "Session", "SessionErrorType", "SessionInfo", "SessionStore", "TokenRefresher"]
+__all__ = ["DEFAULT_SECRET", "ExpiryWatch", "Session", "SessionErrorType", "SessionInfo", "SessionStore",
+           "TokenRefresher", "mint_token"]

@@ -1,6 +1,11 @@
 """Timers on a session's token: :class:`TokenRefresher` calls the application's refresh handler on
 a daemon ``threading.Timer`` (``refresh_interval`` seconds apart, or 1 s before ``exp``; a handler
-that fails is retried with backoff), :class:`ExpiryWatch` probes the server right after ``exp``."""
+that fails is retried with backoff), :class:`ExpiryWatch` probes the server right after ``exp``.
+
+The refresher is the only caller of the handler. A connection attempt that finds the token
+expired asks it to refresh now (:meth:`TokenRefresher.renew_now`) and waits for the outcome
+(:meth:`TokenRefresher.wait_attempt`) instead of calling the handler itself: two callers, each
+with its own backoff, called a failing handler twice as often and retried on two clocks."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from typing import Callable, Optional
 from .._util.redact import redact
 from .._util.timers import OneShot
 from .state import Session
+from .tokens import expires_at
 
 __all__ = ["ExpiryWatch", "TokenRefresher"]
 
@@ -48,6 +54,10 @@ class TokenRefresher:
         self._generation = 0
         self._firing = threading.local()  # the generation the current thread's handler call belongs to
         self._handler: Optional[Callable[[], Optional[str]]] = None
+        self._running = False  # a handler call (or its apply) is under way
+        self._retrying = False  # the armed timer is a failed attempt's retry: its backoff stands
+        self._attempts = 0  # finished attempts, for wait_attempt
+        self._changed = threading.Condition(self._lock)
 
     def delay_for(self, exp: Optional[float], interval: Optional[float]) -> Optional[float]:
         """Seconds until the next call: the interval, else ``lead_time`` before ``exp`` (>= ``min_delay``)."""
@@ -68,6 +78,8 @@ class TokenRefresher:
             self._generation += 1
             self._cancel_timer()
             self._handler = handler
+            self._retrying = False
+            self._changed.notify_all()
             if handler is None:
                 return
             delay = self.delay_for(exp, interval)
@@ -80,6 +92,30 @@ class TokenRefresher:
             self._generation += 1
             self._cancel_timer()
             self._handler = None
+            self._retrying = False
+            self._changed.notify_all()
+
+    def renew_now(self) -> bool:
+        """Call the handler now, on the timer thread, unless a call is under way or a failed one's
+        retry is pending (the backoff stands). False without a handler."""
+        with self._lock:
+            if self._handler is None:
+                return False
+            if not self._running and not self._retrying:
+                self._cancel_timer()
+                self._arm(0.0, self._generation, self.first_backoff)
+            return True
+
+    def attempts(self) -> int:
+        """How many handler calls have finished (a token for :meth:`wait_attempt`)."""
+        with self._lock:
+            return self._attempts
+
+    def wait_attempt(self, seen: int, timeout: float) -> None:
+        """Wait up to ``timeout`` s for an attempt after ``seen`` to finish, or a new schedule."""
+        with self._lock:
+            if self._attempts == seen:
+                self._changed.wait(timeout)
 
     def still_current(self) -> bool:
         """Inside ``apply``: True while no :meth:`schedule` / :meth:`cancel` came after this refresh began.
@@ -105,6 +141,16 @@ class TokenRefresher:
             if generation != self._generation or self._handler is None:
                 return
             handler = self._handler
+            self._running, self._retrying = True, False
+        try:
+            self._attempt(handler, generation, backoff)
+        finally:
+            with self._lock:
+                self._running = False
+                self._attempts += 1
+                self._changed.notify_all()
+
+    def _attempt(self, handler: Callable[[], Optional[str]], generation: int, backoff: float) -> None:
         error: Optional[BaseException] = None
         token: Optional[str] = None
         try:
@@ -137,6 +183,7 @@ class TokenRefresher:
             with self._lock:
                 if generation == self._generation:
                     self._arm(backoff, generation, min(backoff * 2, self.max_backoff))
+                    self._retrying = True
 
 
 class ExpiryWatch:
@@ -144,8 +191,11 @@ class ExpiryWatch:
 
     The server only notices an expired token when a message passes (PROTOCOL.md §1.5), so an
     idle connection would stay open long past ``exp``; probing (a PING) makes the server say
-    TOKEN_EXPIRED, and giving up covers a server whose clock disagrees. A refreshed token
-    re-arms the watch; :meth:`cancel` stops it.
+    TOKEN_EXPIRED, and giving up covers a server whose clock disagrees. A server that reads a
+    token's claims at a claims path takes its expiry from the claims there, which usually have
+    no ``exp``: it never says TOKEN_EXPIRED, so for such a session there is no probe and the
+    watch gives up at once (after ``probe_delay``). A refreshed token re-arms the watch;
+    :meth:`cancel` stops it.
     """
 
     def __init__(
@@ -156,7 +206,8 @@ class ExpiryWatch:
         probe_delay: float = 0.25,
         give_up_delay: float = 1.5,
     ) -> None:
-        self._actions = ((probe_delay, probe), (give_up_delay, give_up))
+        self._probe, self._give_up = probe, give_up
+        self.probe_delay, self.give_up_delay = probe_delay, give_up_delay
         self._timers = (OneShot("triplit-expiry-probe"), OneShot("triplit-expiry"))
 
     def arm(self, session: Session) -> None:
@@ -164,7 +215,11 @@ class ExpiryWatch:
         exp = session.expires_at
         if exp is None:
             return
-        for timer, (delay, action) in zip(self._timers, self._actions):
+        if expires_at(session.claims) is None:  # the server's claims have no exp: it never checks
+            actions = [(self.probe_delay, self._give_up)]
+        else:
+            actions = [(self.probe_delay, self._probe), (self.give_up_delay, self._give_up)]
+        for timer, (delay, action) in zip(self._timers, actions):
             timer.schedule(exp - time.time() + delay, action, session)
 
     @property

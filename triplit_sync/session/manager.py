@@ -17,7 +17,7 @@ from ..errors import SessionRolesMismatchError, TokenExpiredError
 from ._file import SessionStore
 from ._refresh import ExpiryWatch, TokenRefresher
 from .state import Session, SessionErrorType
-from .tokens import Roles, is_expired, roles_equivalent
+from .tokens import Roles, check_claims_path, roles_equivalent
 
 __all__ = ["RefreshHandler", "SessionErrorCallback", "SessionManager"]
 
@@ -30,6 +30,8 @@ SessionErrorCallback = Callable[[SessionErrorType], Any]
 #: for the server to notice (PROTOCOL.md §1.5: the server only checks when a message passes).
 EXPIRY_PROBE_DELAY = 0.25
 EXPIRY_GIVE_UP_DELAY = 1.5
+#: How often a connection attempt waiting for a refresh checks that it is still wanted.
+_REFRESH_WAIT_SLICE = 0.5
 
 
 class SessionManager:
@@ -38,7 +40,8 @@ class SessionManager:
     ``lock`` is the client's lock (the caller holds it around changes of ``current``);
     ``submit(callback, *args)`` runs a user callback on the client's callback thread;
     ``on_refreshed(token)`` installs a token the refresh handler returned;
-    ``probe_expiry`` / ``expired`` are the expiry watch's two actions.
+    ``probe_expiry`` / ``expired`` are the expiry watch's two actions. ``claims_path`` is where
+    external tokens keep the claims the server reads (see :func:`tokens.claims_at_path`).
     """
 
     def __init__(
@@ -52,7 +55,9 @@ class SessionManager:
         on_refreshed: Callable[[str], None],
         probe_expiry: Callable[[Session], None],
         expired: Callable[[Session], None],
+        claims_path: Optional[str] = None,
     ) -> None:
+        self.claims_path = check_claims_path(claims_path)
         self._lock = lock
         self._roles = roles
         self._server_url = server_url
@@ -67,6 +72,7 @@ class SessionManager:
         self._error_callbacks: List[SessionErrorCallback] = []
         self._refresh_error_callbacks: List[Callable[[BaseException], Any]] = []
         self._error_sent = False  # one report per session error (until the next connect)
+        self._change_listeners: List[Callable[[], None]] = []
         self._new_timers()
 
     def _new_timers(self) -> None:
@@ -78,13 +84,15 @@ class SessionManager:
 
     def new(self, token: str, handler: Optional[RefreshHandler], interval: Optional[float]) -> Session:
         """A session for ``token`` (raises TokenDecodingError for a token that is not a JWT)."""
-        return Session(token, self._roles, refresh_handler=handler, refresh_interval=interval)
+        return Session(token, self._roles, refresh_handler=handler, refresh_interval=interval,
+                       claims_path=self.claims_path)
 
     def begin(self, session: Session) -> None:
         """Make ``session`` current and start its timers (under the client's lock)."""
         self.current = session
         self._error_sent = False
         self.arm(session)
+        self._changed()
 
     def arm(self, session: Session) -> None:
         self.refresher.schedule(session.refresh_handler, session.refresh_interval, session.expires_at)
@@ -95,7 +103,7 @@ class SessionManager:
         current = self.current
         assert current is not None
         session = self.new(token, current.refresh_handler, current.refresh_interval)
-        if is_expired(session.claims):
+        if session.is_expired():
             raise TokenExpiredError("the new token has already expired")
         if not roles_equivalent(session.roles, current.roles):
             raise SessionRolesMismatchError(
@@ -105,10 +113,32 @@ class SessionManager:
         session.identity = current.identity  # the server treats it as the same session
         return session
 
+    def token_for_connect(self, still_wanted: Callable[[], bool]) -> Optional[str]:
+        """The token a connection attempt should use (transport thread); None: do not connect.
+
+        An expired token with a refresh handler is renewed by the refresher, the handler's only
+        caller: this asks it to refresh now and waits for a fresh token while ``still_wanted()``,
+        through the refresher's own backoff when the handler fails (each failure reaches
+        ``on_refresh_error`` once). Without a handler the expired token still goes to the server,
+        the judge of expiry (clocks differ): it answers UNAUTHORIZED, which reaches
+        ``on_session_error``.
+        """
+        while True:
+            session = self.current
+            if session is None:
+                return None
+            if session.refresh_handler is None or not session.is_expired():
+                return session.token
+            seen = self.refresher.attempts()
+            if not self.refresher.renew_now() or not still_wanted():
+                return None
+            self.refresher.wait_attempt(seen, _REFRESH_WAIT_SLICE)
+
     def teardown(self) -> None:
         """Forget the session and stop its timers (under the client's lock)."""
         self.current = None
         self.stop_timers()
+        self._changed()
 
     def stop_timers(self) -> None:
         self.refresher.cancel()
@@ -118,6 +148,18 @@ class SessionManager:
 
     def on_error(self, callback: SessionErrorCallback) -> Callable[[], None]:
         return add_callback(self._lock, self._error_callbacks, callback)
+
+    def on_change(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener()`` (on the changing thread, under the client's lock: keep it short)
+        whenever a session begins or ends."""
+        return add_callback(self._lock, self._change_listeners, listener)
+
+    def _changed(self) -> None:
+        for listener in list(self._change_listeners):
+            try:
+                listener()
+            except Exception:  # our own listeners; never let one break a session change
+                logger.exception("session change listener failed")
 
     def on_refresh_error(self, callback: Callable[[BaseException], Any]) -> Callable[[], None]:
         return add_callback(self._lock, self._refresh_error_callbacks, callback)

@@ -8,7 +8,16 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, Mapping, Optional
 
-from .tokens import Roles, decode_claims, expires_at, identity_key, match_roles
+from .tokens import (
+    Roles,
+    claims_at_path,
+    decode_claims,
+    expires_at,
+    identity_key,
+    is_expired,
+    match_roles,
+    session_variables,
+)
 
 __all__ = ["Session", "SessionErrorType", "SessionInfo"]
 
@@ -29,7 +38,9 @@ class SessionErrorType(str, Enum):
 class SessionInfo:
     """What the client knows about its session (never the token itself).
 
-    ``status`` is the connection status (``"OPEN"``, ``"CLOSED"``...).
+    ``claims`` are the claims the server reads (with a ``claims_path``, the object at that
+    path); ``expires_at`` comes from the token's top-level ``exp``. ``status`` is the
+    connection status (``"OPEN"``, ``"CLOSED"``...).
     """
 
     claims: Mapping[str, Any]
@@ -40,9 +51,15 @@ class SessionInfo:
 
 
 class Session:
-    """A token and what follows from it. The token never appears in ``repr``."""
+    """A token and what follows from it. The token never appears in ``repr``.
 
-    __slots__ = ("token", "claims", "roles", "identity", "refresh_handler", "refresh_interval")
+    ``claims`` are those at ``claims_path`` (all of them without one): roles, identity and
+    ``$session`` follow from them; ``payload`` is the whole token, whose ``exp`` is the expiry;
+    ``variables`` are the claims as the server turns them into ``$session`` (``_scope``...).
+    """
+
+    __slots__ = ("token", "payload", "claims", "variables", "roles", "identity", "refresh_handler",
+                 "refresh_interval")
 
     def __init__(
         self,
@@ -51,17 +68,24 @@ class Session:
         *,
         refresh_handler: Optional[Callable[[], Optional[str]]] = None,
         refresh_interval: Optional[float] = None,
+        claims_path: Optional[str] = None,
     ) -> None:
-        self.claims = decode_claims(token)
+        self.payload = decode_claims(token)
+        self.claims = claims_at_path(self.payload, claims_path)
+        self.variables = session_variables(self.claims)
         self.token = token
-        self.roles = match_roles(self.claims, role_definitions)
+        self.roles = match_roles(self.variables, role_definitions)
         self.identity = identity_key(self.claims, self.roles)
         self.refresh_handler = refresh_handler
         self.refresh_interval = refresh_interval
 
     @property
     def expires_at(self) -> Optional[float]:
-        return expires_at(self.claims)
+        return expires_at(self.payload)
+
+    def is_expired(self) -> bool:
+        """True once the token's top-level ``exp`` has passed."""
+        return is_expired(self.payload)
 
     def info(self, status: str) -> SessionInfo:
         exp = self.expires_at

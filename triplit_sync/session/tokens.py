@@ -5,6 +5,10 @@ that would change who the session is); the server does all authorization. Matchi
 the server's rules (PROTOCOL.md §7.3): every key of a role's ``match`` pattern must be present
 in the claims; a string starting with ``$`` captures the claim's value; nested objects match
 recursively; anything else must be equal.
+
+A *claims path* (the server's ``claimsPath``, e.g. an Auth0 namespace) says where an external
+token keeps the claims the server uses: roles, identity and ``$session`` come from the object
+at that path, while the expiry stays the token's own top-level ``exp`` (PROTOCOL.md §7.1).
 """
 
 from __future__ import annotations
@@ -22,13 +26,17 @@ from ..schema.model import DEFAULT_ROLES
 
 __all__ = [
     "DEFAULT_ROLES",
+    "INTERNAL_TOKEN_TYPES",
     "Roles",
+    "check_claims_path",
+    "claims_at_path",
     "decode_claims",
     "expires_at",
     "identity_key",
     "is_expired",
     "match_roles",
     "roles_equivalent",
+    "session_variables",
 ]
 
 
@@ -47,6 +55,51 @@ def decode_claims(token: Any) -> Dict[str, Any]:
     if not isinstance(claims, dict):
         raise TokenDecodingError("the token's payload is not a JSON object")
     return claims
+
+
+#: ``x-triplit-token-type`` values of the server's own tokens: a claims path never applies to them.
+INTERNAL_TOKEN_TYPES = ("test", "anon", "secret")
+
+
+def check_claims_path(path: Any) -> Optional[str]:
+    """``path`` if it is a usable claims path (or ``None``); raises ValueError naming it otherwise."""
+    if path is None:
+        return None
+    if not isinstance(path, str) or not all(path.split(".")):
+        raise ValueError(f"claims_path must be dotted claim names, none empty (like 'app' or "
+                         f"'https://triplit/claims'), not {path!r}")
+    return path
+
+
+def claims_at_path(claims: Mapping[str, Any], path: Optional[str]) -> Dict[str, Any]:
+    """The claims the server reads from a token whose payload is ``claims``.
+
+    Internal tokens (``x-triplit-token-type`` test / anon / secret) and ``path=None`` give the
+    payload itself; otherwise the object at the dotted ``path`` (split on ``.``, as the server
+    does: a claim name holding a dot cannot be reached). A token without an object there is
+    refused with :class:`TokenDecodingError`: the server would answer it with INTERNAL_ERROR.
+    """
+    if path is None or claims.get("x-triplit-token-type") in INTERNAL_TOKEN_TYPES:
+        return dict(claims)
+    node: Any = claims
+    for name in path.split("."):
+        node = node.get(name) if isinstance(node, Mapping) else None
+    if not isinstance(node, Mapping):
+        raise TokenDecodingError(f"the token has no claims object at claims_path {path!r}")
+    return dict(node)
+
+
+def session_variables(claims: Mapping[str, Any]) -> Dict[str, Any]:
+    """What the server makes of a token's claims as ``$session`` / ``$token`` (and matches roles
+    against): the claims, plus ``SESSION_USER_ID`` from the legacy ``x-triplit-user-id`` and
+    ``_scope``, the ``scope`` string split on spaces (PROTOCOL.md §7.2)."""
+    out: Dict[str, Any] = {}
+    if "x-triplit-user-id" in claims:
+        out["SESSION_USER_ID"] = claims["x-triplit-user-id"]
+    out.update(claims)
+    if isinstance(out.get("scope"), str) and "_scope" not in out:
+        out["_scope"] = out["scope"].split(" ")
+    return out
 
 
 def expires_at(claims: Mapping[str, Any]) -> Optional[float]:

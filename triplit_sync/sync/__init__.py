@@ -7,6 +7,10 @@ May import :mod:`triplit_sync.store`, :mod:`triplit_sync.wire`, :mod:`triplit_sy
 ``send`` callable it is given, and knows nothing of the transport, sessions or the facade.
 """
 
+from ._live import BACKGROUND
+from ._outcomes import OutcomeStatus, WriteOutcome
+from ._rejected import RejectedWrite
 from .engine import UNOWNED, QueryRunner, Subscription, SyncEngine
 
-__all__ = ["UNOWNED", "QueryRunner", "Subscription", "SyncEngine"]
+__all__ = ["BACKGROUND", "UNOWNED", "OutcomeStatus", "QueryRunner", "RejectedWrite", "Subscription", "SyncEngine",
+           "WriteOutcome"]

@@ -9,7 +9,11 @@ from .._util.types import Document, QueryJSON
 from ..errors import QueryError
 from ._freshness import IdSets
 
-__all__ = ["LiveQuery", "QueryRunner", "Subscription", "call_if_active", "call_if_active_remote"]
+__all__ = ["BACKGROUND", "LiveQuery", "QueryRunner", "Subscription", "call_if_active", "call_if_active_remote"]
+
+
+def BACKGROUND(rows: List[Dict[str, Any]]) -> None:
+    """The ``on_results`` of a background subscription: its rows are never decoded or delivered."""
 
 
 class QueryRunner:
@@ -78,6 +82,11 @@ class Subscription:
     def fulfilled(self) -> bool:
         """True once the server has answered this query on the current connection."""
         return self.live.fulfilled
+
+    @property
+    def background(self) -> bool:
+        """A subscription that keeps the query synced without results callbacks."""
+        return self.on_results is BACKGROUND
 
     def unsubscribe(self) -> None:
         """Stop the callbacks; the last subscriber of a query also ends its server subscription."""

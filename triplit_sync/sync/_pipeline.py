@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Set
 from .._util.types import Changes, Document, Timestamp
 from ..errors import WriteError
 from ..store.base import LocalStore
+from ._outcomes import OutcomeTracker, changed_keys
 
 __all__ = ["WritePipeline", "batch_applied"]
 
@@ -88,6 +89,10 @@ class WritePipeline:
         self._deletes_checked = False  # this batch's deletes were found to exist already
         self.failures: List[WriteError] = []  # rejections wait_for_sync has not reported yet
         self.error_callbacks: List[Callable[[WriteError], Any]] = []
+        #: the outcomes of particular writes (_outcomes.py), told of every step below
+        self.outcomes = OutcomeTracker(submit)
+        #: called with (error, rejected changes, owner) for every rolled-back unit (_rejected.py)
+        self.on_rejected: Optional[Callable[[WriteError, Changes, str], None]] = None
 
     # ------------------------------------------------------------------ connection
 
@@ -132,6 +137,7 @@ class WritePipeline:
             self.sent = True
             if fresh:
                 self._deletes_checked = False
+                self.outcomes.taken(batch)
         return batch
 
     # ------------------------------------------------------------------ answers
@@ -141,7 +147,10 @@ class WritePipeline:
         self.sent = False
         inflight = self.store.inflight()
         self.store.ack_inflight(timestamp)
-        return inflight[1] if inflight is not None else None
+        if inflight is None:
+            return None
+        self.outcomes.succeeded(changed_keys(inflight[1]))
+        return inflight[1]
 
     def rejected(self, error: WriteError) -> Set[str]:
         """The server refused the batch: excuse it, split it, or roll back its one unit.
@@ -162,14 +171,20 @@ class WritePipeline:
 
     def _split_or_reject(self, error: WriteError) -> Set[str]:
         if self.store.split_inflight():
+            kept = self.store.inflight()
+            self.outcomes.split(kept[1] if kept is not None else None)
             logger.info("the server rejected a write batch (%s); sending it in smaller parts to find the "
                         "rejected writes", error.name)
             return set()
         return self._reject(error)
 
     def _reject(self, error: WriteError) -> Set[str]:
+        owner = self.store.inflight_owner() or ""
         rejected = self.store.reject_inflight() or {}
         error.changes = rejected
+        self.outcomes.rejected(rejected, error)
+        if self.on_rejected is not None and rejected:
+            self.on_rejected(error, rejected, owner)
         logger.warning("the server rejected writes (%s): %s", error.name, error.message)
         self.failures.append(error)
         for callback in list(self.error_callbacks):
@@ -192,7 +207,9 @@ class WritePipeline:
         if kind == "applied":
             if batch_applied(changes, self.store.get_cached):
                 logger.info("a write batch sent before the connection dropped had been applied; not sending it again")
-                return self.store.finish_inflight()
+                done = self.store.finish_inflight()
+                self.outcomes.succeeded(changed_keys(changes))
+                return done
             return set()  # has_batch() is true again: it is sent
         return self._excuse_deletes(changes)
 
@@ -208,6 +225,8 @@ class WritePipeline:
         for coll, ids in gone.items():
             logger.info("%d deleted %s entities were already gone on the server", len(ids), coll)
             left = self.store.drop_inflight_deletes(coll, ids)
+        # a delete already done is a success; a re-insert after it is still in flight
+        self.outcomes.succeeded({(c, i) for c, ids in gone.items() for i in ids if i not in changes[c]["sets"]})
         if not left:
             return set(gone)  # nothing else was in the batch: it is done
         self._deletes_checked = True

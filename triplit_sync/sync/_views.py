@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 from .._util.types import Document
 from ..store.base import LocalStore
 from ._freshness import Freshness, IdSets
-from ._live import LiveQuery, QueryRunner, Subscription, call_if_active, call_if_active_remote
+from ._live import BACKGROUND, LiveQuery, QueryRunner, Subscription, call_if_active, call_if_active_remote
 
 __all__ = ["Views"]
 
@@ -74,6 +74,8 @@ class Views:
         changed, old = self.run(live)
         decoded: Optional[List[Dict[str, Any]]] = None
         for sub in list(live.subscribers):
+            if sub.on_results is BACKGROUND:
+                continue
             if (changed or sub.delivered is None) and sub.delivered is not live.rows:
                 if decoded is None:
                     decoded = self.decoded(live)
@@ -106,7 +108,7 @@ class Views:
             self._submit(call_if_active_remote, sub)
 
     def deliver(self, sub: Subscription, rows: List[Document]) -> None:
-        if sub.delivered is not None:
+        if sub.delivered is not None or sub.on_results is BACKGROUND:
             return  # the server's answer (or a change) reached it first
         sub.delivered = rows
         decoded = self.decoded(sub.live) if rows is sub.live.rows else self.runner.decode(sub.live.query, rows)

@@ -40,6 +40,8 @@ from ..wire.messages import (
 )
 from ._freshness import IdSets
 from ._live import LiveQuery, QueryRunner, Subscription
+from ._outcomes import WriteOutcome
+from ._own_writes import OwnWrites
 from ._pipeline import WritePipeline
 from ._registry import QueryRegistry
 from ._resume import resume_state
@@ -58,7 +60,7 @@ _ENFORCE_SEND_ORDER = True
 _Out = Tuple[int, Message]
 
 
-class SyncEngine(QueryRegistry):
+class SyncEngine(QueryRegistry, OwnWrites):
     """The registry of live queries (:class:`QueryRegistry`) joined to one connection at a time."""
 
     def __init__(
@@ -90,6 +92,7 @@ class SyncEngine(QueryRegistry):
         self._ack_timer = OneShot("triplit-ack-watch")
         self._changes_sent_at = 0.0  # when the CHANGES on the wire was sent
         self.pipeline = WritePipeline(store, submit, self._verify)
+        self._init_own_writes()
         self.closed = False
 
     # ------------------------------------------------------------------ wiring
@@ -494,13 +497,17 @@ class SyncEngine(QueryRegistry):
 
     # ------------------------------------------------------------------ writes
 
-    def write(self, changes: Changes) -> None:
-        """Store encoded local changes in the outbox (durably), update views, push."""
+    def write(self, changes: Changes, *, owner: Optional[str] = None, track: bool = False,
+              timeout: Optional[float] = None) -> Optional[WriteOutcome]:
+        """Store encoded local changes in the outbox (durably), update views, push. ``owner``:
+        whose writes they are (default: the session's); ``track``: return their outcome."""
         with self._lock:
-            self.store.add_local_changes(changes, self.pipeline.owner or UNOWNED)
+            self.store.add_local_changes(changes, owner or self.pipeline.owner or UNOWNED)
+            outcome = self._after_write(changes, track, timeout)
             self._refresh_collections(changes, _ids_of(changes))
             self._pump()
         self._drain()
+        return outcome
 
     def on_sync_error(self, callback: Callable[[WriteError], Any]) -> Callable[[], None]:
         return add_callback(self._lock, self.pipeline.error_callbacks, callback)
@@ -519,6 +526,7 @@ class SyncEngine(QueryRegistry):
     def clear_pending(self, collection: Optional[str] = None, entity_id: Optional[str] = None) -> None:
         with self._lock:
             changed = self.store.clear_pending(collection, entity_id)
+            self._outbox_shrank()
             self._refresh_collections(changed)
             self._cond.notify_all()
             self._pump()
@@ -527,6 +535,7 @@ class SyncEngine(QueryRegistry):
     def local_changes_applied(self, changed: Iterable[str]) -> None:
         """The store changed underneath (clear, fork): re-evaluate what depends on it."""
         with self._lock:
+            self._outbox_shrank()
             self._refresh_collections(changed)
             self._pump()
         self._drain()

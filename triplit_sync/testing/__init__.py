@@ -14,24 +14,41 @@ reused afterwards.
         ...  # point your client at server.url
 
 For pytest, add ``pytest_plugins = ["triplit_sync.pytest_plugin"]`` to your ``conftest.py``
-(fixtures ``triplit_server`` and ``triplit``); for unittest, mix :class:`TriplitServerMixin`
+(fixtures ``triplit_server``, ``triplit``, ``triplit_client`` and ``triplit_client_factory``);
+for unittest, mix :class:`TriplitServerMixin`
 into your ``TestCase``.
 
-Imports only :mod:`triplit_sync._util` and :mod:`triplit_sync.errors`: the server helpers do not
-need the client. The pytest plugin and the CLI build on this room.
+The server helpers import only :mod:`triplit_sync._util`, :mod:`triplit_sync.errors` and
+:mod:`triplit_sync.session` (token minting); the client is imported only when a test asks for a
+client (``TriplitServerMixin.triplit_client()``, ``_clients.py``). The pytest plugin and the CLI
+build on this room.
 """
 
-from ._install import TestServerError, ensure_server_installed
+from ._install import TestServerError, ensure_js_client_installed, ensure_server_installed
 from ._mixin import TriplitServerMixin
-from ._tokens import DEFAULT_SECRET, mint_token
+from ._tokens import (
+    DEFAULT_SECRET,
+    KeyPair,
+    auth0_claims,
+    clerk_claims,
+    generate_key_pair,
+    mint_token,
+    supabase_claims,
+)
 from .server import TriplitTestServer, shared_server
 
 __all__ = [
     "DEFAULT_SECRET",
+    "KeyPair",
     "TestServerError",
     "TriplitServerMixin",
     "TriplitTestServer",
+    "auth0_claims",
+    "clerk_claims",
+    "ensure_js_client_installed",
     "ensure_server_installed",
+    "generate_key_pair",
     "mint_token",
     "shared_server",
+    "supabase_claims",
 ]

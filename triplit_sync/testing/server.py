@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 from .._util.types import StorageKind
 from . import _install
 from ._install import TestServerError
-from ._tokens import DEFAULT_SECRET, mint_token
+from ._tokens import DEFAULT_SECRET, KeyPair, mint_token
 
 __all__ = ["SchemaArg", "TriplitTestServer", "shared_server"]
 
@@ -54,10 +54,22 @@ class TriplitTestServer:
 
     ``schema`` is ``None`` (schemaless), a dict in the server's JSON schema format, or the path
     of such a JSON file (``triplit_sync.schema.Schema`` objects work too). ``storage`` is
-    ``"memory"`` or ``"sqlite"`` (durable: data survives :meth:`restart`).
+    ``"memory"`` or ``"sqlite"`` (durable: data survives :meth:`restart`). The first start on
+    a machine installs the server's Node packages (about a minute) and reports each step to
+    ``progress`` (default: stderr; ``None``: silent).
 
         with TriplitTestServer(schema=my_schema) as server:
             client = TriplitClient(server.url, token=server.user_token("alice"), storage="memory")
+
+    Tokens of an identity provider: ``external_key`` is what verifies tokens without an internal
+    ``x-triplit-token-type`` (the server's ``externalJwtSecret``): a :class:`KeyPair`, a public
+    key PEM (RSA or EC), a JWK (JSON text) or an HMAC secret; ``claims_path`` (the server's
+    ``claimsPath``) is where such a token keeps its Triplit claims, e.g. an Auth0 namespace.
+    Internal tokens (``service_token()``, ``user_token()``...) keep working with ``secret``.
+
+        keys = generate_key_pair()
+        with TriplitTestServer(schema, claims_path="https://triplit/claims", external_key=keys) as server:
+            token = server.external_token(auth0_claims("auth0|alice"), expires_in=3600)
     """
 
     __test__ = False
@@ -72,7 +84,16 @@ class TriplitTestServer:
         db_path: Optional[Union[str, "os.PathLike[str]"]] = None,
         verbose: bool = False,
         startup_timeout: float = 120.0,
+        claims_path: Optional[str] = None,
+        external_key: Union[None, str, KeyPair] = None,
+        progress: _install.ProgressArg = _install.stderr_progress,
     ) -> None:
+        if claims_path is not None and (not isinstance(claims_path, str)
+                                        or not all(claims_path.split("."))):
+            raise ValueError(f"claims_path must be dotted claim names, none empty, not {claims_path!r}")
+        if external_key is not None and not isinstance(external_key, (str, KeyPair)):
+            raise TypeError("external_key must be a KeyPair, a PEM / JWK string or an HMAC secret, "
+                            f"not {type(external_key).__name__}")
         if storage not in ("memory", "sqlite"):
             raise ValueError(f"storage must be 'memory' or 'sqlite', not {storage!r}")
         if not isinstance(port, int) or not 0 <= port <= 65535:
@@ -82,7 +103,20 @@ class TriplitTestServer:
         self.port = port
         self.verbose = verbose
         self.startup_timeout = startup_timeout
+        self.progress = progress
         self._workdir = Path(tempfile.mkdtemp(prefix="triplit-test-server-"))
+        self.claims_path = claims_path
+        #: the key pair external tokens are signed with, when ``external_key`` was one
+        self.external_keys: Optional[KeyPair] = external_key if isinstance(external_key, KeyPair) else None
+        self._external_key_path: Optional[Path] = None
+        if external_key is not None:
+            text = external_key.public_pem if isinstance(external_key, KeyPair) else external_key
+            if not text.strip():
+                raise ValueError("external_key is empty")
+            self._external_key_path = self._workdir / "external-key"
+            fd = os.open(self._external_key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
         self.schema_path: Optional[Path] = self._write_schema(schema)
         self.db_path: Optional[Path] = None
         if storage == "sqlite":
@@ -125,10 +159,14 @@ class TriplitTestServer:
         with self._lock:
             if self.running:
                 return self
-            folder = _install.ensure_server_installed()
+            folder = _install.ensure_server_installed(self.progress)
             node = _install.node_executable()
-            cmd = [node, str(folder / "server.mjs"), "--port", str(self.port), "--secret", self.secret,
-                   "--storage", self.storage, "--exit-with-stdin"]
+            cmd = [node, str(folder / _install.script_name()), "--port", str(self.port),
+                   "--secret", self.secret, "--storage", self.storage, "--exit-with-stdin"]
+            if self.claims_path is not None:
+                cmd += ["--claims-path", self.claims_path]
+            if self._external_key_path is not None:
+                cmd += ["--external-secret-file", str(self._external_key_path)]
             if self.db_path is not None:
                 cmd += ["--db-path", str(self.db_path)]
             if self.schema_path is not None:
@@ -259,6 +297,14 @@ class TriplitTestServer:
         """A user token with ``sub`` and any extra claims."""
         return mint_token(self.secret, claims, sub=sub, expires_in=expires_in)
 
+    def external_token(self, claims: Mapping[str, Any], *, expires_in: Optional[float] = None) -> str:
+        """A token as an identity provider would sign it, with the server's ``external_key`` pair.
+
+        Shape ``claims`` with :func:`auth0_claims`, :func:`clerk_claims` or :func:`supabase_claims`."""
+        if self.external_keys is None:
+            raise TestServerError("external_token() needs TriplitTestServer(external_key=KeyPair)")
+        return self.external_keys.sign(claims, expires_in=expires_in)
+
     def post(self, route: str, body: Any, token: Optional[str] = None) -> Tuple[int, Any]:
         """POST a JSON body to a route with the service token (or ``token``); returns (status, body)."""
         req = urllib.request.Request(
@@ -321,7 +367,8 @@ _shared: Dict[Tuple[Optional[str], str], TriplitTestServer] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_server(schema: SchemaArg = None, *, storage: StorageKind = "memory") -> TriplitTestServer:
+def shared_server(schema: SchemaArg = None, *, storage: StorageKind = "memory",
+                  progress: _install.ProgressArg = _install.stderr_progress) -> TriplitTestServer:
     """One running server per (schema, storage) for the whole test process, stopped at exit."""
     if schema is None or isinstance(schema, (str, os.PathLike)):
         key_schema = None if schema is None else str(Path(schema).resolve())
@@ -332,7 +379,7 @@ def shared_server(schema: SchemaArg = None, *, storage: StorageKind = "memory") 
     with _shared_lock:
         server = _shared.get(key)
         if server is None or not server.running:
-            server = TriplitTestServer(schema, storage=storage)
+            server = TriplitTestServer(schema, storage=storage, progress=progress)
             server.start()
             _shared[key] = server
         return server

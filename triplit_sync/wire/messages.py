@@ -264,8 +264,19 @@ class ErrorMessage(Message):
                 query_id=self.query_key,
             )
         if self.is_changes_error:
-            return WriteError(redact(self.message), name=self.name, status=status, data=self.error)
+            hint = _NO_SCHEMA_HINT if self.name in _SERIALIZATION_ERRORS else ""
+            return WriteError(redact(self.message) + hint, name=self.name, status=status, data=self.error)
         return server_error_from_json(self.error)
+
+
+# A client without a schema sends values as they are and leaves defaults (ids, dates) to nobody: a
+# server with a schema refuses such writes with one of these, whose text does not say why.
+_SERIALIZATION_ERRORS = frozenset({"DBSerializationError", "JSONSerializationError",
+                                   "InvalidInsertDocumentError"})
+_NO_SCHEMA_HINT = (
+    " | If this client was created without schema=, pass the server's schema: "
+    "TriplitClient(url, token=..., schema=...) with a schema file, a dict or a Schema; fetch the "
+    "server's own with HttpClient(url, service_token).schema().")
 
 
 @dataclass
