@@ -80,6 +80,39 @@ class Runner:
             return [sys.executable, "-m", PY_MODULES["py"]], self.baseline
         return [sys.executable, "-m", PY_MODULES[kind]], REPO_ROOT
 
+    def start(self, kind: str, job: Dict[str, Any], ready: str) -> "subprocess.Popen[str]":
+        """Start a worker and return once it printed the line ``ready`` (for scenarios with
+        several processes at once); :meth:`finish` collects its result."""
+        cmd, cwd = self.command(kind)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, text=True, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(json.dumps(job))
+        proc.stdin.close()
+        proc.stdin = None  # communicate() in finish() must not flush it
+        for line in proc.stdout:
+            if line.strip() == ready:
+                return proc
+        proc.wait()
+        raise WorkerError(f"{kind} {job['scenario']} ended before {ready} (exit {proc.returncode}):\n"
+                          f"{(proc.stderr.read() if proc.stderr else '')[-3000:]}")
+
+    def finish(self, proc: "subprocess.Popen[str]", kind: str, job: Dict[str, Any],
+               timeout: Optional[float] = None) -> Dict[str, Any]:
+        try:
+            out, err = proc.communicate(timeout=timeout or self.timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise WorkerError(f"{kind} {job['scenario']} timed out") from None
+        for line in reversed(out.splitlines()):
+            if line.startswith(RESULT_PREFIX):
+                result: Dict[str, Any] = json.loads(line[len(RESULT_PREFIX):])
+                return result
+        raise WorkerError(f"{kind} {job['scenario']} failed (exit {proc.returncode}):\n{err[-3000:]}")
+
     def run(self, kind: str, job: Dict[str, Any], timeout: Optional[float] = None) -> Dict[str, Any]:
         cmd, cwd = self.command(kind)
         env = dict(os.environ)

@@ -3,6 +3,7 @@
     python -m bench.hotspots P1 --n 50000            # where the initial load spends its time
     python -m bench.hotspots P5 --sort cumulative    # the local query
     python -m bench.hotspots P4                      # load, change, resume (profiles the resume)
+    python -m bench.hotspots S4 --count 100          # 200 live queries, writes touching one each
 
 cProfile only sees the thread that enabled it; the client's work happens on its reader and
 dispatcher threads, so every thread started here gets its own profiler, merged at the end.
@@ -23,7 +24,7 @@ from typing import Any, Callable, Dict, List
 
 from triplit_sync.testing import TriplitTestServer
 
-from bench import py_worker, seed
+from bench import py_scale, py_worker, seed
 from bench.run import P4_SETTLE_S, SCHEMA
 
 _profiles: List[cProfile.Profile] = []
@@ -56,7 +57,7 @@ def profiled(fn: Callable[[], Any]) -> Any:
 
 def main(argv: "List[str] | None" = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.hotspots", description=__doc__.split("\n\n")[0])
-    p.add_argument("scenario", choices=["P1", "P2", "P3a", "P3b", "P4", "P5"])
+    p.add_argument("scenario", choices=["P1", "P2", "P3a", "P3b", "P4", "P5", "S1", "S4"])
     p.add_argument("--n", type=int, default=10_000, help="todos on the server (default 10000)")
     p.add_argument("--count", type=int, default=500, help="writes for P2 / P3a / P3b")
     p.add_argument("--sort", default="tottime", help="pstats sort key (tottime, cumulative, ...)")
@@ -70,6 +71,7 @@ def main(argv: "List[str] | None" = None) -> int:
         job: Dict[str, Any] = {
             "url": server.url, "token": server.user_token(seed.USER_ID), "schema_path": str(SCHEMA),
             "user_id": seed.USER_ID, "id_prefix": "prof", "n": args.n, "count": args.count, "runs": 200,
+            "queries": 200,
             "scratch": scratch, "data_dir": os.path.join(scratch, "p4"), "name": "bench-profile",
             "timeout_ms": 600_000,
         }
@@ -82,7 +84,7 @@ def main(argv: "List[str] | None" = None) -> int:
             fn, name = py_worker.p4_resume, "P4_resume"
         else:
             fn = {"P1": py_worker.p1, "P2": py_worker.p2, "P3a": py_worker.p3a, "P3b": py_worker.p3b,
-                  "P5": py_worker.p5}[args.scenario]
+                  "P5": py_worker.p5, "S1": py_scale.s1, "S4": py_scale.s4}[args.scenario]
             name = args.scenario
         t = time.perf_counter()
         try:

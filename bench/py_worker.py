@@ -231,5 +231,8 @@ def p5(job: Dict[str, Any]) -> Dict[str, Any]:
 
 
 if __name__ == "__main__":
+    from bench import py_scale
+
     main("py", {"P1": p1, "P2": p2, "P3a": p3a, "P3b": p3b, "P4_load": p4_load, "P4_resume": p4_resume,
-                "P5": p5})
+                "P5": p5, "S1": py_scale.s1, "S2_load": py_scale.s2_load, "S2_reopen": py_scale.s2_reopen,
+                "S4": py_scale.s4, "S5_sub": py_scale.s5_sub, "S5_write": py_scale.s5_write})

@@ -47,7 +47,8 @@ class Metric:
         self.unit = unit
         self.compute = compute
         # (kind, against, bound): kind "ratio" = py / against <= bound (>= when higher is better),
-        # "abs" = py <= bound, "pct_of" = py / py's own `against` metric * 100 <= bound.
+        # "abs" = py <= bound, "pct_of" = py / py's own `against` metric * 100 <= bound,
+        # "self" = py / py's own `against` metric <= bound (the same work on less data).
         self.target = target
         self.lower_is_better = lower_is_better
 
@@ -74,7 +75,32 @@ def _kib(label: str, key: str) -> Callable[[Results, str], Optional[float]]:
     return compute
 
 
-def metrics(n_small: int, n_large: int) -> List[Metric]:
+def scale_metrics(n_small: int, n_huge: int) -> List[Metric]:
+    """Issue 18: local queries at scale, reopen, memory, many live queries."""
+    small, huge = f"S1 indexed query {n_small}", f"S1 indexed query {n_huge}"
+    return [
+        Metric(small, "ms", _p(f"S1_{n_small}", "indexed_ms", 50)),
+        Metric(huge, "ms", _p(f"S1_{n_huge}", "indexed_ms", 50), ("self", small, 2.0)),
+        Metric(f"S1 indexed first run {n_huge}", "ms", _m(f"S1_{n_huge}", "indexed_first_ms")),
+        Metric(f"S1 scan query {n_small}", "ms", _p(f"S1_{n_small}", "scan_ms", 50), ("ratio", "js", 0.2)),
+        Metric(f"S1 scan query {n_huge}", "ms", _p(f"S1_{n_huge}", "scan_ms", 50), ("ratio", "js", 0.2)),
+        Metric(f"S2 reopen + first query {n_huge}", "ms", _m("S2_reopen", "reopen_ms"), ("abs", "", 300.0)),
+        Metric("S2 open", "ms", _m("S2_reopen", "open_ms")),
+        Metric("S2 first query", "ms", _m("S2_reopen", "first_query_ms")),
+        Metric(f"S3 RSS growth per entity {n_huge}", "B", _m("S2_reopen", "bytes_per_entity"), ("abs", "", 600.0)),
+        Metric("S4 propagation p50, 1 query", "ms", _p("S4", "latency_one_ms", 50)),
+        Metric("S4 propagation p50, all queries", "ms", _p("S4", "latency_ms", 50), ("abs", "", 10.0)),
+        Metric("S4 propagation p99, all queries", "ms", _p("S4", "latency_ms", 99)),
+        Metric("S5 fan-out p50, last subscriber", "ms", _p("S5", "fanout_ms", 50)),
+        Metric("S5 fan-out p99, last subscriber", "ms", _p("S5", "fanout_ms", 99)),
+    ]
+
+
+def metrics(n_small: int, n_large: int, n_huge: int = 200_000) -> List[Metric]:
+    return _p_metrics(n_small, n_large) + scale_metrics(n_small, n_huge)
+
+
+def _p_metrics(n_small: int, n_large: int) -> List[Metric]:
     return [
         Metric(f"P1 initial load {n_small}", "ms", _m(f"P1_{n_small}", "load_ms"),
                ("ratio", "js", 0.6)),
@@ -107,8 +133,8 @@ def _scale(v: Optional[float], k: float) -> Optional[float]:
     return None if v is None else v * k
 
 
-def summarize(results: Results, n_small: int, n_large: int) -> List[Dict[str, Any]]:
-    table_metrics = metrics(n_small, n_large)
+def summarize(results: Results, n_small: int, n_large: int, n_huge: int = 200_000) -> List[Dict[str, Any]]:
+    table_metrics = metrics(n_small, n_large, n_huge)
     by_name = {m.name: {client: m.compute(results, client) for client in ("py", "js", "raw", "base")}
                for m in table_metrics}
     rows = []
@@ -129,6 +155,12 @@ def summarize(results: Results, n_small: int, n_large: int) -> List[Dict[str, An
             elif kind == "abs":
                 row["target"] = f"<= {bound:g} {metric.unit}"
                 row["met"] = None if py is None else py <= bound
+            elif kind == "self":
+                base = by_name[against]["py"]
+                row["target"] = f"<= {bound:g}x {against.split()[-1]}"
+                if py is not None and base:
+                    row["self_ratio"] = py / base
+                    row["met"] = row["self_ratio"] <= bound
             elif kind == "pct_of":
                 full = by_name[against]["py"]
                 row["target"] = f"<= {bound:g}% of full load"
@@ -165,6 +197,8 @@ def table(rows: List[Dict[str, Any]]) -> str:
             continue  # a scenario this run left out
         if r.get("pct") is not None:
             ratio = f"{r['pct']:.2f}% full"
+        elif r.get("self_ratio") is not None:
+            ratio = f"{r['self_ratio']:.2f}x self"
         elif r["ratio"] is not None:
             ratio = f"{r['ratio']:.2f}x {r.get('ratio_against', 'js')}"
         else:

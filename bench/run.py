@@ -29,7 +29,7 @@ from bench import report, seed
 from bench._proc import BENCH_DIR, REPO_ROOT, Runner, WorkerError
 
 SCHEMA = REPO_ROOT / "tests" / "fixtures" / "sample-schema.json"
-SCENARIOS = ("P1", "P2", "P3a", "P3b", "P4", "P5")  # P6 is measured inside P1 at the large N
+SCENARIOS = ("P1", "P2", "P3a", "P3b", "P4", "P5", "S1", "S2", "S4", "S5")  # P6 comes with P1, S3 with S2
 P4_SETTLE_S = 5.0  # the least age of the seeded data when P4's clients first sync it
 
 
@@ -195,6 +195,80 @@ class Bench:
         for kind in self.order(["py", "js"], rnd):
             self.run(kind, "P5", rnd, self.job("P5", kind, rnd, n=self.args.n_small, runs=self.args.queries))
 
+    # ----------------------------------------------------------------- scale (issue 18)
+
+    def s1(self, rnd: int, n: int) -> None:
+        self.ensure_seeded(n)
+        for kind in self.order(["py", "js"], rnd):
+            # The JS client's queries take ~1 s each at 200 000: fewer runs on the large data.
+            runs = self.args.queries if n == self.args.n_small else self.args.s1_runs_huge
+            self.run(kind, f"S1_{n}", rnd, self.job("S1", kind, rnd, n=n, runs=runs))
+
+    def s2(self, rnd: int) -> None:
+        """S2/S3: each client syncs the large data durably in one process, then reopens it in another."""
+        assert self.runner is not None
+        n = self.args.n_huge
+        self.ensure_seeded(n)
+        kinds = self.order(["py", "js"], rnd)
+        dirs = {kind: str(self.runner.data_root / f"s2-r{rnd}-{kind}") for kind in kinds}
+        loaded = [kind for kind in kinds
+                  if self.run(kind, "S2_load", rnd,
+                              self.job("S2_load", kind, rnd, n=n, data_dir=dirs[kind], name="bench-s2"))]
+        for kind in loaded:
+            self.run(kind, "S2_reopen", rnd,
+                     self.job("S2_reopen", kind, rnd, n=n, data_dir=dirs[kind], name="bench-s2"))
+
+    def s4(self, rnd: int) -> None:
+        assert self.server is not None
+        count = self.args.s4_writes
+        for kind in self.order(["py", "js"], rnd):
+            self.ensure_seeded(self.args.n_small)
+            result = self.run(kind, "S4", rnd, self.job("S4", kind, rnd, n=self.args.n_small, count=count,
+                                                        queries=self.args.s4_queries))
+            self.seeded = None
+            if result is not None:
+                status, body = self.server.post("stats", {})
+                rows = {r.get("collection"): r.get("numEntities") for r in body} if status == 200 else {}
+                result["server_rows_after"] = rows.get("todos")
+                result["server_rows_expected"] = self.args.n_small + count + count // 4
+
+    def s5(self, rnd: int) -> None:
+        """S5: `s5_subscribers` processes of one client kind on P2's live query, one writer of the
+        same kind; per write, insert call -> the last subscriber's callback (wall clock)."""
+        assert self.runner is not None and self.server is not None
+        count, subs = self.args.s5_writes, self.args.s5_subscribers
+        for kind in self.order(["py", "js"], rnd):
+            self.ensure_seeded(self.args.n_small)
+            prefix = f"{kind}r{rnd}s5w"
+            job = self.job("S5_sub", kind, rnd, count=count, watch_prefix=prefix)
+            t = time.perf_counter()
+            procs = []
+            try:
+                for _ in range(subs):
+                    procs.append(self.runner.start(kind, job, "S5_READY"))
+                writer = self.runner.run(kind, self.job("S5_write", kind, rnd, count=count, watch_prefix=prefix),
+                                         timeout=self.args.timeout)
+                seen = [self.runner.finish(p, kind, job, timeout=120)["seen"] for p in procs]
+            except WorkerError as e:
+                for p in procs:
+                    if p.poll() is None:
+                        p.kill()
+                        p.communicate()
+                self.errors.append(f"round {rnd} S5 {kind}: {e}")
+                self.log(f"    S5         {kind:<3} FAILED: {str(e).splitlines()[0]}")
+                self.seeded = None
+                continue
+            self.seeded = None
+            started = writer["started"]
+            last = [max(s.get(i, float("inf")) for s in seen) - t0 for i, t0 in started.items()]
+            missing = sum(1 for x in last if x == float("inf"))
+            result = {"scenario": "S5", "client": kind, "round": rnd, "label": "S5",
+                      "fanout_ms": [x * 1000 for x in last if x != float("inf")], "missing": missing}
+            self.results.append(result)
+            if missing:
+                self.errors.append(f"round {rnd} S5 {kind}: {missing} writes never reached every subscriber")
+            self.log(f"    S5         {kind:<3} {_brief(result)}  ({time.perf_counter() - t:.1f} s)")
+
     def round(self, rnd: int) -> None:
         only = self.args.only
         # Read-only scenarios first on each data size, writers after, the big load last.
@@ -202,14 +276,24 @@ class Bench:
             self.p1(rnd, self.args.n_small)
         if "P5" in only:
             self.p5(rnd)
+        if "S1" in only:
+            self.s1(rnd, self.args.n_small)
         if "P4" in only:
             self.p4(rnd)
         if "P2" in only:
             self.p2(rnd)
         if "P3a" in only or "P3b" in only:
             self.p3(rnd)
+        if "S4" in only:
+            self.s4(rnd)
+        if "S5" in only:
+            self.s5(rnd)
         if "P1" in only:
             self.p1(rnd, self.args.n_large)
+        if "S1" in only:
+            self.s1(rnd, self.args.n_huge)
+        if "S2" in only:
+            self.s2(rnd)
 
     # ----------------------------------------------------------------- the run
 
@@ -223,7 +307,7 @@ class Bench:
             for rnd in range(self.args.rounds):
                 self.log(f"round {rnd + 1}/{self.args.rounds}")
                 self.round(rnd)
-        rows = report.summarize(self.results, self.args.n_small, self.args.n_large)
+        rows = report.summarize(self.results, self.args.n_small, self.args.n_large, self.args.n_huge)
         checks = consistency(self.results)
         print(f"\ntriplit_sync vs @triplit/client 1.0.50 — {info['date']} — {info['nproc']} CPUs "
               f"({info['cpu']}), Python {info['python']}, Node {info['node']} — "
@@ -254,20 +338,21 @@ def consistency(results: List[Dict[str, Any]]) -> List[str]:
             problems.append(f"round {r['round']} {r['label']} {r['client']}: the server holds "
                             f"{r.get('server_rows_after')} todos after the run, "
                             f"not {r['server_rows_expected']}")
-    p5: Dict[int, Dict[str, Any]] = {}
+    answers: Dict[Any, Dict[str, Any]] = {}
     for r in results:
-        if r["label"] == "P5" and r.get("result_ids") is not None:
-            p5.setdefault(r["round"], {})[r["client"]] = r["result_ids"]
-    for rnd, by_client in p5.items():
+        for key in ("result_ids", "indexed_ids", "scan_ids"):
+            if r.get(key) is not None:
+                answers.setdefault((r["round"], r["label"], key), {})[r["client"]] = r[key]
+    for (rnd, label, key), by_client in answers.items():
         if len({tuple(ids) for ids in by_client.values()}) > 1:
-            problems.append(f"round {rnd} P5: the clients' local query results differ: {by_client}")
+            problems.append(f"round {rnd} {label}: the clients' local query results ({key}) differ: {by_client}")
     return problems
 
 
 def _brief(result: Dict[str, Any]) -> str:
     parts = []
     for key, value in result.items():
-        if key in ("client", "scenario", "round", "label", "result_ids", "server_rows_expected"):
+        if key in ("client", "scenario", "round", "label", "server_rows_expected") or key.endswith("_ids"):
             continue
         if isinstance(value, list):
             if value and isinstance(value[0], (int, float)):
@@ -285,13 +370,20 @@ def _brief(result: Dict[str, Any]) -> str:
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
-    p.add_argument("--only", default=",".join(SCENARIOS), help="scenarios, e.g. P1,P5 (P6 comes with P1)")
+    p.add_argument("--only", default=",".join(SCENARIOS),
+                   help="scenarios, e.g. P1,P5 (P6 comes with P1, S3 with S2)")
     p.add_argument("--clients", default="py,js,raw", help="which of py, js, raw to run (default all)")
     p.add_argument("--n-small", type=int, default=10_000, help="todos for P1/P4/P5 and behind P2/P3")
     p.add_argument("--n-large", type=int, default=50_000, help="todos for the second P1 and P6")
     p.add_argument("--writes", type=int, default=500, help="sequential writes in P2 and P3a")
     p.add_argument("--bulk", type=int, default=10_000, help="inserts in P3b")
-    p.add_argument("--queries", type=int, default=200, help="local query runs in P5")
+    p.add_argument("--queries", type=int, default=200, help="local query runs in P5 and S1")
+    p.add_argument("--n-huge", type=int, default=200_000, help="todos for the large S1 and S2/S3")
+    p.add_argument("--s5-subscribers", type=int, default=8, help="subscriber processes in S5")
+    p.add_argument("--s5-writes", type=int, default=100, help="writes in S5")
+    p.add_argument("--s1-runs-huge", type=int, default=20, help="runs of each S1 query on the large data")
+    p.add_argument("--s4-queries", type=int, default=200, help="live queries in S4")
+    p.add_argument("--s4-writes", type=int, default=100, help="writes in S4 with all its live queries")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds before a worker is killed")
     p.add_argument("--json", default=str(BENCH_DIR / "results" / "latest.json"),
                    help="where to write the JSON (default bench/results/latest.json)")
@@ -304,6 +396,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     if args.quick:
         args.rounds, args.n_small, args.n_large = 1, 1000, 3000
         args.writes, args.bulk, args.queries = 30, 500, 20
+        args.n_huge, args.s4_queries, args.s4_writes, args.s1_runs_huge = 5000, 20, 20, 5
+        args.s5_subscribers, args.s5_writes = 3, 10
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
     args.clients = [c.strip() for c in args.clients.split(",") if c.strip()]
     if args.baseline is not None:
@@ -311,7 +405,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
             p.error(f"--baseline {args.baseline} is not a triplit_sync checkout with bench/py_worker.py")
         args.baseline = args.baseline.resolve()
         args.clients.append("base")
-    unknown = [s for s in args.only if s not in SCENARIOS + ("P6",)]
+    if "S3" in args.only and "S2" not in args.only:
+        args.only.append("S2")
+    unknown = [s for s in args.only if s not in SCENARIOS + ("P6", "S3")]
     if unknown:
         p.error(f"unknown scenario(s) {unknown}: choose from {', '.join(SCENARIOS)}")
     if "P6" in args.only and "P1" not in args.only:

@@ -42,7 +42,7 @@ function emit(result) {
   process.stdout.write(`BENCH_RESULT ${JSON.stringify({ client: 'js', ...result })}\n`);
 }
 
-async function makeClient({ durable = false } = {}) {
+async function makeClient({ durable = false, connect = true } = {}) {
   let storage = 'memory';
   let db;
   if (durable) {
@@ -63,6 +63,7 @@ async function makeClient({ durable = false } = {}) {
     autoConnect: false,
     logLevel: 'error',
   });
+  if (!connect) return { client, db };
   const ready = new Promise((resolve) => {
     const off = client.onSyncMessageReceived((msg) => {
       if (msg.type === 'READY') {
@@ -267,6 +268,153 @@ const scenarios = {
     return { query_ms: ms, cached: count, result_ids: ids };
   },
 };
+
+// ---- the scale scenarios (issue 18); the Python mirror is bench/py_scale.py
+
+function s1Queries(client) {
+  return {
+    indexed: client.query('todos').Where('completed', '=', false).Order('created_at', 'DESC').Limit(20),
+    scan: client.query('todos').Where('text', 'like', '%777%'), // every row read
+  };
+}
+
+async function waitFulfilled(client, query, what, ms = 120_000) {
+  let fulfilled;
+  const remote = new Promise((resolve) => { fulfilled = resolve; });
+  const unsub = client.subscribe(query, () => {}, undefined, { onRemoteFulfilled: () => fulfilled() });
+  await withTimeout(remote, ms, what);
+  return unsub;
+}
+
+Object.assign(scenarios, {
+  // S1: N todos synced (one live query on all of them, as in P5); both local queries `runs` times each.
+  async S1() {
+    const { client } = await makeClient();
+    await waitFulfilled(client, allTodos(client), 'all todos synced', job.timeout_ms);
+    const result = { cached: (await client.fetch(allTodos(client), { policy: 'local-only' })).length };
+    for (const [name, q] of Object.entries(s1Queries(client))) {
+      const ms = [];
+      for (let i = 0; i <= job.runs; i++) {
+        const t0 = now();
+        const rows = await client.fetch(q, { policy: 'local-only' });
+        const t = now() - t0;
+        if (i === 0) {
+          result[`${name}_first_ms`] = t;
+          result[`${name}_ids`] = rows.map((r) => r.id);
+        } else ms.push(t);
+      }
+      result[`${name}_ms`] = ms;
+    }
+    return result;
+  },
+
+  // S2 phase A: a durable client syncs all N todos, then exits.
+  async S2_load() {
+    return scenarios.P4_load();
+  },
+
+  // S2 (and S3): a new process opens the durable client (no connection) and answers S1's indexed query.
+  async S2_reopen() {
+    const rss0 = rss();
+    const t0 = now();
+    const { client, db } = await makeClient({ durable: true, connect: false });
+    const t1 = now();
+    const rows = await client.fetch(s1Queries(client).indexed, { policy: 'local-only' });
+    const t2 = now();
+    const rss1 = rss();
+    const cached = (await client.fetch(allTodos(client), { policy: 'local-only' })).length;
+    db.close();
+    return {
+      reopen_ms: t2 - t0, open_ms: t1 - t0, first_query_ms: t2 - t1, rows: rows.length, cached,
+      rss_growth: rss1 - rss0, bytes_per_entity: (rss1 - rss0) / Math.max(cached, 1),
+      result_ids: rows.map((r) => r.id),
+    };
+  },
+
+  // S4: `queries` live queries over N cached todos; `count` inserts, each matching one of them.
+  async S4() {
+    const { client } = await makeClient();
+    await client.fetch(allTodos(client), { policy: 'remote-first' });
+    const seen = {};
+    const waiters = {};
+    const subscribe = async (i) => {
+      const q = client.query('todos').Where('text', '=', `s4 query ${i}`);
+      let fulfilled;
+      const remote = new Promise((resolve) => { fulfilled = resolve; });
+      client.subscribe(q, (rows) => {
+        const t = now();
+        for (const row of rows) {
+          if (waiters[row.id] && seen[row.id] === undefined) {
+            seen[row.id] = t;
+            waiters[row.id]();
+          }
+        }
+      }, undefined, { onRemoteFulfilled: () => fulfilled() });
+      await withTimeout(remote, 60_000, `live query ${i} fulfilled`);
+    };
+    const writes = async (prefix, k, targets) => {
+      const out = [];
+      for (let j = 0; j < k; j++) {
+        const id = `${job.id_prefix}${prefix}${String(j).padStart(5, '0')}`;
+        const todo = { id, text: `s4 query ${(j * 7) % targets}`, owner: job.user_id };
+        const shown = new Promise((resolve) => { waiters[id] = resolve; });
+        const acked = ackOf(client, id);
+        const t0 = now();
+        await client.insert('todos', todo);
+        await withTimeout(shown, 30_000, "the write's callback");
+        out.push(seen[id] - t0);
+        await withTimeout(acked, 30_000, 'ack');
+      }
+      return out;
+    };
+    await subscribe(0);
+    const one = await writes('a', Math.floor(job.count / 4), 1);
+    for (let i = 1; i < job.queries; i++) await subscribe(i);
+    const many = await writes('b', job.count, job.queries);
+    return { latency_ms: many, latency_one_ms: one };
+  },
+
+  // S5, one of the subscriber processes: P2's live query; S5_READY once answered, then wall-clock
+  // times of the writer's rows.
+  async S5_sub() {
+    const { client } = await makeClient();
+    const q = client.query('todos').Where('completed', '=', false).Order('created_at', 'DESC').Limit(50);
+    const seen = {};
+    let n = 0;
+    let finish;
+    const done = new Promise((resolve) => { finish = resolve; });
+    let fulfilled;
+    const remote = new Promise((resolve) => { fulfilled = resolve; });
+    client.subscribe(q, (rows) => {
+      const t = performance.timeOrigin + performance.now();
+      for (const row of rows) {
+        if (row.id.startsWith(job.watch_prefix) && seen[row.id] === undefined) {
+          seen[row.id] = t / 1000;
+          n += 1;
+          if (n >= job.count) finish();
+        }
+      }
+    }, undefined, { onRemoteFulfilled: () => fulfilled() });
+    await withTimeout(remote, 60_000, 'subscriber fulfilled');
+    process.stdout.write('S5_READY\n');
+    await withTimeout(done, job.timeout_ms ?? 300_000, 'every write seen');
+    return { seen };
+  },
+
+  // S5, the writer: inserts one at a time, each waiting for its ack; wall-clock times.
+  async S5_write() {
+    const { client } = await makeClient();
+    const started = {};
+    for (let i = 0; i < job.count; i++) {
+      const id = `${job.watch_prefix}${String(i).padStart(5, '0')}`;
+      const acked = ackOf(client, id);
+      started[id] = (performance.timeOrigin + performance.now()) / 1000;
+      await client.insert('todos', { id, text: `fan-out ${i}`, owner: job.user_id });
+      await withTimeout(acked, 30_000, 'ack');
+    }
+    return { started };
+  },
+});
 
 const run = scenarios[job.scenario];
 if (!run) {

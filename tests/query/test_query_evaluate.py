@@ -267,3 +267,35 @@ def test_ten_thousand_documents_filtered_ordered_and_limited() -> None:
                       key=lambda d: d["id"])
     expected.sort(key=lambda d: d["created_at"], reverse=True)
     assert evaluate(q, src) == expected[:20]
+
+
+def test_unaffected_only_when_no_changed_entity_is_or_becomes_a_result() -> None:
+    from triplit_sync.query import compile_query
+
+    class Src:
+        def __init__(self, docs):
+            self.docs = docs
+
+        def scan(self, collection):
+            return list(self.docs.values())
+
+        def get(self, collection, eid):
+            return self.docs.get(eid)
+
+    docs = {f"t{i}": {"id": f"t{i}", "done": i % 2 == 0, "n": i} for i in range(10)}
+    src = Src(docs)
+    q = compile_query({"collectionName": "todos", "where": [["done", "=", True]], "order": [["n", "DESC"]],
+                       "limit": 2})
+    rows, deps = q.run_with_dependencies(src)
+    assert [r["id"] for r in rows] == ["t8", "t6"]
+    assert q.unaffected(src, deps, {"todos": {"t3"}})          # odd: never matches
+    assert q.unaffected(src, deps, {"other": {"t8"}})          # another collection
+    assert not q.unaffected(src, deps, {"todos": {"t8"}})      # in the results
+    assert not q.unaffected(src, deps, {"todos": {"t4"}})      # matches (beyond the limit, may move up)
+    docs["t3"] = {"id": "t3", "done": True, "n": 3}
+    assert not q.unaffected(src, deps, {"todos": {"t3"}})      # matches now
+    del docs["t3"]
+    assert q.unaffected(src, deps, {"todos": {"t3"}})          # deleted, was not a result
+    incl = compile_query({"collectionName": "todos", "include": {"x": {"subquery": {"collectionName": "todos"},
+                                                                        "cardinality": "one"}}})
+    assert not incl.unaffected(src, {}, {"todos": {"t3"}})     # more than one level: never skipped

@@ -88,12 +88,23 @@ class _Runner(QueryRunner):
 
     def __init__(self, data: "DataAPI") -> None:
         self._data = data
+        # The engine asks again and again about the same (live) query objects: keyed by identity,
+        # holding the query so the id stays its own, this skips compile_query's key (its JSON).
+        self._memo: Dict[int, Tuple[QueryJSON, Any, Dict[str, Any], Any]] = {}
 
     def _compiled(self, query: QueryJSON) -> Any:
         session = self._data._owner.session
         claims = session.variables if session is not None else {}
+        schema = self._data._schema_json
+        hit = self._memo.get(id(query))
+        if hit is not None and hit[0] is query and hit[1] is schema and hit[2] == claims:
+            return hit[3]
         # $global: {} for references left in the query (no value, schema relations), as the server has
-        return compile_query(query, schema=self._data._schema_json, variables={"$session": claims, "$global": {}})
+        compiled = compile_query(query, schema=schema, variables={"$session": claims, "$global": {}})
+        if len(self._memo) >= 1024:
+            self._memo.clear()
+        self._memo[id(query)] = (query, schema, copy.deepcopy(claims), compiled)
+        return compiled
 
     def run(self, query: QueryJSON) -> Tuple[List[Document], Dict[str, Set[str]]]:
         return self._compiled(query).run_with_dependencies(  # type: ignore[no-any-return]
@@ -101,6 +112,9 @@ class _Runner(QueryRunner):
 
     def collections(self, query: QueryJSON) -> Set[str]:
         return _collection_names(self._compiled(query).prepared, set())
+
+    def unaffected(self, query: QueryJSON, deps: Dict[str, Set[str]], changed: Dict[str, Set[str]]) -> bool:
+        return self._compiled(query).unaffected(self._data._owner.store, deps, changed)  # type: ignore[no-any-return]
 
     def decoder(self, query: QueryJSON) -> Callable[[Document], Row]:
         return self._data._codec.decoder(query["collectionName"])

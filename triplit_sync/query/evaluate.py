@@ -31,6 +31,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Protocol, Set, 
 from ..errors import InvalidQueryError
 from ._semantics import MISSING, get_path, set_path
 from .execute import Row, Run, row_data
+from .filters import and_all
 from .plan import Plan, compile_plan
 from .prepare import prepare_query
 
@@ -89,6 +90,39 @@ class CompiledQuery:
         deps: Dict[str, Set[str]] = {}
         _collect(rows, self.prepared, deps)
         return _shape_many(rows, self.prepared, copy), deps
+
+
+    def unaffected(self, source: Source, deps: Mapping[str, Set[str]], changed: Mapping[str, Set[str]]) -> bool:
+        """True when changing exactly the entities in ``changed`` cannot change the results of
+        this query, whose last results held ``deps`` (False: evaluate it again).
+
+        Only for one-level queries (no include, exists or relational order): their results are
+        the first matches in the query's order, so an entity that is not among them and does not
+        match now (as ``source`` holds it after the change) leaves them as they are.
+        """
+        plan = self.plan
+        if self.views or plan.view_id is not None or plan.exists or plan.includes or plan.rows:
+            return False
+        ids = changed.get(plan.collection)
+        if not ids:
+            return True
+        held = deps.get(plan.collection)
+        if held and not ids.isdisjoint(held):
+            return False
+        run = Run(source, self.views)
+        try:
+            preds = [fac(lambda var: run.resolve(var, [])) for fac in plan.static]
+            if plan.after_pred is not None:
+                preds.append(plan.after_pred)
+            pred = and_all(preds)
+            get = source.get
+            for eid in ids:
+                doc = get(plan.collection, eid)
+                if doc is not None and pred(doc):
+                    return False
+        except Exception:  # an evaluation that fails: let the full run report it
+            return False
+        return True
 
 
 _CACHE_SIZE = 512

@@ -109,20 +109,30 @@ class Run:
             if plan.exists:
                 results = [r for r in results if self._passes_exists(plan, stack, r)]
         else:
-            if plan.has_id_filter:
-                cands = self._lookup(plan, resolve)
-                base_sorted = True
-            else:
-                cands = self.scan(plan.collection)
-                base_sorted = False
             preds = [fac(resolve) for fac in plan.static]
             if plan.after_pred is not None:
                 preds.append(plan.after_pred)
-            if preds:
-                pred = and_all(preds)
-                cands = [d for d in cands if pred(d)]
-            elif not base_sorted:
-                cands = list(cands)
+            indexed = self._from_index(plan, preds)
+            equal = None if indexed is not None or plan.eq_index is None else self._by_equality(plan)
+            if indexed is not None:
+                cands, base_sorted = indexed, False  # already filtered
+            elif equal is not None:
+                cands, base_sorted = equal, False
+                if preds:
+                    pred = and_all(preds)
+                    cands = [d for d in cands if pred(d)]
+            else:
+                if plan.has_id_filter:
+                    cands = self._lookup(plan, resolve)
+                    base_sorted = True
+                else:
+                    cands = self.scan(plan.collection)
+                    base_sorted = False
+                if preds:
+                    pred = and_all(preds)
+                    cands = [d for d in cands if pred(d)]
+                elif not base_sorted:
+                    cands = list(cands)
             if not base_sorted and not plan.order:
                 if plan.limit and not plan.exists and plan.limit < len(cands):
                     cands = heapq.nsmallest(int(plan.limit), cands, key=_id_key)
@@ -156,6 +166,29 @@ class Run:
                 sub_res = self.execute(sub, stack + [flatten(r)])
                 r.sub[alias] = (sub_res[0] if sub_res else None) if one else sub_res
         return results
+
+    def _from_index(self, plan: Plan, preds: List[Any]) -> Optional[List[Doc]]:
+        """The candidates of an ``order ... limit`` level from the source's order index: the
+        matches that can be among the first ``limit`` (ties included; ``_sort`` orders them), or
+        None to scan. Same results as the scan, without reading the rest of the collection."""
+        if plan.index_attr is None:
+            return None
+        ordered = getattr(self.source, "ordered_matches", None)
+        if ordered is None:
+            return None
+        pred = and_all(preds) if preds else None
+        limit = cast(int, plan.limit)  # an int > 0 whenever index_attr is set
+        found: Optional[List[Doc]] = ordered(plan.collection, plan.index_attr, plan.index_desc, pred, limit)
+        return found
+
+    def _by_equality(self, plan: Plan) -> Optional[List[Doc]]:
+        """Candidates of a level with an ``[attr, "=", value]`` filter from the source's index
+        of ``attr`` (a superset of the matches, filtered as a scan's), or None to scan."""
+        lookup = getattr(self.source, "equal_matches", None)
+        if lookup is None or plan.eq_index is None:
+            return None
+        found: Optional[List[Doc]] = lookup(plan.collection, *plan.eq_index)
+        return found
 
     def _passes_exists(self, plan: Plan, stack: List[Any], cand: Any) -> bool:
         inner = stack + [flatten(cand)]

@@ -253,6 +253,45 @@ class Plan:
         for alias, inc in (q.get("include") or {}).items():
             self.includes.append((alias, Plan(inc["subquery"]), inc["cardinality"] == "one"))
             self.rows = True
+        #: The attribute an order index can answer this level from (see Run.execute), or None:
+        #: the first order clause's, or ``id`` without an order (candidates come in id order).
+        self.index_attr: Optional[str] = None
+        self.index_desc = False
+        limit = self.limit
+        if (self.view_id is None and not self.has_id_filter and not self.exists
+                and self.after_pred is None and type(limit) is int and limit > 0
+                and all(sub is None for _, _, sub, _ in self.order) and all(_total(f) for f in static_f)):
+            if not self.order:
+                self.index_attr = "id"
+            elif len(self.order[0][0]) == 1:
+                self.index_attr, self.index_desc = self.order[0][0][0], self.order[0][1]
+        #: (attribute, value) of a top-level ``=`` filter an index can select candidates by.
+        self.eq_index: Optional[Tuple[str, Any]] = None
+        if (self.view_id is None and not self.has_id_filter and not self.exists
+                and all(_total(f) for f in static_f)):
+            for f in static_f:
+                if (_is_statement(f) and f[1] == "=" and "." not in f[0] and f[0] != "id"
+                        and type(f[2]) in (str, int, float) and not is_variable(f[2])):
+                    self.eq_index = (f[0], f[2])
+                    break
+
+
+# Operators whose test never raises, whatever a document holds: a query answered from an index
+# reads only some documents, so it must not skip one the server's full scan would fail on.
+_TOTAL_OPS = frozenset(["=", "!=", "<", "<=", ">", ">=", "in", "nin", "isDefined"])
+
+
+def _total(f: Any) -> bool:
+    if f is True or f is False:
+        return True
+    if _is_group(f):
+        return f["mod"] in ("and", "or") and all(_total(x) for x in f.get("filters", []))
+    if _is_statement(f):
+        op, fv = f[1], f[2]
+        if op in ("like", "nlike"):
+            return type(fv) is str and not is_variable(fv)
+        return op in _TOTAL_OPS
+    return False
 
 
 def _include_level(q: Mapping[str, Any]) -> int:

@@ -21,6 +21,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 from .._util.types import Changes, Document, Timestamp
 from ..errors import ClientClosedError
 from ._changes import check_changes, check_doc, check_id_map, check_timestamp, deep_merge, dumps, loads
+from ._index import Indexes, Predicate
 from ._outbox import OutboxEntry, OutboxMixin, Segment, _Staged, overlay
 from ._writes import Writes
 
@@ -70,6 +71,7 @@ class LocalStore(OutboxMixin, ABC):
         self._query_ids: Dict[str, Dict[str, Set[str]]] = {}
         self._meta: Dict[str, bytes] = {}
         self._next_unit = 1  # the unit of the next add_local_changes (see _outbox.py)
+        self._indexes = Indexes()
 
     # --- persistence hooks --------------------------------------------------------------------
 
@@ -133,6 +135,66 @@ class LocalStore(OutboxMixin, ABC):
                     view[eid] = doc
             return list(view.values())
 
+    def _touched(self, collection: str) -> Tuple[List[Segment], Set[str]]:
+        """The outbox layers writing ``collection`` and the ids they write (their visible form
+        is the overlay, not the cached document)."""
+        layers = [seg for seg in self._layers() if collection in seg.changes]
+        touched: Set[str] = set()
+        for seg in layers:
+            c = seg.changes[collection]
+            touched.update(c["deletes"])
+            touched.update(c["sets"])
+        return layers, touched
+
+    #: Collections smaller than this are scanned: an index pays off only on large ones.
+    INDEX_MIN_ENTITIES = 2000
+
+    def ordered_matches(self, collection: str, attr: str, desc: bool, pred: Optional[Predicate],
+                        limit: int) -> Optional[List[Document]]:
+        """Visible documents passing ``pred``: the first ``limit`` in the order of ``attr``'s sort
+        key (descending with ``desc``) and all that tie with the last of them, in no set order;
+        ``None`` when the collection is small enough to scan (the caller scans then).
+
+        The cost grows with how far the matches are into the order and with the outbox, not with
+        the cache. ``pred`` runs under the store's lock.
+        """
+        with self._lock:
+            self._check_open()
+            cache = self._cache.get(collection) or {}
+            if len(cache) < self.INDEX_MIN_ENTITIES:
+                return None
+            layers, touched = self._touched(collection)
+            index = self._indexes.get(collection, attr, cache)
+            if attr == "id" and not index.native_str:
+                return None  # the engine's id order is not the sort key order for non-string ids
+            out = index.matches(cache, desc, pred, limit, touched)
+            for eid in touched:
+                doc = self._overlay(collection, eid, cache.get(eid), layers)
+                if doc is not None and (pred is None or pred(doc)):
+                    out.append(doc)
+            return out
+
+    def equal_matches(self, collection: str, attr: str, value: Any) -> Optional[List[Document]]:
+        """Every visible document whose ``attr`` may equal ``value`` (a string or a number): a
+        superset of the ``=`` matches, from the index of ``attr``; ``None`` to scan instead."""
+        with self._lock:
+            self._check_open()
+            cache = self._cache.get(collection) or {}
+            if len(cache) < self.INDEX_MIN_ENTITIES:
+                return None
+            ids = self._indexes.get(collection, attr, cache).equal(value)
+            if ids is None:
+                return None
+            layers, touched = self._touched(collection)
+            if not layers:
+                return [cache[eid] for eid in ids]
+            out = [cache[eid] for eid in ids if eid not in touched]
+            for eid in touched:
+                doc = self._overlay(collection, eid, cache.get(eid), layers)
+                if doc is not None:
+                    out.append(doc)
+            return out
+
     def get_cached(self, collection: str, entity_id: str) -> Optional[Document]:
         """The server-confirmed document only (no outbox), or ``None``."""
         with self._lock:
@@ -186,7 +248,9 @@ class LocalStore(OutboxMixin, ABC):
                 old = None if eid in deleted else cache.get(eid)
                 if old is None:
                     if "id" in patch:
-                        puts[eid] = patch
+                        own = patch["id"]
+                        # Keyed by the document's own id string where equal: one string, not two.
+                        puts[own if own == eid else eid] = patch
                     # else: an update of an entity we don't have, ignored as the server does
                 else:
                     new = patch if replace and "id" in patch else deep_merge(old, patch)
@@ -209,6 +273,7 @@ class LocalStore(OutboxMixin, ABC):
                 marks.setdefault(coll, set()).update(c["sets"])
         for coll, puts, deleted in staged:
             cache = self._cache.setdefault(coll, {})
+            self._indexes.changed(coll, cache, puts, deleted)
             stamps = self._timestamps.setdefault(coll, {})
             for eid in deleted:
                 del cache[eid]

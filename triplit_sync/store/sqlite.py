@@ -19,9 +19,10 @@ import gc
 import logging
 import os
 import sqlite3
+from bisect import bisect_left, bisect_right
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, NoReturn, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, NoReturn, Optional, Sequence, Set, Tuple, Union
 
 from .._util.forkgate import section as fork_section
 from .._util.safefs import check_file, open_nofollow
@@ -42,6 +43,7 @@ _SCHEMA_VERSION = 2
 _APPLICATION_ID = 0x54535943  # "TSYC": marks the file as a triplit_sync cache
 _FILE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 _BUSY_TIMEOUT_S = 1.0
+_LOAD_CHUNK = 8192  # entity rows decoded at a time on open
 
 _SCHEMA = (
     """CREATE TABLE entities (
@@ -213,24 +215,33 @@ class SqliteStore(LocalStore):
             self._corrupt("malformed rows", exc)
 
     def _load_entities(self, conn: sqlite3.Connection) -> None:
+        # Column-wise, with the loops in C (zip, map, dict): a row at a time in Python was half
+        # of reopening a large cache. In chunks, so that the raw rows never all sit in memory.
+        # Rows come in primary key order: a collection's rows in a chunk are one run.
         cache: Dict[str, Dict[str, Document]] = {}
         stamps: Dict[str, Dict[str, Any]] = {}
         parsed_ts: Dict[str, Any] = {}  # one list per distinct timestamp: most rows share a few
-        docs: Dict[str, Document] = {}
-        tss: Dict[str, Any] = {}
-        current = None
-        for coll, eid, raw, ts_text in conn.execute("SELECT collection, id, doc, ts FROM entities"):
-            if coll != current:
-                current = coll
-                docs = cache.setdefault(coll, {})
-                tss = stamps.setdefault(coll, {})
-            doc = docs[eid] = loads(raw)
-            if type(doc) is not dict:
-                raise TypeError(f"entity {coll}/{eid} is not an object")
-            ts = parsed_ts.get(ts_text)
-            if ts is None:
-                ts = parsed_ts[ts_text] = loads(ts_text)
-            tss[eid] = ts
+        cursor = conn.execute("SELECT collection, id, doc, ts FROM entities")
+        while True:
+            chunk = cursor.fetchmany(_LOAD_CHUNK)
+            if not chunk:
+                break
+            colls, ids, raws, ts_texts = zip(*chunk)
+            del chunk
+            for text in set(ts_texts) - parsed_ts.keys():
+                parsed_ts[text] = loads(text)
+            for coll in sorted(set(colls)):
+                lo, hi = bisect_left(colls, coll), bisect_right(colls, coll)
+                docs = list(map(loads, raws[lo:hi]))
+                if set(map(type, docs)) != {dict}:
+                    bad = next(i for i, d in enumerate(docs) if type(d) is not dict)
+                    raise TypeError(f"entity {coll}/{ids[lo + bad]} is not an object")
+                keys: Sequence[str] = ids[lo:hi]
+                own = [d.get("id") for d in docs]
+                if own == list(keys):
+                    keys = own  # the documents' own id strings: one string per entity, not two
+                cache.setdefault(coll, {}).update(zip(keys, docs))
+                stamps.setdefault(coll, {}).update(zip(keys, map(parsed_ts.__getitem__, ts_texts[lo:hi])))
         self._cache = cache
         self._timestamps = stamps
 
@@ -242,8 +253,15 @@ class SqliteStore(LocalStore):
 
     def _load_query_ids(self, conn: sqlite3.Connection) -> None:
         out: Dict[str, Dict[str, Set[str]]] = {}
-        for qid, coll, eid in conn.execute("SELECT query_id, collection, id FROM query_ids"):
-            out.setdefault(qid, {}).setdefault(coll, set()).add(eid)
+        try:  # one JSON array per query and collection, built in SQLite: no Python loop per id
+            grouped = conn.execute("SELECT query_id, collection, json_group_array(id) FROM query_ids"
+                                   " GROUP BY query_id, collection").fetchall()
+        except sqlite3.OperationalError:  # pragma: no cover - an SQLite built without JSON
+            for qid, coll, eid in conn.execute("SELECT query_id, collection, id FROM query_ids"):
+                out.setdefault(qid, {}).setdefault(coll, set()).add(eid)
+        else:
+            for qid, coll, ids in grouped:
+                out.setdefault(qid, {})[coll] = _shared(set(loads(ids)), self._cache.get(coll))
         self._query_ids = out
 
     # --- writing ------------------------------------------------------------------------------
@@ -348,6 +366,17 @@ class SqliteStore(LocalStore):
 
 
 _ABANDONED: List[Optional[sqlite3.Connection]] = []
+
+
+def _shared(ids: Set[str], cached: Optional[Dict[str, Document]]) -> Set[str]:
+    """``ids``, made of the cache's own key strings where it has them (a large query's ids would
+    otherwise be a second copy of every id string). ``set & keys`` keeps the keys' objects."""
+    if not cached or len(ids) * 4 < len(cached):
+        return ids
+    shared = ids.intersection(cached.keys())
+    if len(shared) != len(ids):
+        shared |= ids
+    return shared
 
 
 def _read_outbox(conn: sqlite3.Connection, units: bool = True) -> Tuple[Optional[Segment], List[Segment], int]:

@@ -27,6 +27,11 @@ class QueryRunner:
         """Every collection whose changes can change the query's result."""
         raise NotImplementedError
 
+    def unaffected(self, query: QueryJSON, deps: IdSets, changed: IdSets) -> bool:
+        """True when changing exactly the entities in ``changed`` cannot change the results
+        (whose entities were ``deps``); False means evaluate again, always safe."""
+        return False
+
     def decoder(self, query: QueryJSON) -> Callable[[Document], Dict[str, Any]]:  # pragma: no cover
         """Wire document -> what the application sees, for the query's collection."""
         raise NotImplementedError

@@ -241,12 +241,16 @@ class QueryRegistry:
             if live.unsettled:
                 self._views.settle(live)
 
-    def _refresh_collections(self, changed: Iterable[str]) -> None:
+    def _refresh_collections(self, changed: Iterable[str], ids: Optional[IdSets] = None) -> None:
+        """Re-evaluate the queries on ``changed``; with ``ids`` (exactly the entities whose local
+        view changed) only those the change can affect."""
         changed = set(changed)
         if not changed:
             return
         for live in list(self._queries.values()):
             if live.collections & changed and (live.subscribers or live.evaluated):
+                if ids is not None and self._unaffected(live, ids):
+                    continue
                 try:
                     self._views.refresh(live)
                 except Exception as e:  # one query's local evaluation must not undo a write or an ack
@@ -255,6 +259,12 @@ class QueryRegistry:
                     for sub in list(live.subscribers):
                         if sub.on_error is not None:
                             self._submit(sub.on_error, e)
+
+    def _unaffected(self, live: LiveQuery, ids: IdSets) -> bool:
+        # Skipping is what an evaluation with unchanged results does, once every subscriber
+        # has had its first delivery.
+        return (live.evaluated and all(sub.delivered is not None for sub in live.subscribers)
+                and self.runner.unaffected(live.query, live.deps, ids))
 
     def checkpoints(self) -> Dict[str, Any]:
         with self._lock:

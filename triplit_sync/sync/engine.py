@@ -333,17 +333,21 @@ class SyncEngine(QueryRegistry, OwnWrites):
                 verified: IdSets = {}
                 for live in newly:
                     live.fulfilled = True
+                probed: Set[str] = set()  # changed by a probe's answer: which entities is not known
                 for vid, _ in answered:
                     coll, ids = self._fresh.answered(vid) or ("", set())
                     verified.setdefault(coll, set()).update(ids)
-                    changed |= self.pipeline.probe_answered(vid)
+                    probed |= self.pipeline.probe_answered(vid)
+                changed |= probed
+                applied = _ids_of(changes)
                 deliveries: List[Tuple[LiveQuery, bool]] = []
                 first = {live.id for live in newly}
                 for live in list(self._queries.values()):
                     if live.fulfilled:
                         self._checkpoints.record(live.id, msg.timestamp)
                     if live.id in first or (live.collections & changed):
-                        deliveries.append((live, live.id in first))
+                        if live.id in first or live.collections & probed or not self._unaffected(live, applied):
+                            deliveries.append((live, live.id in first))
                     elif verified and live.fulfilled and any(live.deps.get(c, ()) and live.deps[c] & ids
                                                              for c, ids in verified.items()):
                         self._views.update_ids(live)  # now known fresh: may be listed on resume
@@ -367,7 +371,7 @@ class SyncEngine(QueryRegistry, OwnWrites):
             self._wire.changes_out = False
             batch = self.pipeline.acked(timestamp)
             if batch is not None:
-                self._refresh_collections(set(batch))
+                self._refresh_collections(set(batch), _ids_of(batch))
             self._cond.notify_all()
             self._pump()
 
@@ -457,7 +461,7 @@ class SyncEngine(QueryRegistry, OwnWrites):
         with self._lock:
             self.store.add_local_changes(changes, owner or self.pipeline.owner or UNOWNED)
             outcome = self._after_write(changes, track, timeout)
-            self._refresh_collections(changes)
+            self._refresh_collections(changes, _ids_of(changes))
             self._pump()
         self._drain()
         return outcome
@@ -505,3 +509,8 @@ class SyncEngine(QueryRegistry, OwnWrites):
         self._ack_timer.cancel()
         self.flush_checkpoints()
         self._checkpoints.stop()
+
+
+def _ids_of(changes: Changes) -> IdSets:
+    """The entities a change set touches, per collection."""
+    return {coll: set(c.get("sets") or ()) | set(c.get("deletes") or ()) for coll, c in changes.items()}
