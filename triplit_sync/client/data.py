@@ -7,6 +7,7 @@ fork or a slot claim replaces them.
 
 from __future__ import annotations
 
+import copy
 from typing import (
     Any,
     Callable,
