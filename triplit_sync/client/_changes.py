@@ -9,11 +9,10 @@ deleted, or no longer matching the filter, or pushed out by ``limit``.
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional
 
-from .._util.callbacks import wait_until
-from ..errors import InvalidQueryError, TriplitTimeoutError
+from ..errors import InvalidQueryError
+from ._streams import RowsStream
 
 __all__ = ["RowChanges", "ChangeTracker", "ChangesStream"]
 
@@ -99,50 +98,27 @@ class ChangesStream:
 
     def __init__(self, subscribe: Callable[..., Any], query: Any, timeout: Optional[float],
                  local_only: bool) -> None:
-        self._cond = threading.Condition()
-        self._latest: Optional[List[Row]] = None
-        self._error: Optional[BaseException] = None
-        self._closed = False
+        # The latest rows, as watch() gives them; what changed is told against the last step's.
+        self._rows = RowsStream(subscribe, query, timeout, local_only)
         self._first = True
         self._tracker = ChangeTracker()
-        self.timeout = timeout
-        self._subscription = subscribe(query, self._on_results, self._on_error, local_only=local_only)
 
-    def _on_results(self, rows: List[Row]) -> None:
-        with self._cond:
-            self._latest = rows
-            self._cond.notify_all()
-
-    def _on_error(self, error: BaseException) -> None:
-        with self._cond:
-            self._error = error
-            self._cond.notify_all()
+    @property
+    def timeout(self) -> Optional[float]:
+        return self._rows.timeout
 
     def __iter__(self) -> Iterator[RowChanges]:
         return self
 
     def __next__(self) -> RowChanges:
         while True:
-            with self._cond:
-                if not wait_until(self._cond, lambda: self._error is not None or self._latest is not None
-                                  or self._closed, self.timeout):
-                    raise TriplitTimeoutError(f"no new results within {self.timeout} s")
-                if self._error is not None:
-                    error, self._error = self._error, None
-                    raise error
-                if self._latest is None:
-                    raise StopIteration
-                rows, self._latest = self._latest, None
-            changes = self._tracker.diff(rows)
+            changes = self._tracker.diff(next(self._rows))
             if changes or self._first:
                 self._first = False
                 return changes
 
     def close(self) -> None:
-        self._subscription.unsubscribe()
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
+        self._rows.close()
 
     def __enter__(self) -> "ChangesStream":
         return self
