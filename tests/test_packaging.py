@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
-import threading
 import zipfile
 from pathlib import Path
-from typing import List
 
 import pytest
 
+from tests.support.dev import running_dev
 from tests.test_readme import BLOCKS, DEV_URL
 
 pytestmark = pytest.mark.server  # the wheel's `triplit-sync dev` runs Node
@@ -49,23 +47,7 @@ def test_the_wheel_installs_in_a_fresh_venv_and_runs_the_quick_tour(tmp_path: Pa
                            cwd=tmp_path, capture_output=True, text=True, check=True).stdout.strip()
     assert where.startswith(str(venv)), where  # the wheel's copy, not this checkout
 
-    dev = subprocess.Popen([str(venv / "bin" / "triplit-sync"), "dev", "--port", "0"], env=env, cwd=tmp_path,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: List[str] = []
-    ready = threading.Event()
-
-    def read() -> None:
-        assert dev.stdout is not None
-        for line in dev.stdout:
-            lines.append(line)
-            if line.startswith("Press Ctrl-C"):
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    try:
-        assert ready.wait(300) and dev.poll() is None, "".join(lines)
-        banner = "".join(lines)
+    with running_dev([str(venv / "bin" / "triplit-sync"), "dev", "--port", "0"], env, tmp_path) as banner:
         url = re.search(r"running at (\S+)", banner).group(1)  # type: ignore[union-attr]
         schema = re.search(r"schema:\s+(\S+)", banner).group(1)  # type: ignore[union-attr]
         assert schema.startswith(str(venv)) and Path(schema).is_file()
@@ -75,10 +57,3 @@ def test_the_wheel_installs_in_a_fresh_venv_and_runs_the_quick_tour(tmp_path: Pa
                              timeout=120)
         assert run.returncode == 0, run.stdout + run.stderr
         assert "['buy milk']" in run.stdout
-    finally:
-        dev.send_signal(signal.SIGTERM)
-        try:
-            dev.wait(20)
-        except subprocess.TimeoutExpired:  # pragma: no cover
-            dev.kill()
-            dev.wait(5)

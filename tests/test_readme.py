@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
 import pytest
+
+from tests.support.dev import running_dev
 
 pytestmark = pytest.mark.server  # `triplit-sync dev` and the blocks run Node in child processes
 
@@ -129,23 +129,7 @@ class Dev:
 @pytest.fixture(scope="module")
 def dev() -> Iterator[Dev]:
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, "-m", "triplit_sync", "dev", "--port", "0"], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: List[str] = []
-    ready = threading.Event()
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line)
-            if line.startswith("Press Ctrl-C"):
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    try:
-        assert ready.wait(300) and proc.poll() is None, "".join(lines)
-        text = "".join(lines)
+    with running_dev([sys.executable, "-m", "triplit_sync", "dev", "--port", "0"], env, REPO) as text:
         banner = text[text.index("Triplit server running"):]
         after = banner.splitlines()
 
@@ -156,13 +140,6 @@ def dev() -> Iterator[Dev]:
                   banner=banner, secret=re.search(r"secret:\s+(\S+)", banner).group(1),  # type: ignore[union-attr]
                   service_token=token_after("Service token"), anon_token=token_after("Anonymous token"),
                   user_token=token_after("User token"))
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:  # pragma: no cover
-            proc.kill()
-            proc.wait(5)
 
 
 def _env(tmp_path: Path) -> Dict[str, str]:
