@@ -81,7 +81,7 @@ class MoreData:
         if not isinstance(entity_id, str):
             raise TypeError(f"entity_id must be a string, not {type(entity_id).__name__}")
         self._owner.check_open()
-        return self._owner.engine.entity_outcome(collection, entity_id, self._owner.timeout)
+        return self._owner.engine.own.entity_outcome(collection, entity_id, self._owner.timeout)
 
     def on_entity_sync(self, collection: str, entity_id: str, on_success: Optional[Callable[[], Any]] = None,
                        on_error: Optional[Callable[[WriteError], Any]] = None) -> Callable[[], None]:
@@ -94,7 +94,7 @@ class MoreData:
         """
         _check_callable(on_success=on_success, on_error=on_error)
         self._owner.check_open()
-        return self._owner.engine.on_entity_sync(collection, entity_id, on_success, on_error)
+        return self._owner.engine.own.on_entity_sync(collection, entity_id, on_success, on_error)
 
     def rejected_writes(self) -> List[RejectedWrite]:
         """The writes the server rejected, oldest first (the newest 100 are kept, in the local
@@ -106,7 +106,7 @@ class MoreData:
                     rejected.retry().wait(timeout=10)
         """
         self._owner.check_open()
-        return self._owner.engine.rejections.list()
+        return self._owner.engine.own.rejections.list()
 
     # ------------------------------------------------------------------ sync state
 
@@ -138,7 +138,7 @@ class MoreData:
         status = StatusSubscription(q["collectionName"], on_state,
                                     lambda c, i: store_of.store.has_outbox_entry(c, i), local_only)
         engine = self._owner.engine
-        status._stops.append(engine.watch_sync_state(status.on_sync_state))
+        status._stops.append(engine.own.watch_sync_state(status.on_sync_state))
         try:
             sub = self._queries.subscribe(q, status.on_results, status.on_error, local_only=local_only,
                                  on_remote_fulfilled=status.on_remote_fulfilled)

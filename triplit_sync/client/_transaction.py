@@ -126,7 +126,7 @@ class Transaction:
         if exc_type is None and self._segment.changes:
             self._outcome = owner.engine.write(self._segment.changes, track=True, timeout=owner.timeout)
         else:  # nothing written, or nothing kept: the block raised
-            self._outcome = owner.engine.settled_outcome(owner.timeout, "synced" if exc_type is None else "dropped")
+            self._outcome = owner.engine.own.settled_outcome(owner.timeout, "synced" if exc_type is None else "dropped")
 
 
 def _diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> Dict[str, Any]:

@@ -271,9 +271,9 @@ class TriplitClient:
         if not isinstance(full, bool):
             raise TypeError(f"full must be a bool, not {type(full).__name__}")
         self._core.check_open()
-        kept = [] if full else self._core.engine.rejections.snapshot()
+        kept = [] if full else self._core.engine.own.rejections.snapshot()
         self._core.clear()
-        self._core.engine.rejections.restore(kept)
+        self._core.engine.own.rejections.restore(kept)
 
     def close(self) -> None:
         """Disconnect, stop every thread and timer, and release the local database. Idempotent."""

@@ -61,7 +61,7 @@ _ENFORCE_SEND_ORDER = True
 _Out = Tuple[int, Message]
 
 
-class SyncEngine(QueryRegistry, OwnWrites):
+class SyncEngine(QueryRegistry):
     """The registry of live queries (:class:`QueryRegistry`) joined to one connection at a time."""
 
     def __init__(
@@ -93,7 +93,8 @@ class SyncEngine(QueryRegistry, OwnWrites):
         self._ack_timer = OneShot("triplit-ack-watch")
         self._changes_sent_at = 0.0  # when the CHANGES on the wire was sent
         self.pipeline = WritePipeline(store, submit, self._verify)
-        self._init_own_writes()
+        #: outcomes of particular writes, their listeners, and the kept rejections
+        self.own = OwnWrites(store, self._lock, submit, self.pipeline, self.write)
         self.closed = False
 
     # ------------------------------------------------------------------ wiring
@@ -460,7 +461,7 @@ class SyncEngine(QueryRegistry, OwnWrites):
         whose writes they are (default: the session's); ``track``: return their outcome."""
         with self._lock:
             self.store.add_local_changes(changes, owner or self.pipeline.owner or UNOWNED)
-            outcome = self._after_write(changes, track, timeout)
+            outcome = self.own.after_write(changes, track, timeout)
             self._refresh_collections(changes, _ids_of(changes))
             self._pump()
         self._drain()
@@ -483,7 +484,7 @@ class SyncEngine(QueryRegistry, OwnWrites):
     def clear_pending(self, collection: Optional[str] = None, entity_id: Optional[str] = None) -> None:
         with self._lock:
             changed = self.store.clear_pending(collection, entity_id)
-            self._outbox_shrank()
+            self.own.outbox_shrank()
             self._refresh_collections(changed)
             self._cond.notify_all()
             self._pump()
@@ -492,7 +493,7 @@ class SyncEngine(QueryRegistry, OwnWrites):
     def local_changes_applied(self, changed: Iterable[str]) -> None:
         """The store changed underneath (clear, fork): re-evaluate what depends on it."""
         with self._lock:
-            self._outbox_shrank()
+            self.own.outbox_shrank()
             self._refresh_collections(changed)
             self._pump()
         self._drain()
