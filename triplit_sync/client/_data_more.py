@@ -138,14 +138,14 @@ class MoreData:
         status = StatusSubscription(q["collectionName"], on_state,
                                     lambda c, i: store_of.store.has_outbox_entry(c, i), local_only)
         engine = self._owner.engine
-        status._stops.append(engine.own.watch_sync_state(status.on_sync_state))
+        status.stop_with(engine.own.watch_sync_state(status.on_sync_state))
         try:
             sub = self._queries.subscribe(q, status.on_results, status.on_error, local_only=local_only,
                                  on_remote_fulfilled=status.on_remote_fulfilled)
         except BaseException:
             status.unsubscribe()
             raise
-        status._stops.append(sub.unsubscribe)
+        status.stop_with(sub.unsubscribe)
         return status
 
     # ------------------------------------------------------------------ more subscriptions

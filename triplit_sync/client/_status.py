@@ -101,6 +101,10 @@ class StatusSubscription:
             return
         self._emit(pending=self._pending_of(rows))
 
+    def stop_with(self, stop: Callable[[], None]) -> None:
+        """Call ``stop()`` when this subscription ends (what it is built from)."""
+        self._stops.append(stop)
+
     def unsubscribe(self) -> None:
         self.active = False
         stops, self._stops = self._stops, []
