@@ -71,3 +71,16 @@ def test_no_module_imports_one_that_imports_it_back() -> None:
     graph = grimp.build_graph("triplit_sync")
     edges = {m: set(graph.find_modules_directly_imported_by(m)) for m in graph.modules}
     assert _cycles(edges) == []
+
+
+def test_no_room_imports_another_rooms_private_module() -> None:
+    """A room's `_private` modules are its own; other rooms import what its __init__ exports."""
+    graph = grimp.build_graph("triplit_sync")
+
+    def room(module: str) -> str:
+        return module.split(".")[1] if module.count(".") else ""
+
+    crossing = sorted(
+        f"{m} -> {t}" for m in graph.modules for t in graph.find_modules_directly_imported_by(m)
+        if t.count(".") >= 2 and t.split(".")[2].startswith("_") and room(m) != room(t))
+    assert crossing == []

@@ -11,10 +11,17 @@ import logging
 from ._util.rows import Rows
 from ._util.types import StorageKind
 from ._util.version import __version__
-from .client import TriplitClient
-from .client._changes import ChangesStream, RowChanges
-from .client._pages import ExpandingSubscription, Page, PagedSubscription
-from .client._status import QueryState, QueryStatus, StatusSubscription
+from .client import (
+    ChangesStream,
+    ExpandingSubscription,
+    Page,
+    PagedSubscription,
+    QueryState,
+    QueryStatus,
+    RowChanges,
+    StatusSubscription,
+    TriplitClient,
+)
 from .client.data import FetchPolicy, PendingWrite, RowsStream, Transaction
 from .errors import (
     AnyConnectionError,
@@ -51,12 +58,10 @@ from .errors import (
 )
 from .http import HttpClient
 from .query import Query, and_, exists, or_
-from .schema import Collection, Relation, S, Schema
-from .schema._demo import DEMO_SCHEMA
+from .schema import DEMO_SCHEMA, Collection, Relation, S, Schema
 from .session import SessionErrorType, SessionInfo, mint_token
 from .sync import OutcomeStatus, RejectedWrite, Subscription, WriteOutcome
 from .transport import ConnectionStatus
-
 
 # A library never configures logging for its users; it only makes sure that records have
 # somewhere harmless to go when the application has not configured any.

@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import List, Optional, TextIO
 
 from ._util.version import __version__
-from .schema._demo import DEMO_SCHEMA
-
+from .schema import DEMO_SCHEMA
 
 
 def _parser() -> argparse.ArgumentParser:

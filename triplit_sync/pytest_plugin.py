@@ -32,8 +32,7 @@ import pytest
 
 from ._util.types import StorageKind
 from .client import TriplitClient
-from .testing import TriplitTestServer, _install, shared_server
-from .testing._clients import ClientFactory
+from .testing import ClientFactory, TriplitTestServer, shared_server, show_progress_in
 
 
 def _progress(config: pytest.Config) -> Callable[[str], None]:
@@ -54,11 +53,11 @@ def _progress(config: pytest.Config) -> Callable[[str], None]:
 
 def pytest_configure(config: pytest.Config) -> None:
     # Any test server of the run (not only this plugin's fixtures) shows a first install's progress.
-    _install.terminal_reporter = _progress(config)
+    show_progress_in(_progress(config))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    _install.terminal_reporter = None
+    show_progress_in(None)
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,12 @@ session, store, transport, wire, query, schema, _util, errors); only ``testing``
 package root import it.
 """
 
+from ._changes import ChangesStream, RowChanges
+from ._pages import ExpandingSubscription, Page, PagedSubscription
+from ._status import QueryState, QueryStatus, StatusSubscription
 from .facade import TriplitClient
 
-__all__ = ["TriplitClient"]
+__all__ = [
+    "ChangesStream", "ExpandingSubscription", "Page", "PagedSubscription", "QueryState", "QueryStatus",
+    "RowChanges", "StatusSubscription", "TriplitClient",
+]

@@ -14,7 +14,7 @@ import threading
 from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
 from ..errors import InvalidQueryError
-from ..query._semantics import MISSING, get_path, to_filter_value
+from ..query import MISSING, get_path, to_filter_value
 
 __all__ = ["Page", "PagedSubscription", "ExpandingSubscription"]
 

@@ -18,7 +18,7 @@ import weakref
 from typing import Any, Callable, List, Optional
 
 from ..errors import ClientClosedError
-from ..transport._status import ConnectionStatus, StatusChange
+from ..transport import ConnectionStatus, StatusChange
 
 __all__ = ["StatusCallback", "StatusCallbacks", "public_status"]
 

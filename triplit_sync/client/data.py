@@ -32,8 +32,7 @@ from ..errors import (
     TriplitTimeoutError,
     WriteError,
 )
-from ..query import Query, compile_query
-from ..query._globals import bind_global_variables, normalize_global_variables
+from ..query import Query, bind_global_variables, compile_query, normalize_global_variables
 from ..schema import PLAIN, PlainCodec, Schema
 from ..store import LocalStore
 from ..sync import QueryRunner, Subscription

@@ -30,8 +30,7 @@ from ..session.manager import RefreshHandler, SessionErrorCallback, SessionManag
 from ..store import LocalStore
 from ..sync import RejectedWrite, Subscription, SyncEngine, WriteOutcome
 from ..sync.dispatch import Dispatcher
-from ..transport import ConnectionStatus, Transport
-from ..transport._keepalive import check_pong_timeout
+from ..transport import ConnectionStatus, Transport, check_pong_timeout
 from ._changes import ChangesStream, RowChanges
 from ._core import ClientCore, TransportFactory
 from ._data_more import MoreData

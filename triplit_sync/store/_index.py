@@ -16,7 +16,7 @@ from operator import itemgetter
 from typing import Any, Callable, Dict, Iterable, List, Optional, Set
 
 from .._util.types import Document
-from ..query._semantics import order_key
+from ..query import order_key
 
 __all__ = ["OrderIndex", "Predicate"]
 

@@ -24,7 +24,8 @@ client (``TriplitServerMixin.triplit_client()``, ``_clients.py``). The pytest pl
 build on this room.
 """
 
-from ._install import TestServerError, ensure_js_client_installed, ensure_server_installed
+from ._clients import ClientFactory
+from ._install import TestServerError, ensure_js_client_installed, ensure_server_installed, show_progress_in
 from ._mixin import TriplitServerMixin
 from ._tokens import (
     DEFAULT_SECRET,
@@ -38,6 +39,7 @@ from ._tokens import (
 from .server import TriplitTestServer, shared_server
 
 __all__ = [
+    "ClientFactory",
     "DEFAULT_SECRET",
     "KeyPair",
     "TestServerError",
@@ -50,5 +52,6 @@ __all__ = [
     "generate_key_pair",
     "mint_token",
     "shared_server",
+    "show_progress_in",
     "supabase_claims",
 ]

@@ -25,7 +25,7 @@ from ..errors import TriplitError
 
 __all__ = [
     "JS_CLIENT_SOURCE", "SERVER_SOURCE", "TestServerError", "ensure_js_client_installed",
-    "ensure_server_installed", "node_executable", "script_name", "stderr_progress",
+    "ensure_server_installed", "node_executable", "script_name", "show_progress_in", "stderr_progress",
 ]
 
 logger = logging.getLogger(__name__)
@@ -91,6 +91,12 @@ ProgressArg = Optional[Callable[[str], None]]
 #: Where :func:`stderr_progress` sends its lines instead of stderr: the pytest plugin sets pytest's
 #: terminal here, because pytest captures stderr and a first run would look silent.
 terminal_reporter: Optional[Callable[[str], None]] = None
+
+
+def show_progress_in(reporter: Optional[Callable[[str], None]]) -> None:
+    """Send :func:`stderr_progress`'s lines to ``reporter`` (``None``: back to stderr)."""
+    global terminal_reporter
+    terminal_reporter = reporter
 
 
 def stderr_progress(line: str) -> None:

@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional
 
-from ..session._mint import DEFAULT_SECRET, mint_token
+from ..session import DEFAULT_SECRET, mint_token
 
 __all__ = [
     "DEFAULT_SECRET",

@@ -6,8 +6,9 @@ May import :mod:`triplit_sync.wire`, :mod:`triplit_sync._util` and :mod:`triplit
 knows nothing of queries, stores or sessions.
 """
 
+from ._keepalive import check_pong_timeout
 from ._status import CloseInfo, ConnectionStatus, StatusChange
 from .base import Transport
 from .websocket import WebSocketTransport
 
-__all__ = ["CloseInfo", "ConnectionStatus", "StatusChange", "Transport", "WebSocketTransport"]
+__all__ = ["CloseInfo", "ConnectionStatus", "StatusChange", "Transport", "WebSocketTransport", "check_pong_timeout"]

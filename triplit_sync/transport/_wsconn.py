@@ -20,7 +20,7 @@ from .._util.redact import redact
 from .._util.timers import OneShot
 from .._util.urls import is_http_url
 from ..errors import ProtocolError
-from ..wire._chunks import ChunkAssembler
+from ..wire import ChunkAssembler
 from ..wire.frames import decode_message
 from ..wire.messages import Chunk, Message, UnknownMessageType
 from ._status import CloseInfo

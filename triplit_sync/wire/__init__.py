@@ -4,3 +4,7 @@ hostile frames (depth limits, malformed values).
 
 May import :mod:`triplit_sync._util` and :mod:`triplit_sync.errors`; it does no I/O.
 """
+
+from ._chunks import ChunkAssembler
+
+__all__ = ["ChunkAssembler"]
