@@ -1,4 +1,4 @@
-"""What the server keeps fresh on the current connection (a helper of sync.py).
+"""What the server keeps fresh on the current connection (a helper of the engine, engine.py).
 
 The server sends changes only for entities in the results of the connection's live queries
 (PROTOCOL.md §5.3). The cache also holds entities it never updates: acknowledged writes no
