@@ -103,9 +103,8 @@ class ClientStorage:
         self._drainer = None  # its timer thread did not survive the fork
 
     def claim_after_fork(self) -> None:
-        """Swap the in-memory copy for a slot of this child's own, before any write is taken."""
-        if self.kind != "sqlite":
-            return
+        """Swap the in-memory copy for a slot of this child's own, before any write is taken
+        (sqlite storage only: the core keeps a memory client's copy)."""
         self.store.close()
         self.store = self._claim_slot()
 

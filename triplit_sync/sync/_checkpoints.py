@@ -99,13 +99,12 @@ class Checkpoints:
 
     def flush(self) -> None:
         """Persist the checkpoints now, if they changed (after the store committed)."""
+        self._timer.cancel()  # a pending save would find nothing new
         with self._lock:
             if not self.dirty or self._on_save is None:
-                self._timer.cancel()
                 return
             self.dirty = False
             data = self.snapshot()
-        self._timer.cancel()
         try:
             self._on_save(data)
         except Exception:
