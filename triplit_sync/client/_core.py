@@ -29,7 +29,7 @@ from ..sync.dispatch import Dispatcher
 from ..transport import CloseInfo, ConnectionStatus, Transport, WebSocketTransport
 from ..wire.messages import EntityData, Message, Ping, Ready, UpdateToken
 from ._slots import forget_names_after_fork
-from ._status_callbacks import StatusCallbacks
+from ._status_callbacks import StatusCallbacks, public_status
 from ._storage import ClientStorage
 from .data import DataAPI
 
@@ -161,10 +161,7 @@ class ClientCore:
 
     @property
     def connection_status(self) -> ConnectionStatus:
-        if self.sessions.current is None:
-            return ConnectionStatus.UNINITIALIZED
-        status = self.transport.status
-        return ConnectionStatus.CLOSED if status is ConnectionStatus.UNINITIALIZED else status
+        return public_status(self.sessions.current is not None, self.transport.status)
 
     # ------------------------------------------------------------------ sessions
 
